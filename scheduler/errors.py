@@ -1,0 +1,103 @@
+"""The one exception hierarchy of skybatch.
+
+Every error a user can cause or meet derives from :class:`SkybatchError` and carries the
+process exit code the CLI uses for it. Messages are one line: what was attempted, on which
+file/field/row/run, what failed and what to do::
+
+    SkybatchError            exit 1
+    ├── UsageError           exit 2   bad command-line usage
+    ├── RecipeError          exit 2   a recipe file or one of its fields is invalid
+    ├── InputError           exit 2   the input data cannot be read or sharded
+    ├── StoreError           exit 3   the run store refused an operation
+    │   └── ResumeRefused    exit 2   the input or model changed since the run was created
+    ├── EngineError          exit 1   an engine could not load or run
+    ├── PlanError            exit 4   no plan meets the deadline/budget
+    ├── LaunchError          exit 5   SkyPilot could not launch (e.g. no cloud enabled)
+    ├── BudgetError          exit 6   the run would pass, or has passed, its budget
+    └── DeadlineMissed       exit 7   the run finished after its deadline
+
+Third-party errors are wrapped with ``raise ... from e`` so the cause stays visible in
+``--debug`` tracebacks, while the CLI prints only the message.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BudgetError",
+    "DeadlineMissed",
+    "EngineError",
+    "InputError",
+    "LaunchError",
+    "PlanError",
+    "RecipeError",
+    "ResumeRefused",
+    "SkybatchError",
+    "StoreError",
+    "UsageError",
+]
+
+
+class SkybatchError(Exception):
+    """Root of every error skybatch raises on purpose."""
+
+    exit_code: int = 1
+
+
+class UsageError(SkybatchError):
+    """The command line was wrong."""
+
+    exit_code = 2
+
+
+class RecipeError(SkybatchError):
+    """A recipe file, or one of its fields, is invalid."""
+
+    exit_code = 2
+
+
+class InputError(SkybatchError):
+    """The input data cannot be found, read or sharded."""
+
+    exit_code = 2
+
+
+class StoreError(SkybatchError):
+    """The run store refused an operation, or failed its conformance check."""
+
+    exit_code = 3
+
+
+class ResumeRefused(StoreError):
+    """An existing run was created from a different input, model or recipe."""
+
+    exit_code = 2
+
+
+class EngineError(SkybatchError):
+    """An engine could not be loaded or failed as a whole (not one row)."""
+
+    exit_code = 1
+
+
+class PlanError(SkybatchError):
+    """No plan satisfies the deadline and budget."""
+
+    exit_code = 4
+
+
+class LaunchError(SkybatchError):
+    """SkyPilot could not launch the workers (no cloud enabled, quota, ...)."""
+
+    exit_code = 5
+
+
+class BudgetError(SkybatchError):
+    """The run would pass, or has passed, its budget."""
+
+    exit_code = 6
+
+
+class DeadlineMissed(SkybatchError):
+    """The run finished, but after its deadline."""
+
+    exit_code = 7
