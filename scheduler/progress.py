@@ -1,0 +1,306 @@
+"""Progress, rates, ETA and spend of a run, computed from its store.
+
+Everything here is derived from the store (manifest, commit markers, claims, heartbeats,
+meta documents); nothing is kept anywhere else, so any process (the CLI, the TUI, CI) on any
+machine sees the same picture. The SkyPilot backend adds the managed-job queue on top.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from scheduler.store import RunStore
+
+__all__ = ["RunState", "RunStatus", "ShardState", "WorkerStatus", "read_status"]
+
+#: A worker whose last heartbeat is older than this is considered gone.
+WORKER_STALE_S = 90.0
+
+
+class RunState(str, enum.Enum):
+    """Where a run stands. ``DONE`` and ``FAILED`` runs never change again on their own."""
+
+    PENDING = "pending"  # created, nothing committed, no worker alive
+    RUNNING = "running"  # at least one worker alive
+    STOPPED = "stopped"  # some work left, no worker alive: resume to continue
+    CANCELLED = "cancelled"  # cancelled by the user: resume to continue
+    DONE = "done"  # every shard committed, dead rows within the error budget
+    FAILED = "failed"  # every shard committed, too many dead rows
+
+    def is_terminal(self) -> bool:
+        """True for states a run only leaves if a user starts it again."""
+        return self in (RunState.DONE, RunState.FAILED)
+
+    @property
+    def glyph(self) -> str:
+        """A symbol for the state, so it is never shown by colour alone."""
+        return {
+            "pending": "○",
+            "running": "▶",
+            "stopped": "⏸",
+            "cancelled": "■",
+            "done": "✔",
+            "failed": "✘",
+        }[self.value]
+
+
+class ShardState(str, enum.Enum):
+    """One shard's state, for the shard map."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"  # not done, and at least one attempt failed with an error
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One worker as its heartbeat describes it."""
+
+    worker_id: str
+    state: str
+    alive: bool
+    accelerator: str | None
+    cloud: str | None
+    region: str | None
+    spot: bool
+    usd_per_hour: float
+    rows_done: int
+    rows_per_s: float
+    shards_done: int
+    preemptions: int
+    started_at: float | None
+    last_seen: float | None
+    current_shard: str | None
+
+    @property
+    def uptime_s(self) -> float:
+        """Seconds between start and the last heartbeat."""
+        if self.started_at is None or self.last_seen is None:
+            return 0.0
+        return max(0.0, self.last_seen - self.started_at)
+
+    @property
+    def spend_usd(self) -> float:
+        """What this worker has cost so far ($/h × billed hours)."""
+        return self.usd_per_hour * self.uptime_s / 3600.0
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """A run's progress at one moment."""
+
+    run_id: str
+    recipe_name: str
+    store: str
+    backend: str
+    state: RunState
+    created_at: str | None
+    rows_total: int
+    rows_done: int
+    rows_out: int
+    rows_dead: int
+    shards_total: int
+    shards_done: int
+    shards_claimed: int
+    shards_failed: int
+    rows_per_s: float
+    eta_s: float | None
+    elapsed_s: float
+    deadline_at: float | None
+    budget_usd: float | None
+    spend_usd: float
+    usd_per_hour: float
+    max_error_rate: float
+    tokens_in: int
+    tokens_out: int
+    workers: list[WorkerStatus] = field(default_factory=list)
+    shard_states: list[ShardState] = field(default_factory=list)
+
+    @property
+    def shards_pending(self) -> int:
+        """Shards neither committed nor leased."""
+        return self.shards_total - self.shards_done - self.shards_claimed
+
+    @property
+    def fraction_done(self) -> float:
+        """Share of rows committed, 0..1."""
+        return self.rows_done / self.rows_total if self.rows_total else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        """Dead rows over rows committed so far."""
+        return self.rows_dead / self.rows_done if self.rows_done else 0.0
+
+    @property
+    def balanced(self) -> bool:
+        """Input rows = output rows + dead rows over the committed shards."""
+        return self.rows_done == self.rows_out + self.rows_dead
+
+    def to_json(self) -> dict[str, Any]:
+        """The status as plain data (``skybatch status --json``)."""
+        return {
+            "run_id": self.run_id,
+            "recipe": self.recipe_name,
+            "store": self.store,
+            "backend": self.backend,
+            "state": self.state.value,
+            "rows_total": self.rows_total,
+            "rows_done": self.rows_done,
+            "rows_out": self.rows_out,
+            "rows_dead": self.rows_dead,
+            "shards_total": self.shards_total,
+            "shards_done": self.shards_done,
+            "shards_claimed": self.shards_claimed,
+            "shards_pending": self.shards_pending,
+            "shards_failed": self.shards_failed,
+            "fraction_done": round(self.fraction_done, 6),
+            "rows_per_s": round(self.rows_per_s, 3),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "elapsed_s": round(self.elapsed_s, 1),
+            "deadline_at": self.deadline_at,
+            "budget_usd": self.budget_usd,
+            "spend_usd": round(self.spend_usd, 4),
+            "usd_per_hour": round(self.usd_per_hour, 4),
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "workers": [
+                {**w.__dict__, "uptime_s": round(w.uptime_s, 1), "spend_usd": w.spend_usd}
+                for w in self.workers
+            ],
+        }
+
+
+def _ts(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _worker(worker_id: str, doc: dict[str, Any], now: float) -> WorkerStatus:
+    last_seen = _ts(doc.get("last_seen"))
+    state = str(doc.get("state", "running"))
+    alive = (
+        last_seen is not None
+        and now - last_seen < WORKER_STALE_S
+        and state not in ("exited", "stopped", "failed")
+    )
+    return WorkerStatus(
+        worker_id=worker_id,
+        state=state if alive or state in ("exited", "stopped", "failed") else "lost",
+        alive=alive,
+        accelerator=doc.get("accelerator"),
+        cloud=doc.get("cloud"),
+        region=doc.get("region"),
+        spot=bool(doc.get("spot", False)),
+        usd_per_hour=float(doc.get("usd_per_hour") or 0.0),
+        rows_done=int(doc.get("rows_done", 0)),
+        rows_per_s=float(doc.get("rows_per_s", 0.0)),
+        shards_done=int(doc.get("shards_done", 0)),
+        preemptions=int(doc.get("preemptions", 0)),
+        started_at=_ts(doc.get("started_at")),
+        last_seen=last_seen,
+        current_shard=doc.get("current_shard"),
+    )
+
+
+def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
+    """Compute a run's status from its store."""
+    now = time.time() if now is None else now
+    info = store.read_run_info()
+    manifest = store.read_manifest()
+    markers = store.markers()
+    claims = store.claims()
+    workers = [_worker(w, doc, now) for w, doc in sorted(store.workers().items())]
+    recipe = info.get("recipe") or {}
+    limits = recipe.get("limits") or {}
+    schedule = recipe.get("schedule") or {}
+
+    shard_states: list[ShardState] = []
+    claimed = failed = 0
+    for shard in manifest:
+        sid = str(shard["shard_id"])
+        claim = claims.get(sid)
+        if sid in markers:
+            shard_states.append(ShardState.DONE)
+        elif claim and float(claim.get("expires_at", 0)) > now:
+            claimed += 1
+            shard_states.append(ShardState.CLAIMED)
+        elif claim and int(claim.get("failures", 0)) > 0:
+            failed += 1
+            shard_states.append(ShardState.FAILED)
+        else:
+            shard_states.append(ShardState.PENDING)
+
+    rows_total = sum(int(s["row_count"]) for s in manifest)
+    rows_done = sum(m.rows_in for m in markers.values())
+    rows_out = sum(m.rows_out for m in markers.values())
+    rows_dead = sum(m.rows_dead for m in markers.values())
+    created = _ts(info.get("created_at"))
+    started = min((w.started_at for w in workers if w.started_at), default=created)
+    last = max((w.last_seen for w in workers if w.last_seen), default=now)
+    alive = [w for w in workers if w.alive]
+    elapsed = max(0.0, (now if alive else last) - started) if started else 0.0
+
+    live_rate = sum(w.rows_per_s for w in alive)
+    avg_rate = rows_done / elapsed if elapsed > 0 else 0.0
+    rows_per_s = live_rate if live_rate > 0 else avg_rate
+    remaining = rows_total - rows_done
+    if remaining <= 0:
+        eta: float | None = 0.0
+    elif rows_per_s > 0 and alive:
+        eta = remaining / rows_per_s
+    else:
+        eta = None
+
+    max_error_rate = float(limits.get("max_error_rate", 0.001))
+    cancelled = store.read_meta("cancel") is not None
+    if manifest and len(markers) == len(manifest):
+        too_many = rows_done and rows_dead / rows_done > max_error_rate
+        state = RunState.FAILED if too_many else RunState.DONE
+    elif alive:
+        state = RunState.RUNNING
+    elif cancelled:
+        state = RunState.CANCELLED
+    elif markers or workers:
+        state = RunState.STOPPED
+    else:
+        state = RunState.PENDING
+
+    return RunStatus(
+        run_id=store.run_id,
+        recipe_name=str(recipe.get("name", info.get("recipe_name", "?"))),
+        store=store.url,
+        backend=str(info.get("backend", "local")),
+        state=state,
+        created_at=info.get("created_at"),
+        rows_total=rows_total,
+        rows_done=rows_done,
+        rows_out=rows_out,
+        rows_dead=rows_dead,
+        shards_total=len(manifest),
+        shards_done=len(markers),
+        shards_claimed=claimed,
+        shards_failed=failed,
+        rows_per_s=rows_per_s,
+        eta_s=eta,
+        elapsed_s=elapsed,
+        deadline_at=_ts(info.get("deadline_at")),
+        budget_usd=schedule.get("budget_usd"),
+        spend_usd=sum(w.spend_usd for w in workers),
+        usd_per_hour=sum(w.usd_per_hour for w in alive),
+        max_error_rate=max_error_rate,
+        tokens_in=sum(m.tokens_in for m in markers.values()),
+        tokens_out=sum(m.tokens_out for m in markers.values()),
+        workers=workers,
+        shard_states=shard_states,
+    )

@@ -1,0 +1,661 @@
+"""The run store: where a run lives, and the single source of truth for its progress.
+
+Layout (see ``scheduler/STORE.md`` for the state diagram)::
+
+    <store>/<run_id>/
+      run.json                      resolved recipe, input fingerprint, model + revision, plan
+      manifest.parquet              shard_id, file, row offset, row count (written once)
+      claims/<shard>.json           advisory lease: worker, attempt, token, expires_at
+      out/<shard>.<attempt>.parquet results of one attempt
+      done/<shard>.json             commit marker: the attempt that counts (exclusive create)
+      dead/<shard>.<attempt>.jsonl  rows that failed, with the error
+      workers/<worker>.json         heartbeat
+      events/<ns>-<rand>.json       the run's event log (append-only: one object per event)
+      meta/<name>.json              documents written after creation (plan, jobs, cancel)
+
+A shard is done when, and only when, its ``done/`` marker exists. The marker is created
+exclusively (a hard link locally, ``If-None-Match: *`` on S3, a generation precondition on
+GCS), so the first commit wins and outputs are exactly-once even when two workers race on
+a shard whose lease expired. Claims are advisory: they spread work and let a stale lease be
+taken over; correctness never depends on them.
+
+Everything goes through fsspec; the local filesystem gets atomic renames and links so a
+crash never leaves a half-written marker, claim or output under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from scheduler.errors import ResumeRefused, StoreError
+
+__all__ = [
+    "DoneMarker",
+    "Lease",
+    "OutputFile",
+    "RunStore",
+    "digest_ids",
+    "iter_runs",
+    "make_run_id",
+    "open_store_root",
+    "utcnow",
+    "validate_run_id",
+]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DIGEST_MOD = 1 << 128
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def digest_ids(ids: Iterable[str]) -> str:
+    """An order-independent digest of a multiset of row ids.
+
+    The sum (mod 2**128) of each id's hash: the same ids in any order give the same digest,
+    and a duplicated or missing id changes it, so a reader can verify a shard's ids without
+    trusting listings or order.
+    """
+    total = 0
+    for i in ids:
+        total = (total + int.from_bytes(hashlib.sha256(i.encode()).digest()[:16], "big")) % (
+            _DIGEST_MOD
+        )
+    return f"{total:032x}"
+
+
+def validate_run_id(run_id: str) -> str:
+    """Return ``run_id`` or raise: ids become folder names and object keys."""
+    if not _RUN_ID.match(run_id):
+        raise StoreError(
+            f"run id {run_id!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(at most 128 characters, starting with a letter or digit)"
+        )
+    return run_id
+
+
+def make_run_id(
+    name: str, *, fingerprint: str, model: str, revision: str | None, recipe_digest: str
+) -> str:
+    """The stable run id: same input, model + revision and recipe give the same id."""
+    key = "\n".join([fingerprint, model, revision or "", recipe_digest])
+    return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's advisory claim on one shard for one attempt."""
+
+    shard_id: str
+    worker: str
+    attempt: int
+    token: str
+    expires_at: float
+    failures: int = 0
+    last_error: str | None = None
+
+    @property
+    def attempt_id(self) -> str:
+        """Unique name of this attempt, used in output and dead-letter file names."""
+        return f"{self.attempt}-{self.token[:6]}"
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file an attempt wrote: its store-relative path, size and sha256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DoneMarker:
+    """The commit marker of a shard: the attempt whose outputs count."""
+
+    shard_id: str
+    attempt: int
+    attempt_id: str
+    worker: str
+    out_file: str
+    out_size: int
+    out_sha256: str
+    dead_file: str | None
+    rows_in: int
+    rows_out: int
+    rows_dead: int
+    ids_digest: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    committed_at: str = ""
+    model_revision: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str) -> DoneMarker:
+        try:
+            raw = json.loads(data)
+            known = {f for f in cls.__dataclass_fields__}
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except (ValueError, TypeError) as e:
+            raise StoreError(f"{where}: commit marker is unreadable ({e})") from e
+
+
+def open_store_root(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Resolve a store URL (local path, s3://, gs://, memory://) to (filesystem, root)."""
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        proto = url.split("://", 1)[0]
+        extra = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}.get(proto, proto)
+        raise StoreError(
+            f"store {url}: support for {proto}:// is not installed "
+            f"(pip install 'skybatch[{extra}]')"
+        ) from e
+    except (ValueError, OSError) as e:
+        raise StoreError(f"store {url}: cannot open ({e})") from e
+    return fs, root.rstrip("/")
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+def _fuse_mount_type(path: str) -> str | None:
+    """The filesystem type if ``path`` sits on a FUSE mount (gcsfuse, s3fs-fuse, mountpoint)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    best, best_type = "", None
+    real = os.path.realpath(path)
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3 or len(parts[1]) <= len(best):
+            continue
+        if real == parts[1] or real.startswith(parts[1].rstrip("/") + "/"):
+            best, best_type = parts[1], parts[2]
+    if best_type and best_type.startswith("fuse") and best_type not in ("fuseblk",):
+        return best_type
+    return None
+
+
+class RunStore:
+    """One run's folder in a store, with the operations of the store contract.
+
+    Build one with :meth:`create_or_open` (the driver) or :meth:`open` (workers, readers).
+    Every method is safe to call from several processes and machines at once.
+    """
+
+    def __init__(self, url: str, run_id: str) -> None:
+        self.url = url.rstrip("/")
+        self.run_id = validate_run_id(run_id)
+        self.fs, base = open_store_root(url)
+        self.root = f"{base}/{run_id}"
+        self.local = _is_local(self.fs)
+        self._marker_cache: dict[str, DoneMarker] = {}
+
+    # ------------------------------------------------------------------ paths and raw I/O
+
+    def path(self, *parts: str) -> str:
+        """Absolute path (in the filesystem's terms) of a file of this run."""
+        return "/".join([self.root, *parts])
+
+    @property
+    def location(self) -> str:
+        """Where the run lives, as a user would type it."""
+        return f"{self.url}/{self.run_id}"
+
+    def _read_bytes(self, rel: str) -> bytes | None:
+        try:
+            with self.fs.open(self.path(rel), "rb") as f:
+                data: bytes = f.read()
+                return data
+        except FileNotFoundError:
+            return None
+
+    def _read_json(self, rel: str) -> Any | None:
+        data = self._read_bytes(rel)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None  # a torn write of an advisory file reads as absent
+
+    def _write_bytes(self, rel: str, data: bytes) -> None:
+        """Overwrite a file atomically (rename locally; object PUTs are atomic)."""
+        full = self.path(rel)
+        if self.local:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            tmp = f"{full}.{secrets.token_hex(4)}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, full)
+        else:
+            self.fs.pipe_file(full, data)
+
+    def _create_exclusive(self, rel: str, data: bytes) -> None:
+        """Create a file only if it does not exist; raise FileExistsError otherwise.
+
+        Locally the content is written to a temporary file and hard-linked into place
+        (``link`` fails atomically if the name exists), so the marker is never torn.
+        """
+        full = self.path(rel)
+        if self.local:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            tmp = f"{full}.{secrets.token_hex(4)}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, full)
+            finally:
+                os.unlink(tmp)
+            return
+        try:
+            with self.fs.open(full, "xb") as f:
+                f.write(data)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            text = str(e)
+            if "PreconditionFailed" in text or "412" in text or "conditionNotMet" in text:
+                raise FileExistsError(full) from e
+            raise
+
+    def _listdir(self, rel: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self.path(rel), detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        except TypeError:  # filesystems without ``refresh``
+            entries = self.fs.ls(self.path(rel), detail=False)
+        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    # ------------------------------------------------------------------ creation
+
+    def exists(self) -> bool:
+        """True when the run has been created (its run.json exists)."""
+        return bool(self.fs.exists(self.path("run.json")))
+
+    def check_conformance(self) -> None:
+        """Refuse a store that does not honour exclusive create (e.g. a FUSE bucket mount)."""
+        if self.local:
+            fuse = _fuse_mount_type(self.root)
+            if fuse:
+                raise StoreError(
+                    f"store {self.url} is on a {fuse} mount: FUSE bucket mounts can publish "
+                    "truncated files; use the bucket URL (s3://..., gs://...) instead"
+                )
+        probe = f"_conformance/{uuid.uuid4().hex}"
+        try:
+            self._create_exclusive(probe, b"1")
+        except OSError as e:
+            raise StoreError(f"store {self.url}: cannot write to it ({e})") from e
+        try:
+            try:
+                self._create_exclusive(probe, b"2")
+            except FileExistsError:
+                return
+            raise StoreError(
+                f"store {self.url} does not refuse a second exclusive create, so commits "
+                "cannot be exactly-once; use a local directory, s3:// or gs://"
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                self.fs.rm(self.path(probe))
+
+    def create(self, run_info: dict[str, Any], manifest: list[dict[str, Any]]) -> None:
+        """Write the manifest, then run.json (exclusively: the run exists once it is there)."""
+        table = pa.Table.from_pylist(manifest)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        self._write_bytes("manifest.parquet", buf.getvalue())
+        info = {"run_id": self.run_id, "store": self.url, **run_info}
+        info.setdefault("created_at", utcnow().isoformat())
+        # Another driver may create it first; the caller re-reads and checks it.
+        with contextlib.suppress(FileExistsError):
+            self._create_exclusive("run.json", json.dumps(info, indent=2, default=str).encode())
+
+    def ensure(
+        self,
+        run_info: dict[str, Any],
+        manifest: list[dict[str, Any]],
+        *,
+        keys: tuple[str, ...] = ("input_fingerprint", "model_revision", "recipe_digest"),
+    ) -> bool:
+        """Create the run, or check that the existing one matches; True if it was created.
+
+        A run created from a different input, model revision or recipe is refused with
+        :class:`ResumeRefused`, naming what changed and what to do.
+        """
+        if not self.exists():
+            self.create(run_info, manifest)
+            created = True
+        else:
+            created = False
+        stored = self.read_run_info()
+        labels = {
+            "input_fingerprint": "input",
+            "model_revision": "model revision",
+            "recipe_digest": "recipe",
+            "model": "model",
+        }
+        for key in keys:
+            if stored.get(key) != run_info.get(key):
+                raise ResumeRefused(
+                    f"run {self.run_id} in {self.url} was created from a different "
+                    f"{labels.get(key, key)} ({str(stored.get(key))[:12]} != "
+                    f"{str(run_info.get(key))[:12]}); to start a new run, give another "
+                    "--run-id (or omit --run-id to derive one from the new input)"
+                )
+        return created
+
+    def read_run_info(self) -> dict[str, Any]:
+        """The run's ``run.json``."""
+        info = self._read_json("run.json")
+        if not isinstance(info, dict):
+            raise StoreError(
+                f"run {self.run_id} not found in {self.url} (no run.json); "
+                "check the run id and --store"
+            )
+        return info
+
+    def read_manifest(self) -> list[dict[str, Any]]:
+        """The shards of the run, in order."""
+        data = self._read_bytes("manifest.parquet")
+        if data is None:
+            raise StoreError(f"run {self.run_id} in {self.url} has no manifest.parquet")
+        rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(data)).to_pylist()
+        return rows
+
+    def write_meta(self, name: str, obj: Any) -> None:
+        """Write (overwrite) ``meta/<name>.json``."""
+        self._write_bytes(f"meta/{name}.json", json.dumps(obj, indent=2, default=str).encode())
+
+    def read_meta(self, name: str) -> Any | None:
+        """Read ``meta/<name>.json`` or None."""
+        return self._read_json(f"meta/{name}.json")
+
+    # ------------------------------------------------------------------ leases
+
+    def read_claim(self, shard_id: str) -> dict[str, Any] | None:
+        """The current claim document of a shard, or None."""
+        claim = self._read_json(f"claims/{shard_id}.json")
+        return claim if isinstance(claim, dict) else None
+
+    def claim(
+        self, shard_id: str, worker: str, *, ttl_s: float, now: float | None = None
+    ) -> Lease | None:
+        """Take the lease on a shard, or None if it is done or leased to another worker.
+
+        An expired lease, or one held by an earlier incarnation of the same worker, is
+        taken over. The attempt number counts claims, ``failures`` counts attempts that
+        failed with an error (carried over so poison shards are detected).
+        """
+        if self.is_done(shard_id):
+            return None
+        now = time.time() if now is None else now
+        current = self.read_claim(shard_id)
+        if current is not None:
+            held_by_other = current.get("worker") != worker
+            if held_by_other and float(current.get("expires_at", 0)) > now:
+                return None
+        lease = Lease(
+            shard_id=shard_id,
+            worker=worker,
+            attempt=int(current.get("attempt", 0)) + 1 if current else 1,
+            token=secrets.token_hex(8),
+            expires_at=now + ttl_s,
+            failures=int(current.get("failures", 0)) if current else 0,
+            last_error=current.get("last_error") if current else None,
+        )
+        self._write_lease(lease, now=now)
+        back = self.read_claim(shard_id)
+        if back is None or back.get("token") != lease.token:
+            return None  # lost a race for the lease; fine, claims are advisory
+        return lease
+
+    def _write_lease(self, lease: Lease, *, now: float, released: bool = False) -> None:
+        doc = {
+            "shard_id": lease.shard_id,
+            "worker": lease.worker,
+            "attempt": lease.attempt,
+            "token": lease.token,
+            "claimed_at": _iso(now),
+            "expires_at": 0.0 if released else lease.expires_at,
+            "expires_at_iso": _iso(0.0 if released else lease.expires_at),
+            "failures": lease.failures,
+            "last_error": lease.last_error,
+            "released": released,
+        }
+        self._write_bytes(f"claims/{lease.shard_id}.json", json.dumps(doc).encode())
+
+    def renew(self, lease: Lease, *, ttl_s: float, now: float | None = None) -> Lease | None:
+        """Extend a lease we still hold; None if another worker took it over."""
+        now = time.time() if now is None else now
+        current = self.read_claim(lease.shard_id)
+        if current is None or current.get("token") != lease.token:
+            return None
+        renewed = Lease(**{**asdict(lease), "expires_at": now + ttl_s})
+        self._write_lease(renewed, now=now)
+        return renewed
+
+    def release(self, lease: Lease, *, error: str | None = None) -> None:
+        """Give a lease back without committing; with ``error`` the attempt counts as failed."""
+        current = self.read_claim(lease.shard_id)
+        if current is None or current.get("token") != lease.token:
+            return
+        failures = lease.failures + (1 if error else 0)
+        released = Lease(
+            **{**asdict(lease), "failures": failures, "last_error": error or lease.last_error}
+        )
+        self._write_lease(released, now=time.time(), released=True)
+
+    # ------------------------------------------------------------------ outputs and commit
+
+    def write_output(self, lease: Lease, table: pa.Table) -> OutputFile:
+        """Write one attempt's results as Parquet; returns path, size and checksum."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        data = buf.getvalue()
+        rel = f"out/{lease.shard_id}.{lease.attempt_id}.parquet"
+        self._write_bytes(rel, data)
+        return OutputFile(rel, len(data), hashlib.sha256(data).hexdigest())
+
+    def write_dead(self, lease: Lease, rows: list[dict[str, Any]]) -> OutputFile | None:
+        """Write one attempt's dead rows as JSONL (None when there are none)."""
+        if not rows:
+            return None
+        data = "".join(json.dumps(r, default=str) + "\n" for r in rows).encode()
+        rel = f"dead/{lease.shard_id}.{lease.attempt_id}.jsonl"
+        self._write_bytes(rel, data)
+        return OutputFile(rel, len(data), hashlib.sha256(data).hexdigest())
+
+    def verify(self, out: OutputFile) -> None:
+        """Check that a file exists with the size and checksum written; raise otherwise."""
+        data = self._read_bytes(out.path)
+        if data is None:
+            raise StoreError(f"{self.location}/{out.path}: output vanished before commit")
+        if len(data) != out.size or hashlib.sha256(data).hexdigest() != out.sha256:
+            raise StoreError(
+                f"{self.location}/{out.path}: output does not match what was written "
+                f"({len(data)} bytes, expected {out.size})"
+            )
+
+    def commit(self, marker: DoneMarker) -> bool:
+        """Create the shard's done marker exclusively; True if this attempt's outputs count.
+
+        An unclear outcome (a timeout, a conflict) is settled by reading the marker back:
+        if it names this attempt, the commit happened.
+        """
+        rel = f"done/{marker.shard_id}.json"
+        try:
+            self._create_exclusive(rel, marker.to_json())
+            won = True
+        except FileExistsError:
+            won = False
+        except OSError as e:
+            existing = self.read_marker(marker.shard_id)
+            if existing is None:
+                raise StoreError(
+                    f"{self.location}/{rel}: commit failed ({e}); the shard stays pending "
+                    "and will be retried"
+                ) from e
+            won = existing.attempt_id == marker.attempt_id
+        if not won:
+            existing = self.read_marker(marker.shard_id)
+            won = existing is not None and existing.attempt_id == marker.attempt_id
+        if won:
+            self._marker_cache[marker.shard_id] = marker
+            with contextlib.suppress(OSError):
+                self.fs.rm(self.path(f"claims/{marker.shard_id}.json"))
+        else:
+            # This attempt lost the race: its files will never be read; tidy them away.
+            for rel_out in (marker.out_file, marker.dead_file):
+                if rel_out:
+                    with contextlib.suppress(OSError):
+                        self.fs.rm(self.path(rel_out))
+        return won
+
+    def is_done(self, shard_id: str) -> bool:
+        """True when the shard's commit marker exists."""
+        if shard_id in self._marker_cache:
+            return True
+        return bool(self.fs.exists(self.path(f"done/{shard_id}.json")))
+
+    def read_marker(self, shard_id: str) -> DoneMarker | None:
+        """The shard's commit marker, or None if it is not done."""
+        if shard_id in self._marker_cache:
+            return self._marker_cache[shard_id]
+        data = self._read_bytes(f"done/{shard_id}.json")
+        if data is None:
+            return None
+        marker = DoneMarker.from_json(data, where=f"{self.location}/done/{shard_id}.json")
+        self._marker_cache[shard_id] = marker
+        return marker
+
+    def done_shards(self) -> list[str]:
+        """Ids of the committed shards (from the listing of ``done/``)."""
+        return [n[: -len(".json")] for n in self._listdir("done") if n.endswith(".json")]
+
+    def markers(self) -> dict[str, DoneMarker]:
+        """Every commit marker, by shard id (markers are immutable, so they are cached)."""
+        out: dict[str, DoneMarker] = {}
+        for shard_id in self.done_shards():
+            marker = self.read_marker(shard_id)
+            if marker is not None:
+                out[shard_id] = marker
+        return out
+
+    def claims(self) -> dict[str, dict[str, Any]]:
+        """Every claim document, by shard id."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self._listdir("claims"):
+            if name.endswith(".json"):
+                claim = self._read_json(f"claims/{name}")
+                if isinstance(claim, dict):
+                    out[name[: -len(".json")]] = claim
+        return out
+
+    def read_output(self, marker: DoneMarker) -> pa.Table:
+        """The committed results of one shard."""
+        data = self._read_bytes(marker.out_file)
+        if data is None:
+            raise StoreError(f"{self.location}/{marker.out_file}: committed output is missing")
+        return pq.read_table(io.BytesIO(data))
+
+    def read_dead(self, marker: DoneMarker) -> list[dict[str, Any]]:
+        """The dead rows of one committed shard."""
+        if not marker.dead_file:
+            return []
+        data = self._read_bytes(marker.dead_file) or b""
+        return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+    def output_paths(self) -> list[str]:
+        """Full paths (with protocol) of the committed output files, in shard order."""
+        paths = []
+        for _, marker in sorted(self.markers().items()):
+            paths.append(self.fs.unstrip_protocol(self.path(marker.out_file)))
+        return paths
+
+    # ------------------------------------------------------------------ heartbeats, events
+
+    def heartbeat(self, worker: str, info: dict[str, Any]) -> None:
+        """Publish a worker's heartbeat (overwrites the previous one)."""
+        doc = {**info, "worker": worker, "last_seen": utcnow().isoformat()}
+        self._write_bytes(f"workers/{worker}.json", json.dumps(doc, default=str).encode())
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        """Every worker's last heartbeat, by worker id."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self._listdir("workers"):
+            if name.endswith(".json"):
+                doc = self._read_json(f"workers/{name}")
+                if isinstance(doc, dict):
+                    out[name[: -len(".json")]] = doc
+        return out
+
+    def log_event(self, kind: str, message: str, **data: Any) -> None:
+        """Append an event to the run's log (one object per event: no read-modify-write)."""
+        now = time.time_ns()
+        doc = {"ts": _iso(now / 1e9), "kind": kind, "message": message, **data}
+        self._write_bytes(
+            f"events/{now:020d}-{secrets.token_hex(3)}.json", json.dumps(doc, default=str).encode()
+        )
+
+    def events(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The run's events, oldest first (the newest ``limit`` when given)."""
+        names = [n for n in self._listdir("events") if n.endswith(".json")]
+        if limit is not None:
+            names = names[-limit:]
+        out = []
+        for name in names:
+            doc = self._read_json(f"events/{name}")
+            if isinstance(doc, dict):
+                out.append(doc)
+        return out
+
+
+def iter_runs(url: str) -> Iterator[str]:
+    """Run ids in a store (folders holding a run.json)."""
+    fs, root = open_store_root(url)
+    try:
+        entries = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        return
+    for entry in sorted(entries, key=lambda e: str(e["name"])):
+        if entry.get("type") == "directory":
+            name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if _RUN_ID.match(name) and fs.exists(f"{root}/{name}/run.json"):
+                yield name
