@@ -1,0 +1,223 @@
+"""Task ``generate`` on the ``torch`` engine: transformers causal LMs for small models and
+machines without vLLM (CPUs included).
+
+The model loads once (``AutoModelForCausalLM`` + ``AutoTokenizer``, ``model.revision``
+pinned). Each batch is prompted through :mod:`scheduler.engines._prompts` (the tokenizer's
+chat template when it has one and ``prompt.chat`` is on, else system + template text),
+left-padded and sent to one batched ``generate`` per set of sampling parameters. Sampling
+follows the vLLM engine's fields: temperature 0 is greedy; ``seed`` seeds torch's RNG
+(inside a forked RNG state, so the process's own stream is untouched) before each call, so
+the same rows in the same batches give the same completions.
+
+``model.options``: ``device`` (``cpu``, ``cuda``, ``cuda:1``; default: CUDA when present),
+``dtype`` (``float32``, ``float16``, ``bfloat16``; default float32 on CPU, the model's own
+on GPU) and ``max_model_len`` (the context limit prompts are checked against; default the
+model's ``max_position_embeddings``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scheduler.engines._prompts import (
+    Sampling,
+    build_request,
+    check_length,
+    encode_prompt,
+    stop_text,
+)
+from scheduler.engines.base import Result, Row, RowFailure
+from scheduler.errors import EngineError
+
+if TYPE_CHECKING:
+    from scheduler.recipe import Recipe
+
+__all__ = ["TorchGenerateEngine"]
+
+_OPTIONS = frozenset({"device", "dtype", "max_model_len"})
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+class TorchGenerateEngine:
+    """Batched transformers generation (see the module docstring)."""
+
+    whole_shard = False
+
+    def __init__(self, recipe: Recipe) -> None:
+        options = recipe.model.options
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise EngineError(
+                f"model.options.{unknown[0]}: unknown option for torch generation "
+                f"(use {', '.join(sorted(_OPTIONS))})"
+            )
+        try:
+            import torch
+            import transformers
+        except ImportError as e:
+            raise EngineError(
+                "model.engine: torch generation needs torch and transformers; "
+                "run: pip install 'skybatch[torch]'"
+            ) from e
+        # transformers' own stubs are stricter than its runtime; one Any handle keeps
+        # mypy about our code, not theirs.
+        tf: Any = transformers
+        tf.utils.logging.disable_progress_bar()  # worker logs are read by people; no bars
+        self._tf = tf
+        self._torch = torch
+        self._recipe = recipe
+        self.device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype_name = options.get("dtype")
+        if dtype_name is not None and dtype_name not in _DTYPES:
+            raise EngineError(
+                f"model.options.dtype: {dtype_name!r} is not one of {', '.join(_DTYPES)}"
+            )
+        dtype: Any = getattr(torch, dtype_name) if dtype_name else None
+        if dtype is None and self.device == "cpu":
+            dtype = torch.float32  # half precision on CPU is slow and sometimes unsupported
+        name, revision = recipe.model.name, recipe.model.revision
+        try:
+            self._tokenizer: Any = tf.AutoTokenizer.from_pretrained(name, revision=revision)
+            kwargs: dict[str, Any] = {"revision": revision}
+            if dtype is not None:
+                kwargs["dtype"] = dtype
+            self._model: Any = tf.AutoModelForCausalLM.from_pretrained(name, **kwargs)
+        except (OSError, ValueError) as e:
+            raise EngineError(
+                f"model.name: cannot load {name!r}"
+                f"{f' at revision {revision}' if revision else ''} for generation ({e}); "
+                "check the name or path (downloads are off when HF_HUB_OFFLINE=1)"
+            ) from e
+        self._model.to(self.device)
+        self._model.eval()
+        tok = self._tokenizer
+        tok.padding_side = "left"  # decoder-only models continue from the right edge
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        self._eos_ids = _eos_ids(self._model, tok)
+        self.max_model_len = _context_limit(options.get("max_model_len"), self._model.config)
+
+    def infer(self, rows: list[Row]) -> list[Result]:
+        """One result per row, in order; rows that cannot be prompted are row failures."""
+        results: list[Result | None] = [None] * len(rows)
+        groups: dict[Sampling, list[tuple[int, list[int]]]] = {}
+        for i, row in enumerate(rows):
+            request = build_request(row, self._recipe)
+            if isinstance(request, RowFailure):
+                results[i] = request
+                continue
+            ids = encode_prompt(request, self._tokenizer)[1]
+            if not ids:
+                results[i] = RowFailure("prompt is empty after tokenisation")
+                continue
+            too_long = check_length(
+                len(ids), request.sampling.max_tokens, self.max_model_len, what=self._limit_name
+            )
+            if too_long is not None:
+                results[i] = too_long
+                continue
+            groups.setdefault(request.sampling, []).append((i, ids))
+        for sampling, members in groups.items():
+            outputs = self._generate([ids for _, ids in members], sampling)
+            for (i, _), result in zip(members, outputs, strict=True):
+                results[i] = result
+        return [r if r is not None else RowFailure("no result") for r in results]
+
+    @property
+    def _limit_name(self) -> str:
+        if "max_model_len" in self._recipe.model.options:
+            return "model.options.max_model_len"
+        return "the model's max_position_embeddings"
+
+    def _generate(self, prompts: list[list[int]], s: Sampling) -> list[Result]:
+        """One batched ``generate`` call; returns a result per prompt, in order."""
+        torch, tok = self._torch, self._tokenizer
+        batch: dict[str, Any] = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        sample = s.temperature > 0.0
+        config = self._tf.GenerationConfig(
+            max_new_tokens=s.max_tokens,
+            do_sample=sample,
+            # Passing temperature/top_p to greedy decoding only earns a warning.
+            **({"temperature": s.temperature, "top_p": s.top_p} if sample else {}),
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=sorted(self._eos_ids) or None,
+            stop_strings=list(s.stop) if s.stop else None,
+        )
+        with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
+            if s.seed is not None:
+                torch.manual_seed(s.seed)
+            out = self._model.generate(**batch, generation_config=config, tokenizer=tok)
+        width = batch["input_ids"].shape[1]
+        results: list[Result] = []
+        for prompt, seq in zip(prompts, out[:, width:].tolist(), strict=True):
+            results.append(self._decode(len(prompt), seq, s))
+        return results
+
+    def _decode(self, prompt_tokens: int, seq: list[int], s: Sampling) -> Result:
+        # A finished row is padded to the batch's length; its end is the first EOS/pad.
+        ends = {*self._eos_ids, self._tokenizer.pad_token_id}
+        end = next((j for j, t in enumerate(seq) if t in ends), None)
+        tokens = seq if end is None else seq[:end]
+        text = str(self._tokenizer.decode(tokens, skip_special_tokens=True))
+        text, stopped = stop_text(text, s.stop)
+        if stopped:
+            reason, count = "stop", len(tokens)
+        elif end is not None and seq[end] in self._eos_ids:
+            reason, count = "stop", len(tokens) + 1  # the EOS token was generated too
+        else:
+            reason, count = "length", len(tokens)
+        return {
+            "completion": text,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": count,
+            "finish_reason": reason,
+        }
+
+    def _rng_devices(self) -> list[Any]:
+        return [self._torch.device(self.device)] if self.device.startswith("cuda") else []
+
+    def describe(self) -> dict[str, Any]:
+        """What ran: engine, model, revision, device, accelerator."""
+        torch = self._torch
+        accelerator = None
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            accelerator = str(torch.cuda.get_device_name(torch.device(self.device)))
+        return {
+            "engine": "torch",
+            "model": self._recipe.model.name,
+            "revision": self._recipe.model.revision,
+            "device": self.device,
+            "accelerator": accelerator,
+            "dtype": str(next(self._model.parameters()).dtype).removeprefix("torch."),
+            "max_model_len": self.max_model_len,
+        }
+
+    def close(self) -> None:
+        """Drop the model and give cached GPU memory back."""
+        self._model = None
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    raw = getattr(model.generation_config, "eos_token_id", None)
+    if raw is None:
+        raw = tokenizer.eos_token_id
+    if raw is None:
+        return set()
+    return {int(x) for x in (raw if isinstance(raw, list) else [raw])}
+
+
+def _context_limit(asked: object, config: Any) -> int | None:
+    if asked is not None:
+        if isinstance(asked, bool) or not isinstance(asked, int) or asked <= 0:
+            raise EngineError(
+                f"model.options.max_model_len: must be a positive integer (got {asked!r})"
+            )
+        return asked
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
