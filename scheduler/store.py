@@ -34,7 +34,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -334,6 +334,9 @@ class RunStore:
         finally:
             with contextlib.suppress(OSError):
                 self.fs.rm(self.path(probe))
+            if self.local:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.path("_conformance"))
 
     def create(self, run_info: dict[str, Any], manifest: list[dict[str, Any]]) -> None:
         """Write the manifest, then run.json (exclusively: the run exists once it is there)."""
@@ -350,20 +353,20 @@ class RunStore:
     def ensure(
         self,
         run_info: dict[str, Any],
-        manifest: list[dict[str, Any]],
+        manifest: Callable[[], list[dict[str, Any]]],
         *,
         keys: tuple[str, ...] = ("input_fingerprint", "model_revision", "recipe_digest"),
     ) -> bool:
         """Create the run, or check that the existing one matches; True if it was created.
 
+        ``manifest`` is called only when the run is new (sharding reads input metadata).
         A run created from a different input, model revision or recipe is refused with
         :class:`ResumeRefused`, naming what changed and what to do.
         """
+        created = False
         if not self.exists():
-            self.create(run_info, manifest)
+            self.create(run_info, manifest())
             created = True
-        else:
-            created = False
         stored = self.read_run_info()
         labels = {
             "input_fingerprint": "input",
@@ -376,8 +379,8 @@ class RunStore:
                 raise ResumeRefused(
                     f"run {self.run_id} in {self.url} was created from a different "
                     f"{labels.get(key, key)} ({str(stored.get(key))[:12]} != "
-                    f"{str(run_info.get(key))[:12]}); to start a new run, give another "
-                    "--run-id (or omit --run-id to derive one from the new input)"
+                    f"{str(run_info.get(key))[:12]}); to start a new run give another "
+                    "--run-id, or omit --run-id to derive one from the new input"
                 )
         return created
 
@@ -406,6 +409,11 @@ class RunStore:
     def read_meta(self, name: str) -> Any | None:
         """Read ``meta/<name>.json`` or None."""
         return self._read_json(f"meta/{name}.json")
+
+    def clear_meta(self, name: str) -> None:
+        """Remove ``meta/<name>.json`` if it exists."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(f"meta/{name}.json"))
 
     # ------------------------------------------------------------------ leases
 

@@ -1,15 +1,29 @@
-"""Local commands: validate, run, status, results."""
+"""Local commands: validate, run, status, results.
+
+Exit codes (see the README): 0 done, 1 the run failed (too many dead rows, cancelled or
+stopped), 2 bad usage, recipe or input, 3 the store refused an operation, 130 interrupted.
+"""
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 import click
 
 from scheduler.cli._common import cli, emit_json, read_recipe, recipe_argument
+from scheduler.errors import SkybatchError, UsageError
+
+store_option = click.option(
+    "--store", "store_url", default=None, metavar="PATH|URL",
+    help="Run store (default: the recipe's `store`, or SKYBATCH_STORE, or ./runs).",
+)  # fmt: skip
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
 @cli.command()
 @recipe_argument
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option
 def validate(recipe: str, as_json: bool) -> None:
     """Check a recipe without running it.
 
@@ -22,3 +36,261 @@ def validate(recipe: str, as_json: bool) -> None:
         emit_json({"recipe": recipe, "valid": True, "name": r.name, "task": r.task})
     else:
         click.echo(f"{recipe}: ok ({r.task} with {r.model.engine}:{r.model.name})")
+
+
+@cli.command()
+@recipe_argument
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine.",
+)
+@store_option
+@click.option("--run-id", default=None, help="Use this run id instead of the derived one.")
+@click.option("--no-progress", is_flag=True, help="Do not draw the progress bar.")
+@json_option
+def run(
+    recipe: str,
+    workers: int,
+    store_url: str | None,
+    run_id: str | None,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Run a recipe here, with local worker processes (no cloud account needed).
+
+    Running the same command again resumes: committed shards are skipped. Ctrl-C stops
+    the workers cleanly.
+
+    \b
+    Example:
+      skybatch run recipes/embed-minilm.yaml --workers 2
+    """
+    from scheduler.backends.local import run_local
+    from scheduler.runs import prepare_run, summarize
+
+    r = read_recipe(recipe)
+    started = time.monotonic()
+    store = prepare_run(r, store_url=store_url, run_id=run_id, backend="local")
+    if not as_json:
+        click.echo(f"run {store.run_id} → {store.location}", err=True)
+    status = run_local(store, workers=workers, progress=not (no_progress or as_json))
+    summary = summarize(store, wall_s=time.monotonic() - started)
+    _record_history(store, summary)
+    if as_json:
+        emit_json(summary)
+    else:
+        _print_summary(summary)
+    if not status.state.is_terminal() or status.state.value != "done":
+        raise SystemExit(1)
+
+
+def _record_history(store: Any, summary: dict[str, Any]) -> None:
+    """Send what the run measured back to the pricing DB, when pricing supports it."""
+    try:
+        import pricing
+    except ImportError:
+        return
+    record = getattr(pricing, "record_run", None)
+    if record is None or summary["state"] != "done":
+        return
+    try:
+        info = store.read_run_info()
+        record(
+            run_id=summary["run_id"],
+            recipe=info.get("recipe_name"),
+            backend="local",
+            rows=summary["rows_in"],
+            actual_hours=summary["wall_s"] / 3600,
+            actual_cost_usd=summary["spend_usd"],
+            rows_per_s=summary["rows_per_s"],
+        )
+    except (SkybatchError, TypeError, OSError) as e:
+        click.echo(f"skybatch: note: run history not recorded ({e})", err=True)
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    mark = {"done": "✔", "failed": "✘"}.get(s["state"], "⏸")
+    click.echo(
+        f"{mark} {s['state']}: {s['rows_in']:,} rows in → {s['rows_out']:,} out, "
+        f"{s['rows_dead']:,} dead · {s['wall_s']:.1f} s · {s['rows_per_s']:.1f} rows/s"
+    )
+    if s["state"] == "failed":
+        click.echo(
+            f"  dead rows are {s['error_rate']:.2%} of rows, above max_error_rate "
+            f"{s['max_error_rate']:.2%}; see `skybatch status {s['run_id']}`"
+        )
+    elif s["state"] != "done":
+        click.echo("  stopped before the end: run the same command again to resume")
+    click.echo(f"  results: skybatch results {s['run_id']} --store {s['store']}")
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@store_option
+@json_option
+def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
+    """Show a run's progress, or list the runs in a store.
+
+    \b
+    Examples:
+      skybatch status                       # every run in ./runs
+      skybatch status embed-minilm-1a2b3c4d5e --json
+    """
+    from scheduler.progress import read_status
+    from scheduler.store import RunStore, iter_runs
+
+    url = _store_url(store_url)
+    if run_id is None:
+        rows = [read_status(RunStore(url, rid)) for rid in iter_runs(url)]
+        if as_json:
+            emit_json({"store": url, "runs": [s.to_json() for s in rows]})
+            return
+        if not rows:
+            click.echo(f"no runs in {url}")
+            return
+        for s in rows:
+            click.echo(
+                f"{s.state.glyph} {s.run_id:<40} {s.state.value:<9} "
+                f"{s.fraction_done:6.1%}  {s.rows_done:,}/{s.rows_total:,} rows  "
+                f"dead {s.rows_dead:,}"
+            )
+        return
+    st = read_status(RunStore(url, run_id))
+    extra: dict[str, Any] = {}
+    info = RunStore(url, run_id).read_run_info()
+    if info.get("backend") == "skypilot":
+        try:
+            from scheduler.backends import skypilot
+
+            job_statuses = getattr(skypilot, "job_statuses", None)
+            if job_statuses is not None:
+                extra["jobs"] = job_statuses(RunStore(url, run_id))
+        except SkybatchError as e:
+            extra["jobs_error"] = str(e)
+    if as_json:
+        emit_json({**st.to_json(), **extra})
+        return
+    eta = "--" if st.eta_s is None else f"{st.eta_s / 60:.1f} min"
+    click.echo(f"{st.state.glyph} {st.run_id} [{st.state.value}] {st.recipe_name} · {st.backend}")
+    click.echo(
+        f"  rows    {st.rows_done:,}/{st.rows_total:,} ({st.fraction_done:.1%}) · "
+        f"out {st.rows_out:,} · dead {st.rows_dead:,}"
+    )
+    click.echo(
+        f"  shards  done {st.shards_done} · claimed {st.shards_claimed} · "
+        f"pending {st.shards_pending} · failing {st.shards_failed} of {st.shards_total}"
+    )
+    click.echo(f"  rate    {st.rows_per_s:.1f} rows/s · ETA {eta} · elapsed {st.elapsed_s:.0f} s")
+    click.echo(
+        f"  spend   ${st.spend_usd:.2f}"
+        + (f" of ${st.budget_usd:.2f}" if st.budget_usd else "")
+        + f" · now ${st.usd_per_hour:.2f}/h"
+    )
+    for w in st.workers:
+        click.echo(
+            f"  worker  {w.worker_id:<12} {w.state:<8} {w.rows_per_s:7.1f} rows/s "
+            f"shards {w.shards_done} · {w.accelerator or '?'}"
+            + (f" · {w.cloud}/{w.region}" if w.cloud else "")
+        )
+    for job in extra.get("jobs", []):
+        click.echo(f"  job     {job}")
+
+
+def _store_url(store_url: str | None) -> str:
+    import os
+    from pathlib import Path
+
+    url = store_url or os.environ.get("SKYBATCH_STORE") or "./runs"
+    return url.rstrip("/") if "://" in url else str(Path(url).expanduser().resolve())
+
+
+@cli.command()
+@click.argument("run_id")
+@store_option
+@click.option("--sql", default=None, help="A DuckDB query over the view `results`.")
+@click.option(
+    "--export",
+    "export_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write the committed outputs to one .parquet or .jsonl file.",
+)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["auto", "openai-batch"]),
+    default="auto",
+    show_default=True,
+    help="openai-batch: OpenAI Batch API output lines plus an errors file.",
+)
+@click.option("--limit", type=int, default=10, show_default=True, help="Rows to show.")
+@json_option
+def results(
+    run_id: str,
+    store_url: str | None,
+    sql: str | None,
+    export_path: str | None,
+    export_format: str,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Query or export a run's committed outputs with DuckDB.
+
+    Only shards with a commit marker are visible: the view `results` never shows an
+    attempt that lost a race or was interrupted.
+
+    \b
+    Examples:
+      skybatch results embed-minilm-1a2b3c4d5e --sql "select count(*) from results"
+      skybatch results embed-minilm-1a2b3c4d5e --export embeddings.parquet
+    """
+    from scheduler.results import export_results, query_results
+    from scheduler.store import RunStore
+
+    store = RunStore(_store_url(store_url), run_id)
+    store.read_run_info()
+    if export_path:
+        summary = export_results(store, export_path, fmt=export_format)
+        if as_json:
+            emit_json(summary)
+        else:
+            click.echo(
+                f"wrote {summary['rows']:,} rows to {export_path}"
+                + (
+                    f" and {summary['errors']:,} errors to {summary['errors_path']}"
+                    if summary.get("errors_path")
+                    else ""
+                )
+            )
+        return
+    if export_format != "auto":
+        raise UsageError("--format goes with --export PATH")
+    query = sql or f"select * from results limit {int(limit)}"
+    columns, rows = query_results(store, query)
+    if as_json:
+        emit_json(
+            {
+                "run_id": run_id,
+                "columns": columns,
+                "rows": [dict(zip(columns, r, strict=True)) for r in rows],
+            }
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=f"{run_id}: {query}")
+    for r in rows:
+        table.add_row(*[_cell(v) for v in r])
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list | tuple) and len(value) > 4:
+        head = ", ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in value[:3])
+        return f"[{head}, … ({len(value)})]"
+    return str(value)

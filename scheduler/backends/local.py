@@ -1,0 +1,284 @@
+"""The local backend: worker processes on this machine.
+
+:class:`LocalPool` starts ``python -m scheduler.worker`` processes against a run, restarts
+one that crashes (a bounded number of times), and stops them all within the spot notice
+window (SIGTERM, then SIGKILL after ``timeout_s``). :func:`run_local` drives a whole run:
+start workers, poll the store, draw the progress bar, and return when every shard is
+committed, when the run is cancelled, or when workers cannot go on.
+
+Worker logs go to ``<store>/<run>/logs/<worker>.log`` for a local store (a temporary
+directory otherwise), and the error of a worker that could not start is read back from its
+heartbeat, so a bad model name reaches the user as one line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from scheduler.errors import EngineError, SkybatchError
+from scheduler.progress import RunStatus, read_status
+from scheduler.store import RunStore
+
+__all__ = ["LocalPool", "run_local"]
+
+EXIT_ENGINE, EXIT_STOPPED = 2, 3
+
+
+@dataclass
+class _Proc:
+    worker_id: str
+    popen: subprocess.Popen[bytes]
+    log: IO[bytes]
+    usd_per_hour: float
+    restarts: int = 0
+
+
+@dataclass
+class LocalPool:
+    """Worker processes for one run on this machine."""
+
+    store: RunStore
+    env: dict[str, str] | None = None
+    max_restarts: int = 3
+    heartbeat_s: float = 2.0
+    usd_per_hour: float = 0.0
+    procs: dict[str, _Proc] = field(default_factory=dict)
+    fatal_error: str | None = None
+    restarts: int = 0
+    _next_index: int = 0
+
+    def _log_dir(self) -> Path:
+        if self.store.local:
+            path = Path(self.store.path("logs"))
+        else:
+            path = Path(tempfile.gettempdir()) / "skybatch-logs" / self.store.run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _spawn(self, worker_id: str, usd_per_hour: float) -> _Proc:
+        env = {**os.environ, **(self.env or {})}
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # Share the cores between workers instead of oversubscribing them.
+        threads = max(1, (os.cpu_count() or 1) // max(1, len(self.procs) + 1))
+        env.setdefault("OMP_NUM_THREADS", str(threads))
+        cmd = [
+            sys.executable, "-m", "scheduler.worker",
+            "--store", self.store.url, "--run-id", self.store.run_id,
+            "--worker-id", worker_id, "--heartbeat-s", str(self.heartbeat_s),
+            "--usd-per-hour", str(usd_per_hour),
+        ]  # fmt: skip
+        log = open(self._log_dir() / f"{worker_id}.log", "ab")  # noqa: SIM115 - closed in _reap
+        popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return _Proc(worker_id, popen, log, usd_per_hour)
+
+    def start(self, n: int) -> list[str]:
+        """Start ``n`` workers; returns their ids."""
+        return self.add(n)
+
+    def add(self, k: int, *, usd_per_hour: float | None = None) -> list[str]:
+        """Start ``k`` more workers (the deadline guard's lever); returns their ids."""
+        ids = []
+        for _ in range(k):
+            worker_id = f"local-{self._next_index}"
+            self._next_index += 1
+            price = self.usd_per_hour if usd_per_hour is None else usd_per_hour
+            self.procs[worker_id] = self._spawn(worker_id, price)
+            ids.append(worker_id)
+        return ids
+
+    def alive(self) -> int:
+        """How many workers are running."""
+        return sum(1 for p in self.procs.values() if p.popen.poll() is None)
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running workers, by worker id."""
+        return {w: p.popen.pid for w, p in self.procs.items() if p.popen.poll() is None}
+
+    def poll(self) -> list[str]:
+        """Reap exited workers and restart crashed ones; returns what happened, in words."""
+        happened: list[str] = []
+        for worker_id, proc in list(self.procs.items()):
+            code = proc.popen.poll()
+            if code is None or proc.log.closed:
+                continue
+            proc.log.close()
+            if code in (0, EXIT_STOPPED):
+                continue
+            if code == EXIT_ENGINE:
+                beat = self.store.workers().get(worker_id, {})
+                self.fatal_error = str(beat.get("error") or f"worker {worker_id} could not start")
+                happened.append(f"worker {worker_id} could not start: {self.fatal_error}")
+                continue
+            if self.restarts >= self.max_restarts:
+                self.fatal_error = (
+                    f"worker {worker_id} crashed (exit {code}) and the restart budget "
+                    f"({self.max_restarts}) is spent; see {self._log_dir()}/{worker_id}.log"
+                )
+                happened.append(self.fatal_error)
+                continue
+            self.restarts += 1
+            restarted = self._spawn(worker_id, proc.usd_per_hour)
+            restarted.restarts = proc.restarts + 1
+            self.procs[worker_id] = restarted
+            msg = f"worker {worker_id} exited with {code}; restarted ({self.restarts}/{self.max_restarts})"
+            self.store.log_event("worker_restarted", msg, worker=worker_id, exit_code=code)
+            happened.append(msg)
+        return happened
+
+    def restart_idle(self) -> int:
+        """Start again every worker that has exited (after a lease expiry, say)."""
+        count = 0
+        for worker_id, proc in list(self.procs.items()):
+            if proc.popen.poll() is not None:
+                if not proc.log.closed:
+                    proc.log.close()
+                self.procs[worker_id] = self._spawn(worker_id, proc.usd_per_hour)
+                count += 1
+        return count
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM every worker, wait up to ``timeout_s``, then SIGKILL the rest."""
+        for proc in self.procs.values():
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs.values():
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                proc.popen.wait(remaining)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+            if not proc.log.closed:
+                proc.log.close()
+
+
+def _progress_bar(status: RunStatus) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows · {task.fields[rate]} rows/s · ETA {task.fields[eta]}"),
+        TextColumn("· dead {task.fields[dead]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+
+
+def _fmt_eta(eta_s: float | None) -> str:
+    if eta_s is None:
+        return "--"
+    eta = int(eta_s)
+    return f"{eta // 3600}:{eta % 3600 // 60:02d}:{eta % 60:02d}"
+
+
+def run_local(
+    store: RunStore,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    stop: threading.Event | None = None,
+    poll_s: float = 0.5,
+    usd_per_hour: float = 0.0,
+    env: dict[str, str] | None = None,
+    on_tick: Callable[[RunStatus, LocalPool], None] | None = None,
+) -> RunStatus:
+    """Run the workers of a prepared run here until it ends; returns the final status.
+
+    ``on_tick`` is called after every poll (the deadline guard hooks in there).
+    Ctrl-C (or ``stop``) stops the workers cleanly: the run can be resumed later.
+    """
+    stop = stop or threading.Event()
+    if store.read_meta("cancel") is not None:
+        store.clear_meta("cancel")  # starting again is how a cancelled run resumes
+        store.log_event("resumed", "run resumed after a cancel")
+    status = read_status(store)
+    if status.shards_done == status.shards_total:
+        return status
+    recipe = store.read_run_info().get("recipe", {})
+    retries = int(recipe.get("limits", {}).get("retries", 3))
+    pool = LocalPool(
+        store, env=env, max_restarts=max(1, retries) * max(1, workers), usd_per_hour=usd_per_hour
+    )
+    store.log_event("workers_started", f"{workers} local worker(s) started", workers=workers)
+    pool.start(workers)
+    bar = _progress_bar(status) if progress else None
+    task = None
+    if bar is not None:
+        bar.start()
+        task = bar.add_task(
+            store.run_id,
+            total=status.rows_total,
+            completed=status.rows_done,
+            rate="0.0",
+            eta="--",
+            dead=status.rows_dead,
+        )
+    idle_restarts = 0
+    try:
+        while True:
+            if stop.wait(poll_s):
+                break
+            for line in pool.poll():
+                if bar is not None:
+                    bar.console.print(f"[yellow]{line}")
+            status = read_status(store)
+            if bar is not None and task is not None:
+                bar.update(
+                    task,
+                    completed=status.rows_done,
+                    rate=f"{status.rows_per_s:.1f}",
+                    eta=_fmt_eta(status.eta_s),
+                    dead=status.rows_dead,
+                )
+            if on_tick is not None:
+                on_tick(status, pool)
+            if status.shards_done == status.shards_total:
+                break
+            if pool.fatal_error:
+                raise EngineError(pool.fatal_error)
+            if store.read_meta("cancel") is not None:
+                store.log_event("cancelled", "run cancelled; workers stopped")
+                break
+            if pool.alive() == 0:
+                # Every worker found nothing claimable, yet shards remain: their leases
+                # belong to workers that are gone. Start again once they can be taken.
+                idle_restarts += 1
+                if idle_restarts > max(3, retries + 1) * 10:
+                    raise SkybatchError(
+                        f"run {store.run_id}: workers keep exiting with "
+                        f"{status.shards_total - status.shards_done} shards left; see "
+                        f"{pool._log_dir()}"
+                    )
+                time.sleep(min(5.0, poll_s * 4))
+                pool.restart_idle()
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        pool.stop()
+        if bar is not None:
+            bar.stop()
+    return read_status(store)

@@ -1,0 +1,121 @@
+"""DuckDB over a run's committed outputs, and exports of them.
+
+Only the output file named by each shard's commit marker is read, so the view ``results``
+never shows an attempt that lost a race or was interrupted. A local store is scanned by
+DuckDB directly (``read_parquet`` with ``union_by_name``, since a shard whose rows all died
+has no output columns); an object store is scanned through a pyarrow dataset over fsspec,
+so no DuckDB extension (httpfs) is needed. The connection is in-memory: querying results
+never touches the pricing database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from scheduler.errors import StoreError, UsageError
+from scheduler.store import RunStore
+
+__all__ = ["connect_results", "export_results", "query_results"]
+
+
+def connect_results(store: RunStore) -> Any:
+    """An in-memory DuckDB connection with a view ``results`` over the committed outputs."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    markers = [m for _, m in sorted(store.markers().items())]
+    id_column = (store.read_run_info().get("recipe", {}).get("input", {}) or {}).get(
+        "id_column"
+    ) or "id"
+    if not markers:
+        con.execute(f'create view results as select null::varchar as "{id_column}" where false')
+        return con
+    if store.local:
+        paths = [store.path(m.out_file) for m in markers]
+        listed = ", ".join(f"'{_quote(p)}'" for p in paths)
+        con.execute(
+            f"create view results as select * from read_parquet([{listed}], union_by_name=true)"
+        )
+        return con
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs = PyFileSystem(FSSpecHandler(store.fs))
+    paths = [store.path(m.out_file) for m in markers]
+    schemas = [ds.dataset(p, filesystem=fs, format="parquet").schema for p in paths[:64]]
+    dataset = ds.dataset(paths, filesystem=fs, format="parquet", schema=pa.unify_schemas(schemas))
+    con.register("results_arrow", dataset)
+    con.execute("create view results as select * from results_arrow")
+    return con
+
+
+def query_results(store: RunStore, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run a query over the view ``results``; returns column names and rows."""
+    import duckdb
+
+    con = connect_results(store)
+    try:
+        cur = con.execute(sql)
+    except duckdb.Error as e:
+        raise UsageError(f"--sql: {str(e).splitlines()[0]}") from e
+    columns = [d[0] for d in cur.description or []]
+    return columns, cur.fetchall()
+
+
+def _dead_rows(store: RunStore) -> Iterator[dict[str, Any]]:
+    for _, marker in sorted(store.markers().items()):
+        yield from store.read_dead(marker)
+
+
+def export_results(store: RunStore, path: str, *, fmt: str = "auto") -> dict[str, Any]:
+    """Write the committed outputs to one Parquet or JSONL file (by extension)."""
+    suffix = Path(path).suffix.lower()
+    if fmt == "openai-batch":
+        return _export_openai(store, path)
+    if suffix not in (".parquet", ".jsonl", ".ndjson", ".json"):
+        raise UsageError(f"--export {path}: use a .parquet or .jsonl file name")
+    con = connect_results(store)
+    kind = "parquet" if suffix == ".parquet" else "json"
+    target = str(Path(path).expanduser())
+    try:
+        con.execute(f"copy (select * from results) to '{_quote(target)}' (format {kind})")
+    except Exception as e:
+        raise StoreError(f"--export {path}: cannot write ({str(e).splitlines()[0]})") from e
+    (rows,) = con.execute("select count(*) from results").fetchone() or (0,)
+    return {"run_id": store.run_id, "path": target, "rows": int(rows), "format": kind}
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _export_openai(store: RunStore, path: str) -> dict[str, Any]:
+    from scheduler.openai_batch import write_openai_batch
+
+    info = store.read_run_info()
+    id_column = (info.get("recipe", {}).get("input", {}) or {}).get("id_column") or "id"
+
+    def outputs() -> Iterator[dict[str, Any]]:
+        for _, marker in sorted(store.markers().items()):
+            yield from store.read_output(marker).to_pylist()
+
+    dead = ({**d, id_column: d["id"]} for d in _dead_rows(store))
+    wrote = write_openai_batch(
+        outputs(),
+        dead,
+        output_path=path,
+        model=str(info.get("model")),
+        run_id=store.run_id,
+        id_column=id_column,
+    )
+    return {
+        "run_id": store.run_id,
+        "path": wrote.output_path,
+        "rows": wrote.completed,
+        "errors": wrote.failed,
+        "errors_path": wrote.errors_path,
+        "format": "openai-batch",
+    }

@@ -1,0 +1,133 @@
+"""Creating, resuming and summarising runs.
+
+:func:`prepare_run` turns a recipe into a run in a store: it resolves and fingerprints the
+input, derives the stable run id (same input, model + revision and recipe → same id, so a
+re-triggered job resumes), checks the store's conformance, and either creates the run
+(manifest + ``run.json``) or checks that the existing one was made from the same input,
+model revision and recipe. Sharding reads file metadata only, and only for a new run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import timedelta
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from scheduler.inputs import open_input
+from scheduler.progress import read_status
+from scheduler.recipe import Recipe, resolve_input_path
+from scheduler.store import RunStore, make_run_id, utcnow
+
+__all__ = ["default_rows_per_shard", "prepare_run", "resolve_store_url", "summarize"]
+
+
+def default_rows_per_shard(total_rows: int) -> int:
+    """Rows per shard when neither the recipe nor a plan fixes it.
+
+    About 16 shards for small inputs (so several local workers share the work and a crash
+    costs little), at most 10,000 rows per shard for large ones.
+    """
+    return max(100, min(10_000, math.ceil(total_rows / 16)))
+
+
+def resolve_store_url(recipe: Recipe, store_url: str | None = None) -> str:
+    """The store URL to use: the flag, then ``SKYBATCH_STORE``, then the recipe."""
+    url = store_url or os.environ.get("SKYBATCH_STORE") or recipe.store
+    if "://" in url:
+        return url.rstrip("/")
+    return str(Path(url).expanduser().resolve())
+
+
+def _version() -> str:
+    try:
+        return metadata.version("skybatch")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def prepare_run(
+    recipe: Recipe,
+    *,
+    store_url: str | None = None,
+    run_id: str | None = None,
+    backend: str = "local",
+    plan: dict[str, Any] | None = None,
+    rows_per_shard: int | None = None,
+    extra_info: dict[str, Any] | None = None,
+) -> RunStore:
+    """Create the run for ``recipe`` in its store, or open it to resume; returns the store."""
+    url = resolve_store_url(recipe, store_url)
+    input_path = resolve_input_path(recipe)
+    if "://" not in input_path:
+        input_path = str(Path(input_path).resolve()) if Path(input_path).exists() else input_path
+    source = open_input(recipe.input, input_path)
+    fingerprint = source.fingerprint()
+    digest = recipe.digest()
+    revision = recipe.model.revision
+    rid = run_id or make_run_id(
+        recipe.name,
+        fingerprint=fingerprint,
+        model=recipe.model.name,
+        revision=revision,
+        recipe_digest=digest,
+    )
+    store = RunStore(url, rid)
+    store.check_conformance()
+    now = utcnow()
+    deadline = recipe.schedule.deadline
+    info: dict[str, Any] = {
+        "created_at": now.isoformat(),
+        "recipe_name": recipe.name,
+        "recipe_source": recipe.source,
+        "recipe": recipe.to_dict(),
+        "recipe_digest": digest,
+        "input_path": input_path,
+        "input_fingerprint": fingerprint,
+        "input_files": [
+            {"url": f.url, "format": f.format, "size": f.size, "version": f.version, "rows": f.rows}
+            for f in source.files
+        ],
+        "rows_total": source.total_rows,
+        "model": recipe.model.name,
+        "model_revision": revision,
+        "backend": backend,
+        "plan": plan,
+        "deadline_at": (now + timedelta(seconds=deadline)).isoformat() if deadline else None,
+        "skybatch_version": _version(),
+        **(extra_info or {}),
+    }
+    rps = recipe.shards.rows_per_shard or rows_per_shard
+    info["rows_per_shard"] = rps or default_rows_per_shard(source.total_rows)
+    store.ensure(
+        info,
+        lambda: [s.to_dict() for s in source.shards(int(info["rows_per_shard"]))],
+        keys=("input_fingerprint", "model_revision", "recipe_digest", "model"),
+    )
+    return store
+
+
+def summarize(store: RunStore, *, wall_s: float) -> dict[str, Any]:
+    """The run summary of the command contract (``run`` and ``launch --wait`` ``--json``)."""
+    status = read_status(store)
+    return {
+        "run_id": store.run_id,
+        "store": store.url,
+        "location": store.location,
+        "state": status.state.value,
+        "rows_in": status.rows_total,
+        "rows_done": status.rows_done,
+        "rows_out": status.rows_out,
+        "rows_dead": status.rows_dead,
+        "shards_total": status.shards_total,
+        "shards_done": status.shards_done,
+        "wall_s": round(wall_s, 3),
+        "rows_per_s": round(status.rows_done / wall_s, 3) if wall_s > 0 else 0.0,
+        "tokens_in": status.tokens_in,
+        "tokens_out": status.tokens_out,
+        "spend_usd": round(status.spend_usd, 4),
+        "error_rate": round(status.error_rate, 6),
+        "max_error_rate": status.max_error_rate,
+    }

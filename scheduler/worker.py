@@ -1,0 +1,468 @@
+"""The shard worker: claim → read → infer in batches → write → verify → commit.
+
+One worker is one process with one loaded engine. It finds its run in the store (the
+recipe is in ``run.json``), so a cloud worker needs only the store URL and the run id::
+
+    python -m scheduler.worker --store s3://bucket/runs --run-id embed-1a2b3c --worker-id w3
+
+State machine of one shard attempt (see ``scheduler/STORE.md``)::
+
+    claim ──► read ──► infer batches ──► write out + dead ──► verify ──► commit
+      │                  │  ▲  batch raised: retry row by row, dead-letter what still fails
+      │                  │  └─ out of memory: halve the batch, retry the same rows
+      │                  ├─ SIGTERM / stop ─► release lease (no error), commit nothing
+      │                  └─ shard timeout / error ─► release lease with the error (failures+1)
+      └─ failures > limits.retries ─► commit every row of the shard as dead (poison shard)
+
+Exit codes: 0 nothing left to claim, 2 the engine could not load (not worth restarting),
+3 stopped by a signal, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from scheduler.engines.base import Engine, Result, Row, RowFailure, is_out_of_memory
+from scheduler.errors import EngineError, SkybatchError
+from scheduler.inputs import Input, ShardSpec, open_input
+from scheduler.recipe import Recipe, recipe_from_dict
+from scheduler.store import DoneMarker, Lease, RunStore, digest_ids, utcnow
+
+__all__ = ["Worker", "WorkerInfo", "main"]
+
+EXIT_DONE, EXIT_FAILED, EXIT_ENGINE, EXIT_STOPPED = 0, 1, 2, 3
+
+
+class _Stopped(Exception):
+    """Raised inside a shard when the worker was asked to stop."""
+
+
+class _ShardTimeout(Exception):
+    """Raised inside a shard when it ran past ``limits.shard_timeout``."""
+
+
+@dataclass
+class WorkerInfo:
+    """What a heartbeat says about where the worker runs and what it costs."""
+
+    accelerator: str | None = None
+    cloud: str | None = None
+    region: str | None = None
+    spot: bool = False
+    usd_per_hour: float = 0.0
+    preemptions: int = 0
+
+
+@dataclass
+class _Stats:
+    rows_done: int = 0
+    shards_done: int = 0
+    shards_lost: int = 0
+    rows_processed: int = 0
+    current_shard: str | None = None
+    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=120))
+
+    def rate(self, now: float, window_s: float = 60.0) -> float:
+        self.samples.append((now, self.rows_processed))
+        old = [s for s in self.samples if now - s[0] <= window_s]
+        if len(old) < 2 or old[-1][0] - old[0][0] <= 0:
+            return 0.0
+        return (old[-1][1] - old[0][1]) / (old[-1][0] - old[0][0])
+
+
+def _to_table(
+    id_column: str, rows: Sequence[Row], results: Sequence[dict[str, Any]], revision: str | None
+) -> pa.Table:
+    """Results as an Arrow table: the id column, the outputs, the model revision."""
+    columns: dict[str, list[Any]] = {id_column: [r["id"] for r in rows]}
+    keys: list[str] = []
+    for res in results:
+        for k in res:
+            if k not in columns and k not in keys:
+                keys.append(k)
+    arrays: dict[str, pa.Array] = {id_column: pa.array(columns[id_column], pa.string())}
+    for k in keys:
+        values = [res.get(k) for res in results]
+        if k == "embedding":
+            arrays[k] = pa.array(values, pa.list_(pa.float32()))
+        else:
+            arrays[k] = pa.array(values)
+    arrays["model_revision"] = pa.array([revision] * len(rows), pa.string())
+    return pa.table(arrays)
+
+
+class Worker:
+    """Processes shards of one run until none is left to claim or it is told to stop."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        worker_id: str,
+        info: WorkerInfo | None = None,
+        engine_factory: Callable[[Recipe], Engine] | None = None,
+        heartbeat_s: float = 5.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.info = info or WorkerInfo()
+        self.stop = stop or threading.Event()
+        self.heartbeat_s = heartbeat_s
+        run = store.read_run_info()
+        self.recipe = recipe_from_dict(run["recipe"], source=f"{store.location}/run.json")
+        self.input: Input = open_input(self.recipe.input, str(run["input_path"]))
+        self.shards = [ShardSpec.from_dict(s) for s in store.read_manifest()]
+        self.id_column = self.recipe.input.id_column or "id"
+        self.batch_size = self.recipe.model.batch_size
+        self.ttl_s = self.recipe.limits.lease_ttl
+        self.stats = _Stats()
+        self.started_at = utcnow().isoformat()
+        self.state = "starting"
+        self.lease: Lease | None = None
+        self.error: str | None = None
+        self._factory = engine_factory
+        self.engine: Engine | None = None
+        self._beat_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ heartbeat thread
+
+    def _heartbeat_doc(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "state": self.state,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "accelerator": self.info.accelerator,
+            "cloud": self.info.cloud,
+            "region": self.info.region,
+            "spot": self.info.spot,
+            "usd_per_hour": self.info.usd_per_hour,
+            "preemptions": self.info.preemptions,
+            "started_at": self.started_at,
+            "rows_done": self.stats.rows_done,
+            "rows_per_s": round(self.stats.rate(now), 3),
+            "shards_done": self.stats.shards_done,
+            "current_shard": self.stats.current_shard,
+            "batch_size": self.batch_size,
+            "error": self.error,
+        }
+
+    def beat(self) -> None:
+        """Publish a heartbeat and renew the current lease."""
+        with self._beat_lock:
+            self.store.heartbeat(self.worker_id, self._heartbeat_doc())
+            lease = self.lease
+            if lease is not None and lease.expires_at - time.time() < self.ttl_s * 2 / 3:
+                renewed = self.store.renew(lease, ttl_s=self.ttl_s)
+                if renewed is not None and self.lease is lease:
+                    self.lease = renewed
+
+    def _heartbeat_loop(self, done: threading.Event) -> None:
+        while not done.wait(self.heartbeat_s):
+            try:
+                self.beat()
+            except Exception as e:  # a flaky store must not kill the worker
+                print(f"skybatch worker {self.worker_id}: heartbeat failed: {e}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> int:
+        """Work until nothing is left to claim; returns the process exit code."""
+        done = threading.Event()
+        beater = threading.Thread(target=self._heartbeat_loop, args=(done,), daemon=True)
+        self.beat()
+        try:
+            factory = self._factory
+            if factory is None:
+                from scheduler.engines import create_engine
+
+                factory = create_engine
+            self.engine = factory(self.recipe)
+        except SkybatchError as e:
+            return self._finish(done, "failed", EXIT_ENGINE, str(e))
+        except Exception as e:
+            return self._finish(
+                done,
+                "failed",
+                EXIT_ENGINE,
+                f"cannot load {self.recipe.model.name}: {type(e).__name__}: {e}",
+            )
+        if self.info.accelerator is None:
+            self.info.accelerator = self.engine.describe().get("accelerator")
+        self.state = "running"
+        beater.start()
+        try:
+            while not self.stop.is_set():
+                picked = self._claim_next()
+                if picked is None:
+                    return self._finish(done, "exited", EXIT_DONE)
+                lease, shard = picked
+                self._process(lease, shard)
+            return self._finish(done, "stopped", EXIT_STOPPED)
+        except _Stopped:
+            return self._finish(done, "stopped", EXIT_STOPPED)
+        finally:
+            done.set()
+            if self.engine is not None:
+                self.engine.close()
+
+    def _finish(
+        self, done: threading.Event, state: str, code: int, error: str | None = None
+    ) -> int:
+        done.set()
+        self.state, self.error, self.stats.current_shard = state, error, None
+        self.lease = None
+        try:
+            self.beat()
+        except Exception as e:
+            print(f"skybatch worker {self.worker_id}: last heartbeat failed: {e}", file=sys.stderr)
+        if error:
+            print(f"skybatch worker {self.worker_id}: {error}", file=sys.stderr)
+        return code
+
+    def _claim_next(self) -> tuple[Lease, ShardSpec] | None:
+        """Claim the next shard, starting at a worker-specific offset to spread workers."""
+        done = set(self.store.done_shards())
+        pending = [s for s in self.shards if s.shard_id not in done]
+        if not pending:
+            return None
+        start = sum(map(ord, self.worker_id)) % len(pending)
+        for shard in pending[start:] + pending[:start]:
+            if self.stop.is_set():
+                return None
+            lease = self.store.claim(shard.shard_id, self.worker_id, ttl_s=self.ttl_s)
+            if lease is not None:
+                return lease, shard
+        return None
+
+    # ------------------------------------------------------------------ one shard
+
+    def _process(self, lease: Lease, shard: ShardSpec) -> None:
+        self.lease = lease
+        self.stats.current_shard = shard.shard_id
+        started = time.monotonic()
+        try:
+            if lease.failures > self.recipe.limits.retries:
+                self._commit_poison(lease, shard, started)
+            else:
+                self._run_shard(lease, shard, started)
+        except _Stopped:
+            self.store.release(self.lease or lease)
+            raise
+        except _ShardTimeout:
+            msg = f"shard {shard.shard_id} timed out after {self.recipe.limits.shard_timeout:.0f} s"
+            self.store.release(self.lease or lease, error=msg)
+            self.store.log_event("shard_failed", msg, worker=self.worker_id, shard=shard.shard_id)
+        except Exception as e:
+            msg = f"{type(e).__name__}: {e}"
+            self.store.release(self.lease or lease, error=msg)
+            self.store.log_event(
+                "shard_failed",
+                f"shard {shard.shard_id}: {msg}",
+                worker=self.worker_id,
+                shard=shard.shard_id,
+            )
+        finally:
+            self.lease = None
+            self.stats.current_shard = None
+
+    def _run_shard(self, lease: Lease, shard: ShardSpec, started: float) -> None:
+        rows, input_dead = self.input.read(shard)
+        deadline = started + self.recipe.limits.shard_timeout
+        results: list[Result] = []
+        assert self.engine is not None
+        if self.engine.whole_shard:
+            results = self._infer(rows)
+            self.stats.rows_processed += len(rows)
+        else:
+            i = 0
+            while i < len(rows):
+                if self.stop.is_set():
+                    raise _Stopped
+                if time.monotonic() > deadline:
+                    raise _ShardTimeout
+                batch = rows[i : i + self.batch_size]
+                results.extend(self._infer(batch))
+                i += len(batch)
+                self.stats.rows_processed += len(batch)
+        if len(results) != len(rows):
+            raise EngineError(f"engine returned {len(results)} results for {len(rows)} rows")
+
+        ok_rows: list[Row] = []
+        ok_results: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = [
+            {
+                "id": d.id,
+                "file": d.file,
+                "row_number": d.row_number,
+                "stage": "input",
+                "reason": d.reason,
+                "raw": d.raw,
+            }
+            for d in input_dead
+        ]
+        for row, res in zip(rows, results, strict=True):
+            if isinstance(res, RowFailure):
+                dead.append({"id": row["id"], "stage": "engine", "reason": res.reason})
+            else:
+                ok_rows.append(row)
+                ok_results.append(res)
+        self._commit(lease, shard, ok_rows, ok_results, dead, started)
+
+    def _infer(self, batch: list[Row]) -> list[Result]:
+        """Run one batch; on failure halve (out of memory) or go row by row."""
+        assert self.engine is not None
+        if not batch:
+            return []
+        try:
+            out = self.engine.infer(batch)
+        except Exception as e:
+            if self.stop.is_set():
+                raise _Stopped from e
+            if is_out_of_memory(e) and len(batch) > 1:
+                half = len(batch) // 2
+                if self.batch_size > half:
+                    self.batch_size = max(1, half)
+                    self.store.log_event(
+                        "batch_halved",
+                        f"out of memory at batch {len(batch)}; now {half}",
+                        worker=self.worker_id,
+                    )
+                return self._infer(batch[:half]) + self._infer(batch[half:])
+            if len(batch) == 1:
+                return [RowFailure(f"{type(e).__name__}: {e}"[:2000])]
+            return [r for row in batch for r in self._infer([row])]
+        if len(out) != len(batch):
+            raise EngineError(f"engine returned {len(out)} results for a batch of {len(batch)}")
+        return out
+
+    def _commit_poison(self, lease: Lease, shard: ShardSpec, started: float) -> None:
+        rows, input_dead = self.input.read(shard)
+        reason = f"shard failed {lease.failures} attempts; last error: {lease.last_error}"
+        dead = [
+            {"id": d.id, "stage": "input", "reason": d.reason, "raw": d.raw} for d in input_dead
+        ]
+        dead += [{"id": r["id"], "stage": "shard", "reason": reason} for r in rows]
+        self.store.log_event(
+            "shard_poisoned",
+            f"shard {shard.shard_id}: {reason}",
+            worker=self.worker_id,
+            shard=shard.shard_id,
+        )
+        self._commit(lease, shard, [], [], dead, started)
+
+    def _commit(
+        self,
+        lease: Lease,
+        shard: ShardSpec,
+        rows: list[Row],
+        results: list[dict[str, Any]],
+        dead: list[dict[str, Any]],
+        started: float,
+    ) -> None:
+        lease = self.lease or lease
+        revision = self._revision()
+        table = _to_table(self.id_column, rows, results, revision)
+        out = self.store.write_output(lease, table)
+        dead_file = self.store.write_dead(lease, dead)
+        self.store.verify(out)
+        if dead_file is not None:
+            self.store.verify(dead_file)
+        rows_in = len(rows) + len(dead)
+        if rows_in != shard.row_count:
+            raise EngineError(
+                f"shard {shard.shard_id} read {rows_in} rows, manifest says {shard.row_count}"
+            )
+        marker = DoneMarker(
+            shard_id=shard.shard_id,
+            attempt=lease.attempt,
+            attempt_id=lease.attempt_id,
+            worker=self.worker_id,
+            out_file=out.path,
+            out_size=out.size,
+            out_sha256=out.sha256,
+            dead_file=dead_file.path if dead_file else None,
+            rows_in=rows_in,
+            rows_out=len(rows),
+            rows_dead=len(dead),
+            ids_digest=digest_ids([r["id"] for r in rows] + [str(d["id"]) for d in dead]),
+            tokens_in=sum(int(r.get("prompt_tokens", 0) or 0) for r in results),
+            tokens_out=sum(int(r.get("completion_tokens", 0) or 0) for r in results),
+            seconds=round(time.monotonic() - started, 3),
+            committed_at=utcnow().isoformat(),
+            model_revision=revision,
+        )
+        if self.store.commit(marker):
+            self.stats.rows_done += rows_in
+            self.stats.shards_done += 1
+        else:
+            self.stats.shards_lost += 1
+
+    def _revision(self) -> str | None:
+        assert self.engine is not None
+        rev = self.engine.describe().get("revision")
+        return str(rev) if rev is not None else self.recipe.model.revision
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m scheduler.worker", description="Run one skybatch shard worker."
+    )
+    p.add_argument("--store", required=True, help="store URL (directory, s3://, gs://)")
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--worker-id", default=os.environ.get("SKYBATCH_WORKER_ID"))
+    p.add_argument("--accelerator", default=None)
+    p.add_argument("--cloud", default=None)
+    p.add_argument("--region", default=None)
+    p.add_argument("--spot", action="store_true")
+    p.add_argument("--usd-per-hour", type=float, default=0.0)
+    p.add_argument("--preemptions", type=int, default=0)
+    p.add_argument("--heartbeat-s", type=float, default=5.0)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m scheduler.worker``."""
+    args = _parse(argv)
+    worker_id = args.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    info = WorkerInfo(
+        accelerator=args.accelerator,
+        cloud=args.cloud,
+        region=args.region,
+        spot=args.spot,
+        usd_per_hour=args.usd_per_hour,
+        preemptions=args.preemptions,
+    )
+    try:
+        store = RunStore(args.store, args.run_id)
+        worker = Worker(
+            store, worker_id=worker_id, info=info, stop=stop, heartbeat_s=args.heartbeat_s
+        )
+    except SkybatchError as e:
+        print(f"skybatch worker {worker_id}: {e}", file=sys.stderr)
+        return EXIT_ENGINE
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
