@@ -1,0 +1,358 @@
+"""Format readers behind :class:`scheduler.inputs.Input`: JSONL, OpenAI batch, CSV, Parquet.
+
+Each reader answers four questions about one file: how many rows it has (``count``),
+where its shards begin and end (``shards``, from metadata or a streamed line index, never
+by holding the file), what the rows of one shard are (``read``, which seeks to the shard
+and reads only it) and what its first rows look like (``sample``).
+
+A row that cannot be used (bad JSON, invalid UTF-8, a missing id or text, a CSV record
+with the wrong number of fields) becomes a :class:`DeadRow` with the reason; only
+problems with the file as a whole (unreadable, a column missing from the header or
+schema) raise :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, cast
+
+from scheduler._input_types import DeadRow, Row, ShardSpec
+from scheduler._lines import CHUNK_BYTES, LineScanner, iter_lines, iter_records, scan
+from scheduler.errors import InputError
+from scheduler.recipe import InputSpec
+
+__all__ = ["FileCtx", "FileRange", "FormatReader", "reader_for"]
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class FileCtx:
+    """One file of an input and how its rows are interpreted."""
+
+    fs: Any  # fsspec.AbstractFileSystem (untyped upstream)
+    path: str
+    """Path inside ``fs`` (no protocol)."""
+    url: str
+    """What users see, and what :attr:`ShardSpec.file` holds."""
+    name: str
+    """Path relative to the input root, for default row ids ``name:row``."""
+    spec: InputSpec
+
+    def open(self) -> BinaryIO:
+        return cast(BinaryIO, self.fs.open(self.path, "rb"))
+
+    def default_id(self, row_number: int) -> str:
+        return f"{self.name}:{row_number}"
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """A shard before it has an id: rows ``[row_offset, row_offset + row_count)``."""
+
+    row_offset: int
+    row_count: int
+    byte_start: int | None = None
+    byte_end: int | None = None
+    line_offset: int | None = None
+
+
+@dataclass
+class FileCount:
+    """What counting one file found; ``custom_ids`` only for openai-batch."""
+
+    rows: int
+    custom_ids: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _type_name(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def row_from_mapping(obj: Mapping[str, Any], spec: InputSpec) -> tuple[str | None, Row | str]:
+    """``(id or None, row)`` for a good mapping, ``(id or None, reason)`` for a bad one."""
+    row_id: str | None = None
+    if spec.id_column is not None:
+        value = obj.get(spec.id_column)
+        if value is None or value == "":
+            return None, f"missing id column '{spec.id_column}'"
+        row_id = str(value)
+    text = obj.get(spec.text_column, _MISSING)
+    if text is _MISSING:
+        return row_id, f"missing text column '{spec.text_column}'"
+    if not isinstance(text, str):
+        return row_id, f"text column '{spec.text_column}' is {_type_name(text)}, not a string"
+    return row_id, {**obj, "id": row_id, "text": text}
+
+
+class FormatReader:
+    """Base: the line-oriented formats (JSONL and its kin); Parquet overrides most of it."""
+
+    name = "jsonl"
+    quoted = False  # CSV quoting: newlines inside quotes do not end a record
+    header_records = 0
+
+    def check(self, ctx: FileCtx) -> None:
+        """Refuse, at open time, a file whose header or schema cannot fit the recipe."""
+
+    def count(self, ctx: FileCtx) -> FileCount:
+        with ctx.open() as fh:
+            s = scan(fh, every=None, quoted=self.quoted, skip_records=self.header_records)
+        return FileCount(rows=s.rows)
+
+    def shards(self, ctx: FileCtx, size: int, rows_per_shard: int) -> list[FileRange]:
+        with ctx.open() as fh:
+            s = scan(fh, every=rows_per_shard, quoted=self.quoted, skip_records=self.header_records)
+        ends = [b.byte for b in s.boundaries[1:]] + [size]
+        return [
+            FileRange(
+                row_offset=b.row,
+                row_count=min(rows_per_shard, s.rows - b.row),
+                byte_start=b.byte,
+                byte_end=end,
+                line_offset=b.line,
+            )
+            for b, end in zip(s.boundaries, ends, strict=True)
+        ]
+
+    def read(self, ctx: FileCtx, shard: ShardSpec) -> tuple[list[Row], list[DeadRow]]:
+        if shard.byte_start is None or shard.byte_end is None or shard.line_offset is None:
+            raise InputError(
+                f"shard {shard.shard_id} of {ctx.url} has no byte range; "
+                "a manifest from an older skybatch? start a new run"
+            )
+        rows: list[Row] = []
+        dead: list[DeadRow] = []
+        with ctx.open() as fh:
+            header = self._header(ctx, fh)
+            fh.seek(shard.byte_start)
+            lines = iter_lines(fh, start=shard.byte_start, end=shard.byte_end)
+            records = iter_records(lines, quoted=self.quoted, first_line=shard.line_offset)
+            n = 0
+            for n, (line_no, record) in enumerate(records, start=1):
+                row_number = shard.row_offset + n - 1
+                row_id, got = self.parse(ctx, header, line_no, record)
+                if isinstance(got, str):
+                    raw = record.decode("utf-8", "replace")
+                    dead.append(
+                        DeadRow.make(
+                            id=row_id or ctx.default_id(row_number),
+                            file=ctx.url,
+                            row_number=row_number,
+                            reason=got,
+                            raw=raw,
+                        )
+                    )
+                else:
+                    if got["id"] is None:
+                        got["id"] = ctx.default_id(row_number)
+                    rows.append(got)
+        if n != shard.row_count:
+            raise InputError(
+                f"{ctx.url} changed since it was sharded: shard {shard.shard_id} should hold "
+                f"{shard.row_count} rows at bytes {shard.byte_start}-{shard.byte_end}, found {n}; "
+                "start a new run for the new input"
+            )
+        return rows, dead
+
+    def sample(self, ctx: FileCtx, n: int) -> list[Row]:
+        out: list[Row] = []
+        with ctx.open() as fh:
+            header = self._header(ctx, fh)
+            fh.seek(0)
+            lines = iter_lines(fh, start=0, end=None, chunk_bytes=1 << 20)
+            records = iter_records(lines, quoted=self.quoted)
+            for i, (line_no, record) in enumerate(records, start=-self.header_records):
+                if i < 0:
+                    continue
+                row_id, got = self.parse(ctx, header, line_no, record)
+                if not isinstance(got, str):
+                    got["id"] = row_id if row_id is not None else ctx.default_id(i)
+                    out.append(got)
+                    if len(out) >= n:
+                        break
+        return out
+
+    def _header(self, ctx: FileCtx, fh: BinaryIO) -> list[str]:
+        return []
+
+    def parse(
+        self, ctx: FileCtx, header: list[str], line_no: int, record: bytes
+    ) -> tuple[str | None, Row | str]:
+        """One record: ``(id or None, row)`` or ``(id or None, reason it is dead)``."""
+        obj = _json_object(record, line_no)
+        if isinstance(obj, str):
+            return None, obj
+        row_id, got = row_from_mapping(obj, ctx.spec)
+        if isinstance(got, str):
+            return row_id, f"{got} at line {line_no + 1}"
+        return row_id, got
+
+
+def _decode(record: bytes, line_no: int) -> str:
+    """UTF-8 text of a record; raises ValueError with the dead-row reason."""
+    if line_no == 0 and record.startswith(codecs.BOM_UTF8):
+        record = record[len(codecs.BOM_UTF8) :]
+    try:
+        return record.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"invalid UTF-8 at line {line_no + 1} (byte {e.start + 1})") from e
+
+
+def _json_object(record: bytes, line_no: int) -> dict[str, Any] | str:
+    """The JSON object on one line, or the reason it is not one."""
+    try:
+        text = _decode(record, line_no)
+    except ValueError as e:
+        return str(e)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"invalid JSON at line {line_no + 1}: {e.msg} (column {e.colno})"
+    except (ValueError, RecursionError) as e:  # absurd nesting, huge numbers
+        return f"invalid JSON at line {line_no + 1}: {e}"
+    if not isinstance(obj, dict):
+        return f"line {line_no + 1} is a JSON {_type_name(obj)}, not an object"
+    return obj
+
+
+class OpenAIBatchReader(FormatReader):
+    """JSONL of OpenAI Batch API requests; the row id is ``custom_id``."""
+
+    name = "openai-batch"
+
+    def count(self, ctx: FileCtx) -> FileCount:
+        # Every line is parsed (batch files are at most a few hundred MB) so that a repeated
+        # custom_id is caught before any work starts.
+        result = FileCount(rows=0)
+        with ctx.open() as fh:
+            lines = iter_lines(fh, start=0, end=None)
+            for line_no, record in iter_records(lines, quoted=False):
+                result.rows += 1
+                obj = _json_object(record, line_no)
+                if isinstance(obj, dict) and isinstance(obj.get("custom_id"), str):
+                    result.custom_ids.append((obj["custom_id"], line_no + 1))
+        return result
+
+    def parse(
+        self, ctx: FileCtx, header: list[str], line_no: int, record: bytes
+    ) -> tuple[str | None, Row | str]:
+        obj = _json_object(record, line_no)
+        if isinstance(obj, str):
+            return None, obj
+        where = f"at line {line_no + 1}"
+        custom_id = obj.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            return None, f"missing custom_id {where}"
+        body = obj.get("body")
+        if not isinstance(body, dict):
+            return custom_id, f"missing body {where}"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return custom_id, f"missing body.messages {where}"
+        return custom_id, {
+            "id": custom_id,
+            "text": _last_user_text(messages),
+            "body": body,
+            "method": obj.get("method", "POST"),
+            "url": obj.get("url", "/v1/chat/completions"),
+        }
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    """The last user message as plain text (text parts of a multi-part content joined)."""
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            parts = [
+                p["text"]
+                for p in content
+                if isinstance(p, dict)
+                and p.get("type") == "text"
+                and isinstance(p.get("text"), str)
+            ]
+            return "\n".join(parts)
+        return ""
+    return ""
+
+
+class CsvReader(FormatReader):
+    """CSV with a header line; quoted fields may hold newlines (RFC 4180 quoting)."""
+
+    name = "csv"
+    quoted = True
+    header_records = 1
+
+    def check(self, ctx: FileCtx) -> None:
+        with ctx.open() as fh:
+            header = self._header(ctx, fh)
+        if not header:
+            return  # an empty file: no rows, nothing to check
+        for role, column in (("text", ctx.spec.text_column), ("id", ctx.spec.id_column)):
+            if column is not None and column not in header:
+                raise InputError(
+                    f"{ctx.url}: no {role} column '{column}' in the CSV header "
+                    f"(columns: {', '.join(header)}); set input.{role}_column"
+                )
+
+    def _header(self, ctx: FileCtx, fh: BinaryIO) -> list[str]:
+        # The header is the first record; scan just far enough to find where it ends.
+        scanner = LineScanner(every=None, quoted=True, skip_records=1)
+        seen = bytearray()
+        fh.seek(0)
+        while scanner.data_start is None:
+            chunk = fh.read(64 * 1024)
+            if not chunk:
+                scanner.finish()
+                break
+            seen += chunk
+            scanner.feed(bytes(chunk))
+            if len(seen) > CHUNK_BYTES:
+                raise InputError(f"{ctx.url}: the CSV header is longer than 8 MiB; is it CSV?")
+        head = bytes(seen[: scanner.data_start])
+        try:
+            text = _decode(head, 0)
+        except ValueError as e:
+            raise InputError(f"{ctx.url}: the CSV header has {e}; save the file as UTF-8") from e
+        for fields in csv.reader(io.StringIO(text, newline="")):
+            if fields:
+                return fields
+        return []
+
+    def parse(
+        self, ctx: FileCtx, header: list[str], line_no: int, record: bytes
+    ) -> tuple[str | None, Row | str]:
+        try:
+            text = _decode(record, line_no)
+            fields = next(csv.reader(io.StringIO(text, newline="")), [])
+        except (ValueError, csv.Error) as e:
+            return None, f"{e} at line {line_no + 1}" if isinstance(e, csv.Error) else str(e)
+        if len(fields) != len(header):
+            return None, (f"expected {len(header)} fields at line {line_no + 1}, got {len(fields)}")
+        row_id, got = row_from_mapping(dict(zip(header, fields, strict=True)), ctx.spec)
+        if isinstance(got, str):
+            return row_id, f"{got} at line {line_no + 1}"
+        return row_id, got
+
+
+_READERS: dict[str, FormatReader] = {}
+
+
+def reader_for(fmt: str) -> FormatReader:
+    """The reader of one format name."""
+    if not _READERS:
+        from scheduler._parquet import ParquetReader
+
+        for reader in (FormatReader(), OpenAIBatchReader(), CsvReader(), ParquetReader()):
+            _READERS[reader.name] = reader
+    return _READERS[fmt]
