@@ -81,9 +81,10 @@ def digest_ids(ids: Iterable[str]) -> str:
     """
     total = 0
     for i in ids:
-        total = (total + int.from_bytes(hashlib.sha256(i.encode()).digest()[:16], "big")) % (
-            _DIGEST_MOD
-        )
+        # surrogatepass: ids parsed from JSON may hold lone surrogates ("\ud800"); valid
+        # strings encode exactly as with plain UTF-8, so existing digests do not change.
+        raw = i.encode("utf-8", "surrogatepass")
+        total = (total + int.from_bytes(hashlib.sha256(raw).digest()[:16], "big")) % _DIGEST_MOD
     return f"{total:032x}"
 
 
