@@ -162,6 +162,8 @@ class DoneMarker:
     def from_json(cls, data: bytes, *, where: str) -> DoneMarker:
         try:
             raw = json.loads(data)
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected an object, got {type(raw).__name__}")
             known = {f for f in cls.__dataclass_fields__}
             return cls(**{k: v for k, v in raw.items() if k in known})
         except (ValueError, TypeError) as e:
