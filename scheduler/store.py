@@ -321,8 +321,15 @@ class RunStore:
                     "truncated files; use the bucket URL (s3://..., gs://...) instead"
                 )
         probe = f"_conformance/{uuid.uuid4().hex}"
+        no_excl = "so commits cannot be exactly-once; use a local directory, s3:// or gs://"
         try:
             self._create_exclusive(probe, b"1")
+        except (NotImplementedError, ValueError) as e:
+            # fsspec filesystems without mode "xb" say so with one of these, not OSError.
+            raise StoreError(
+                f"store {self.url}: cannot create files exclusively ({e or type(e).__name__}), "
+                f"{no_excl}"
+            ) from e
         except OSError as e:
             raise StoreError(f"store {self.url}: cannot write to it ({e})") from e
         try:
@@ -330,9 +337,15 @@ class RunStore:
                 self._create_exclusive(probe, b"2")
             except FileExistsError:
                 return
+            except (NotImplementedError, ValueError, OSError) as e:
+                # Refused, but not as "exists" (e.g. an S3-compatible store answering 501
+                # to If-None-Match): a commit race could not be told from a failure.
+                raise StoreError(
+                    f"store {self.url}: a second exclusive create failed without saying the "
+                    f"file exists ({e or type(e).__name__}), {no_excl}"
+                ) from e
             raise StoreError(
-                f"store {self.url} does not refuse a second exclusive create, so commits "
-                "cannot be exactly-once; use a local directory, s3:// or gs://"
+                f"store {self.url} does not refuse a second exclusive create, {no_excl}"
             )
         finally:
             with contextlib.suppress(OSError):
