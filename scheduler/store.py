@@ -354,17 +354,27 @@ class RunStore:
                 with contextlib.suppress(OSError):
                     os.rmdir(self.path("_conformance"))
 
-    def create(self, run_info: dict[str, Any], manifest: list[dict[str, Any]]) -> None:
-        """Write the manifest, then run.json (exclusively: the run exists once it is there)."""
-        table = pa.Table.from_pylist(manifest)
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        self._write_bytes("manifest.parquet", buf.getvalue())
+    def create(self, run_info: dict[str, Any], manifest: list[dict[str, Any]]) -> bool:
+        """Create run.json (exclusively), then the manifest; True if this call created the run.
+
+        run.json goes first so that only the driver that created the run ever writes its
+        manifest: one that loses a creation race (perhaps from another input) must not
+        replace the winner's shards. A crash in between leaves a run without a manifest,
+        which :meth:`ensure` completes.
+        """
         info = {"run_id": self.run_id, "store": self.url, **run_info}
         info.setdefault("created_at", utcnow().isoformat())
-        # Another driver may create it first; the caller re-reads and checks it.
-        with contextlib.suppress(FileExistsError):
+        try:
             self._create_exclusive("run.json", json.dumps(info, indent=2, default=str).encode())
+        except FileExistsError:
+            return False  # another driver created it first; the caller re-reads and checks
+        self._write_manifest(manifest)
+        return True
+
+    def _write_manifest(self, manifest: list[dict[str, Any]]) -> None:
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(manifest), buf)
+        self._write_bytes("manifest.parquet", buf.getvalue())
 
     def ensure(
         self,
@@ -375,14 +385,14 @@ class RunStore:
     ) -> bool:
         """Create the run, or check that the existing one matches; True if it was created.
 
-        ``manifest`` is called only when the run is new (sharding reads input metadata).
+        ``manifest`` is called only when the run is new (sharding reads input metadata), or
+        when an existing, matching run lost its manifest to a crash during creation.
         A run created from a different input, model revision or recipe is refused with
         :class:`ResumeRefused`, naming what changed and what to do.
         """
         created = False
         if not self.exists():
-            self.create(run_info, manifest())
-            created = True
+            created = self.create(run_info, manifest())
         stored = self.read_run_info()
         labels = {
             "input_fingerprint": "input",
@@ -398,6 +408,10 @@ class RunStore:
                     f"{str(run_info.get(key))[:12]}); to start a new run give another "
                     "--run-id, or omit --run-id to derive one from the new input"
                 )
+        if not created and not self.fs.exists(self.path("manifest.parquet")):
+            # Same run, creation interrupted (or still in flight elsewhere: the same input
+            # gives the same shards, so writing it twice is harmless).
+            self._write_manifest(manifest())
         return created
 
     def read_run_info(self) -> dict[str, Any]:
@@ -414,7 +428,10 @@ class RunStore:
         """The shards of the run, in order."""
         data = self._read_bytes("manifest.parquet")
         if data is None:
-            raise StoreError(f"run {self.run_id} in {self.url} has no manifest.parquet")
+            raise StoreError(
+                f"run {self.run_id} in {self.url} has no manifest.parquet (its creation was "
+                "interrupted: run the same command again to complete it)"
+            )
         rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(data)).to_pylist()
         return rows
 
