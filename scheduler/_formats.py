@@ -87,7 +87,7 @@ def row_from_mapping(obj: Mapping[str, Any], spec: InputSpec) -> tuple[str | Non
     if text is _MISSING:
         return row_id, f"missing text column '{spec.text_column}'"
     if not isinstance(text, str):
-        return row_id, f"text column '{spec.text_column}' is {_type_name(text)}, not a string"
+        return row_id, f"text column '{spec.text_column}' holds {_type_name(text)}, not a string,"
     return row_id, {**obj, "id": row_id, "text": text}
 
 
