@@ -1,0 +1,92 @@
+"""Prices, GPU specs and throughput, in one DuckDB file: what the planner reads.
+
+The public surface is re-exported here (see ``/work/PRICING_API.md`` for the contract);
+internals live in ``_name`` modules:
+
+* :mod:`pricing._db` - the file, versioned migrations, short-lived retried connections;
+* :mod:`pricing._catalog` - offerings, sanitising (flagged prices are never returned as
+  trusted), snapshot, refresh diff; :mod:`pricing._refresh` - SkyPilot and ``vms.csv``;
+* :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models;
+* :mod:`pricing._roofline` and :mod:`pricing._throughput` - memory fit and the estimator;
+* :mod:`pricing._history` - run history, preemption rates, start-up times, launcher jobs.
+
+Importing this package is cheap: DuckDB, pyarrow and SkyPilot load only when used.
+"""
+
+from __future__ import annotations
+
+from pricing._catalog import (
+    CatalogDiff,
+    Offering,
+    list_offerings,
+    max_price_age_days,
+    prices_age_days,
+    sanitise,
+)
+from pricing._db import connect, db_path, register_seeder, skybatch_home
+from pricing._history import (
+    list_jobs,
+    preemption_rate_per_hour,
+    record_job,
+    record_run,
+    startup_s,
+)
+from pricing._models import ModelInfo, model_info, model_key
+from pricing._specs import (
+    GpuSpec,
+    gpu_spec,
+    gpu_specs,
+    normalize_accelerator,
+    sky_accelerator_name,
+)
+from pricing._throughput import (
+    ThroughputEstimate,
+    estimate_throughput,
+    gpus_needed,
+    memory_fit,
+    record_throughput,
+)
+
+__all__ = [
+    "CatalogDiff",
+    "GpuSpec",
+    "ModelInfo",
+    "Offering",
+    "ThroughputEstimate",
+    "connect",
+    "db_path",
+    "estimate_throughput",
+    "gpu_spec",
+    "gpu_specs",
+    "gpus_needed",
+    "list_jobs",
+    "list_offerings",
+    "max_price_age_days",
+    "memory_fit",
+    "model_info",
+    "model_key",
+    "normalize_accelerator",
+    "preemption_rate_per_hour",
+    "prices_age_days",
+    "record_job",
+    "record_run",
+    "record_throughput",
+    "sanitise",
+    "skybatch_home",
+    "sky_accelerator_name",
+    "startup_s",
+]
+
+
+def _register_seeders() -> None:
+    # A fresh database gets the shipped snapshot, specs and published figures, inside
+    # the same transaction as its first migration.
+    from pricing._catalog import seed_offerings
+    from pricing._specs import seed_specs
+    from pricing._throughput import seed_published
+
+    for seed in (seed_offerings, seed_specs, seed_published):
+        register_seeder(seed)
+
+
+_register_seeders()

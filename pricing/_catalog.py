@@ -1,0 +1,461 @@
+"""The price catalog: offerings in DuckDB, sanitised so that no untrusted price is chosen.
+
+Rows come from three places, all through :func:`sanitise`:
+
+* the snapshot shipped in ``pricing/data/gpu_prices.csv`` (SkyPilot's public catalog, one
+  commit per row), loaded when the database is created;
+* ``skybatch pricing refresh``: SkyPilot's own catalog through
+  ``sky.catalog.list_accelerators(all_regions=True)`` (offline when the catalog files sit
+  under ``~/.sky/catalogs/v8/<cloud>/vms.csv``);
+* ``skybatch pricing refresh --from DIR``: SkyPilot ``vms.csv`` files read directly (see
+  :mod:`pricing._vms`).
+
+A price is trusted only when it is present and positive, a spot price only when it is
+below on-demand, and a GCP price only when its host VM's price was found. Anything else
+sets a flag and the price becomes ``None``: :meth:`Offering.price` never returns it, so a
+planner cannot choose it. Raw figures stay in the table for display and audits.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from pricing._specs import normalize_accelerator
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "SNAPSHOT_FETCHED_AT",
+    "CatalogDiff",
+    "Offering",
+    "list_offerings",
+    "max_price_age_days",
+    "prices_age_days",
+    "replace_offerings",
+    "sanitise",
+]
+
+# The day the snapshot CSV was copied from the reference data into the package; prices
+# are at least this old (the per-row catalog commit in `source` is older still).
+SNAPSHOT_FETCHED_AT = datetime(2026, 11, 23, tzinfo=timezone.utc)
+
+# A per-GPU price this many times above or below the median for that accelerator is a
+# catalog error (SkyPilot uses 700 $/h as a "not offered" placeholder, for instance).
+OUTLIER_FACTOR = 6.0
+
+
+@dataclass(frozen=True)
+class Offering:
+    """One price row: an instance type with its accelerators in one cloud region."""
+
+    cloud: str
+    region: str
+    instance_type: str
+    accelerator: str
+    accelerator_count: int
+    vcpus: float | None
+    memory_gib: float | None
+    usd_per_hour: float | None
+    spot_usd_per_hour: float | None
+    source: str
+    fetched_at: datetime
+    flags: tuple[str, ...] = ()
+    raw_usd_per_hour: float | None = field(default=None, compare=False)
+    raw_spot_usd_per_hour: float | None = field(default=None, compare=False)
+
+    def price(self, spot: bool) -> float | None:
+        """The trusted $/h for spot or on-demand, or None (no such price, or untrusted)."""
+        return self.spot_usd_per_hour if spot else self.usd_per_hour
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int]:
+        """Identity of the row across refreshes."""
+        return (
+            self.cloud,
+            self.region,
+            self.instance_type,
+            self.accelerator,
+            self.accelerator_count,
+        )
+
+    @property
+    def trusted(self) -> bool:
+        """True when the row carries no flag at all."""
+        return not self.flags
+
+
+def _positive(value: float | None) -> bool:
+    return value is not None and value == value and value > 0  # NaN != NaN
+
+
+def _clean(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number  # NaN -> None
+
+
+def make_offering(
+    *,
+    cloud: str,
+    region: str,
+    instance_type: str,
+    accelerator: str,
+    accelerator_count: float,
+    vcpus: Any,
+    memory_gib: Any,
+    price: Any,
+    spot_price: Any,
+    source: str,
+    fetched_at: datetime,
+    flags: Iterable[str] = (),
+) -> Offering:
+    """An unsanitised offering from raw source values (names normalised here, once)."""
+    raw_od, raw_spot = _clean(price), _clean(spot_price)
+    return Offering(
+        cloud=cloud.strip().lower(),
+        region=region.strip(),
+        instance_type=instance_type.strip(),
+        accelerator=normalize_accelerator(accelerator),
+        accelerator_count=int(float(accelerator_count)),
+        vcpus=_clean(vcpus),
+        memory_gib=_clean(memory_gib),
+        usd_per_hour=raw_od,
+        spot_usd_per_hour=raw_spot,
+        source=source,
+        fetched_at=fetched_at,
+        flags=tuple(flags),
+        raw_usd_per_hour=raw_od,
+        raw_spot_usd_per_hour=raw_spot,
+    )
+
+
+def _row_flags(o: Offering) -> list[str]:
+    flags = list(o.flags)
+    od, spot = o.raw_usd_per_hour, o.raw_spot_usd_per_hour
+    if od is None:
+        flags.append("ondemand_missing")
+    elif not _positive(od):
+        flags.append("ondemand_zero")
+    if spot is not None and not _positive(spot):
+        flags.append("spot_zero")
+    elif spot is not None and _positive(od) and od is not None and spot > od:
+        flags.append("spot_above_ondemand")
+    # GCP sells the GPU and its host VM separately; a row without the host's size has no
+    # host price in it and understates the cost.
+    if o.cloud == "gcp" and not (_positive(o.vcpus) and _positive(o.memory_gib)):
+        flags.append("host_price_missing")
+    return flags
+
+
+def _outlier(price: float | None, count: int, median: float) -> bool:
+    if price is None:
+        return False
+    ratio = price / count / median
+    return not 1 / OUTLIER_FACTOR <= ratio <= OUTLIER_FACTOR
+
+
+def sanitise(offerings: Iterable[Offering]) -> list[Offering]:
+    """Flag every untrusted price and blank it; drop exact duplicate keys (first wins).
+
+    Flags: ``ondemand_missing``, ``ondemand_zero``, ``spot_zero``, ``spot_above_ondemand``,
+    ``host_price_missing`` (GCP), ``ondemand_outlier`` / ``spot_outlier`` (per-GPU price
+    more than :data:`OUTLIER_FACTOR` times off the median for that accelerator).
+    """
+    seen: set[tuple[str, str, str, str, int]] = set()
+    rows: list[tuple[Offering, list[str]]] = []
+    for o in offerings:
+        if o.key in seen or o.accelerator_count <= 0:
+            continue
+        seen.add(o.key)
+        rows.append((o, _row_flags(o)))
+
+    per_gpu: dict[str, list[float]] = defaultdict(list)
+    for o, _ in rows:
+        for price in (o.raw_usd_per_hour, o.raw_spot_usd_per_hour):
+            if price is not None and _positive(price):
+                per_gpu[o.accelerator].append(price / o.accelerator_count)
+    medians = {acc: sorted(v)[len(v) // 2] for acc, v in per_gpu.items() if len(v) >= 5}
+
+    out = []
+    for o, flags in rows:
+        median = medians.get(o.accelerator)
+        od_ok = not {"ondemand_missing", "ondemand_zero", "host_price_missing"} & set(flags)
+        spot_ok = o.raw_spot_usd_per_hour is not None and not {
+            "spot_zero",
+            "spot_above_ondemand",
+            "host_price_missing",
+        } & set(flags)
+        if median:
+            # Judge each price on its own: a wild spot price must not hide a sane on-demand.
+            if od_ok and _outlier(o.raw_usd_per_hour, o.accelerator_count, median):
+                flags.append("ondemand_outlier")
+                od_ok = False
+            if spot_ok and _outlier(o.raw_spot_usd_per_hour, o.accelerator_count, median):
+                flags.append("spot_outlier")
+                spot_ok = False
+        out.append(
+            replace(
+                o,
+                usd_per_hour=o.raw_usd_per_hour if od_ok else None,
+                spot_usd_per_hour=o.raw_spot_usd_per_hour if spot_ok else None,
+                flags=tuple(dict.fromkeys(flags)),
+            )
+        )
+    return out
+
+
+def load_snapshot() -> list[Offering]:
+    """The shipped snapshot, sanitised."""
+    text = resources.files("pricing").joinpath("data/gpu_prices.csv").read_text("utf-8")
+    raw = []
+    for r in csv.DictReader(text.splitlines()):
+        cloud = r["cloud"]
+        raw.append(
+            make_offering(
+                cloud=cloud,
+                region=r["region"],
+                instance_type=r["instance_type"],
+                accelerator=r["accelerator"],
+                accelerator_count=float(r["accelerator_count"]),
+                vcpus=r["vcpus"],
+                memory_gib=r["memory_gib"],
+                price=r["price_per_hour"],
+                spot_price=r["spot_price_per_hour"],
+                source=(
+                    f"snapshot: skypilot-catalog@{r['source_commit'][:12]} "
+                    f"catalogs/v8/{cloud}/vms.csv"
+                ),
+                fetched_at=SNAPSHOT_FETCHED_AT,
+            )
+        )
+    return sanitise(raw)
+
+
+_COLUMNS = (
+    "cloud, region, instance_type, accelerator, accelerator_count, vcpus, memory_gib, "
+    "usd_per_hour, spot_usd_per_hour, source, fetched_at, flags, raw_usd_per_hour, "
+    "raw_spot_usd_per_hour"
+)
+
+
+def _to_row(o: Offering) -> list[Any]:
+    return [
+        o.cloud,
+        o.region,
+        o.instance_type,
+        o.accelerator,
+        o.accelerator_count,
+        o.vcpus,
+        o.memory_gib,
+        o.usd_per_hour,
+        o.spot_usd_per_hour,
+        o.source,
+        o.fetched_at.astimezone(timezone.utc).replace(tzinfo=None),
+        ",".join(o.flags),
+        o.raw_usd_per_hour,
+        o.raw_spot_usd_per_hour,
+    ]
+
+
+def _from_row(r: tuple[Any, ...]) -> Offering:
+    fetched = r[10]
+    if isinstance(fetched, datetime) and fetched.tzinfo is None:
+        fetched = fetched.replace(tzinfo=timezone.utc)
+    return Offering(
+        cloud=r[0],
+        region=r[1],
+        instance_type=r[2],
+        accelerator=r[3],
+        accelerator_count=int(r[4]),
+        vcpus=r[5],
+        memory_gib=r[6],
+        usd_per_hour=r[7],
+        spot_usd_per_hour=r[8],
+        source=r[9],
+        fetched_at=fetched,
+        flags=tuple(f for f in (r[11] or "").split(",") if f),
+        raw_usd_per_hour=r[12],
+        raw_spot_usd_per_hour=r[13],
+    )
+
+
+def insert_offerings(con: duckdb.DuckDBPyConnection, offerings: Sequence[Offering]) -> None:
+    """Insert rows through Arrow (one statement, fast even for thousands of rows)."""
+    import pyarrow as pa
+
+    if not offerings:
+        return
+    names = [c.strip() for c in _COLUMNS.split(",")]
+    columns = list(zip(*(_to_row(o) for o in offerings), strict=True))
+    table = pa.table({n: list(col) for n, col in zip(names, columns, strict=True)})
+    con.register("_new_offerings", table)
+    try:
+        con.execute(f"INSERT INTO offerings ({_COLUMNS}) SELECT {_COLUMNS} FROM _new_offerings")
+    finally:
+        con.unregister("_new_offerings")
+
+
+def seed_offerings(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill a fresh database with the shipped snapshot."""
+    insert_offerings(con, load_snapshot())
+
+
+def _query(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    accelerators: Sequence[str] | None,
+    clouds: Sequence[str] | None,
+    regions: Sequence[str] | None,
+    include_flagged: bool,
+) -> list[Offering]:
+    where, params = [], []
+    if accelerators:
+        where.append("accelerator IN (SELECT unnest(?))")
+        params.append([normalize_accelerator(a) for a in accelerators])
+    if clouds:
+        where.append("cloud IN (SELECT unnest(?))")
+        params.append([c.lower() for c in clouds])
+    if regions:
+        where.append("region IN (SELECT unnest(?))")
+        params.append(list(regions))
+    if not include_flagged:
+        # Rows with at least one trusted price; the untrusted one is None on the object.
+        where.append("(usd_per_hour IS NOT NULL OR spot_usd_per_hour IS NOT NULL)")
+    sql = f"SELECT {_COLUMNS} FROM offerings"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY cloud, region, instance_type, accelerator, accelerator_count"
+    return [_from_row(r) for r in con.execute(sql, params).fetchall()]
+
+
+def list_offerings(
+    *,
+    accelerators: Sequence[str] | None = None,
+    clouds: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    include_flagged: bool = False,
+) -> list[Offering]:
+    """Offerings from the database, filtered (names in any spelling).
+
+    By default only rows with at least one trusted price come back (a vast.ai row with a
+    spot price of 0 still offers a trusted on-demand price); with ``include_flagged``
+    every row does. Either way a flagged price is ``None`` on the object, so
+    :meth:`Offering.price` never returns it.
+    """
+    from pricing._db import connect
+
+    with connect(read_only=True) as con:
+        return _query(
+            con,
+            accelerators=accelerators,
+            clouds=clouds,
+            regions=regions,
+            include_flagged=include_flagged,
+        )
+
+
+def max_price_age_days() -> float:
+    """``SKYBATCH_MAX_PRICE_AGE_DAYS`` (default 30): older prices earn a warning."""
+    try:
+        return float(os.environ.get("SKYBATCH_MAX_PRICE_AGE_DAYS", "30"))
+    except ValueError:
+        return 30.0
+
+
+def prices_age_days(*, now: datetime | None = None) -> float | None:
+    """Age in days of the oldest trusted price row, or None when there is none."""
+    from pricing._db import connect
+
+    with connect(read_only=True) as con:
+        row = con.execute("SELECT min(fetched_at) FROM offerings "
+            "WHERE usd_per_hour IS NOT NULL OR spot_usd_per_hour IS NOT NULL").fetchone()
+    if not row or row[0] is None:
+        return None
+    oldest: datetime = row[0].replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (now - oldest).total_seconds() / 86400.0)
+
+
+@dataclass(frozen=True)
+class CatalogDiff:
+    """What a refresh changed, per offering key."""
+
+    clouds: tuple[str, ...]
+    added: tuple[Offering, ...]
+    removed: tuple[Offering, ...]
+    changed: tuple[tuple[Offering, Offering], ...]  # (old, new)
+    unchanged: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The diff as plain data (``--json``)."""
+
+        def brief(o: Offering) -> dict[str, Any]:
+            return {
+                "cloud": o.cloud,
+                "region": o.region,
+                "instance_type": o.instance_type,
+                "accelerator": o.accelerator,
+                "accelerator_count": o.accelerator_count,
+                "usd_per_hour": o.raw_usd_per_hour,
+                "spot_usd_per_hour": o.raw_spot_usd_per_hour,
+                "flags": list(o.flags),
+            }
+
+        return {
+            "clouds": list(self.clouds),
+            "added": [brief(o) for o in self.added],
+            "removed": [brief(o) for o in self.removed],
+            "changed": [{"old": brief(a), "new": brief(b)} for a, b in self.changed],
+            "unchanged": self.unchanged,
+        }
+
+
+def replace_offerings(new: Sequence[Offering]) -> CatalogDiff:
+    """Replace every row of the clouds present in ``new`` (others stay) and diff them."""
+    from pricing._db import connect
+
+    clouds = sorted({o.cloud for o in new})
+    with connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            old = _query(con, accelerators=None, clouds=clouds, regions=None, include_flagged=True)
+            con.execute("DELETE FROM offerings WHERE cloud IN (SELECT unnest(?))", [clouds])
+            insert_offerings(con, new)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    old_by_key = {o.key: o for o in old}
+    new_by_key = {o.key: o for o in new}
+    added = tuple(o for k, o in new_by_key.items() if k not in old_by_key)
+    removed = tuple(o for k, o in old_by_key.items() if k not in new_by_key)
+    changed, same = [], 0
+    for k, o in new_by_key.items():
+        before = old_by_key.get(k)
+        if before is None:
+            continue
+        if (before.raw_usd_per_hour, before.raw_spot_usd_per_hour, before.flags) != (
+            o.raw_usd_per_hour,
+            o.raw_spot_usd_per_hour,
+            o.flags,
+        ):
+            changed.append((before, o))
+        else:
+            same += 1
+    return CatalogDiff(tuple(clouds), added, removed, tuple(changed), same)

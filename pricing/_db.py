@@ -1,0 +1,235 @@
+"""The skybatch DuckDB file: where it lives, its schema, and short-lived connections.
+
+One file, ``$SKYBATCH_HOME/skybatch.duckdb`` (``SKYBATCH_HOME`` defaults to
+``~/.skybatch``), holds offerings, GPU specs, throughput figures, run history and the
+launcher's job table. The schema is built by numbered migrations (:data:`MIGRATIONS`),
+applied in order and recorded in ``schema_version``; a migration is never edited once
+shipped, a new one is appended.
+
+DuckDB lets one process at a time hold a file open for writing (and readers in other
+processes are refused while it does). So every connection here is short-lived (open, do
+the work, close) and opening retries with backoff while another process holds the lock:
+the TUI, a ``plan`` and a finishing run can share the file without ever failing on a
+lock. ``SKYBATCH_DB_LOCK_TIMEOUT_S`` (default 30) bounds the wait.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scheduler.errors import StoreError
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["MIGRATIONS", "connect", "db_path", "skybatch_home"]
+
+DB_FILENAME = "skybatch.duckdb"
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE offerings (
+            cloud VARCHAR NOT NULL,
+            region VARCHAR NOT NULL,
+            instance_type VARCHAR NOT NULL,
+            accelerator VARCHAR NOT NULL,
+            accelerator_count INTEGER NOT NULL,
+            vcpus DOUBLE,
+            memory_gib DOUBLE,
+            usd_per_hour DOUBLE,            -- trusted on-demand price, NULL when untrusted
+            spot_usd_per_hour DOUBLE,       -- trusted spot price, NULL when none/untrusted
+            raw_usd_per_hour DOUBLE,        -- as the source gave it (for display and audits)
+            raw_spot_usd_per_hour DOUBLE,
+            flags VARCHAR NOT NULL DEFAULT '',  -- comma-separated reasons a price is untrusted
+            source VARCHAR NOT NULL,
+            fetched_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (cloud, region, instance_type, accelerator, accelerator_count)
+        );
+        CREATE TABLE gpu_specs (
+            accelerator VARCHAR PRIMARY KEY,
+            memory_gib DOUBLE NOT NULL,
+            mem_bandwidth_gbps DOUBLE NOT NULL,
+            bf16_tflops DOUBLE NOT NULL,
+            fp8_tflops DOUBLE,
+            source VARCHAR NOT NULL
+        );
+        CREATE SEQUENCE throughput_id;
+        CREATE TABLE throughput (
+            id BIGINT PRIMARY KEY DEFAULT nextval('throughput_id'),
+            model VARCHAR NOT NULL,
+            model_key VARCHAR NOT NULL,      -- the model table's canonical name (or the raw name)
+            engine VARCHAR NOT NULL,
+            task VARCHAR NOT NULL,
+            accelerator VARCHAR NOT NULL,
+            accelerator_count INTEGER NOT NULL,
+            precision VARCHAR,
+            input_tokens DOUBLE,
+            output_tokens DOUBLE,
+            rows_per_s DOUBLE,
+            tokens_per_s DOUBLE,             -- output tokens/s (generate) or input tokens/s
+            kind VARCHAR NOT NULL CHECK (kind IN ('measured', 'published', 'estimated')),
+            source VARCHAR NOT NULL,
+            recorded_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE run_history (
+            run_id VARCHAR NOT NULL,
+            recipe VARCHAR,
+            model VARCHAR,
+            engine VARCHAR,
+            task VARCHAR,
+            cloud VARCHAR,
+            region VARCHAR,
+            accelerator VARCHAR,
+            accelerator_count INTEGER,
+            spot BOOLEAN,
+            workers INTEGER,
+            planned_hours DOUBLE,
+            actual_hours DOUBLE,
+            planned_cost_usd DOUBLE,
+            actual_cost_usd DOUBLE,
+            planned_rows_per_s DOUBLE,
+            actual_rows_per_s DOUBLE,
+            worker_hours DOUBLE,             -- summed over workers, for preemption rates
+            preemptions INTEGER,
+            startup_s DOUBLE,                -- measured provisioning + setup, mean per worker
+            rows INTEGER,
+            finished_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE jobs (
+            run_id VARCHAR NOT NULL,
+            job_id VARCHAR NOT NULL,
+            worker_index INTEGER NOT NULL,
+            cloud VARCHAR,
+            region VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (run_id, worker_index)
+        );
+        CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+        """,
+    ),
+]
+
+_LOCK_MARKERS = ("lock", "conflicting", "being used by another process")
+# Paths whose schema is known to be current in this process: skip the migration check.
+_ready: set[str] = set()
+Seeder = Callable[["duckdb.DuckDBPyConnection"], None]
+_seeders: list[Seeder] = []
+
+
+def skybatch_home() -> Path:
+    """``$SKYBATCH_HOME`` or ``~/.skybatch`` (created on first use)."""
+    home = os.environ.get("SKYBATCH_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".skybatch"
+
+
+def db_path() -> Path:
+    """Where the DuckDB file lives."""
+    return skybatch_home() / DB_FILENAME
+
+
+def register_seeder(seed: Seeder) -> None:
+    """Run ``seed(con)`` inside the migration transaction of a fresh database."""
+    if seed not in _seeders:
+        _seeders.append(seed)
+
+
+def _lock_timeout_s() -> float:
+    try:
+        return float(os.environ.get("SKYBATCH_DB_LOCK_TIMEOUT_S", "30"))
+    except ValueError:
+        return 30.0
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    msg = str(exc).lower()
+    return any(marker in msg for marker in _LOCK_MARKERS)
+
+
+def _open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying with jittered backoff while another process holds it."""
+    import duckdb
+
+    deadline = time.monotonic() + _lock_timeout_s()
+    delay_s = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except (duckdb.IOException, duckdb.ConnectionException) as e:
+            if read_only and "different configuration" in str(e):
+                # This process already holds the file read-write: share that instance.
+                read_only = False
+                continue
+            if not _is_lock_error(e) or time.monotonic() >= deadline:
+                if _is_lock_error(e):
+                    raise StoreError(
+                        f"pricing database {path} stayed locked by another process for "
+                        f"{_lock_timeout_s():.0f} s; retry when it finishes "
+                        "(or raise SKYBATCH_DB_LOCK_TIMEOUT_S)"
+                    ) from e
+                raise StoreError(f"cannot open pricing database {path}: {e}") from e
+            # Jitter keeps two waiting processes from retrying in lockstep.
+            time.sleep(delay_s * (0.5 + random.random()))
+            delay_s = min(delay_s * 1.6, 0.5)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+    )
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = int(row[0]) if row and row[0] is not None else 0
+    pending = [(v, sql) for v, sql in MIGRATIONS if v > current]
+    if not pending:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for version, sql in pending:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+        if current == 0:
+            for seed in _seeders:
+                seed(con)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _ensure_ready(path: Path) -> None:
+    key = str(path)
+    if key in _ready:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path, read_only=False)
+    try:
+        _migrate(con)
+    finally:
+        con.close()
+    _ready.add(key)
+
+
+@contextmanager
+def connect(*, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection to the migrated, seeded database; closed on exit.
+
+    Use one ``with connect() as con:`` per unit of work and keep it short: while it is
+    open, other processes wait (up to ``SKYBATCH_DB_LOCK_TIMEOUT_S``).
+    """
+    path = db_path()
+    if not path.exists():
+        _ready.discard(str(path))
+    _ensure_ready(path)
+    con = _open(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
