@@ -100,6 +100,11 @@ class InputSpec(_Spec):
     format: InputFormat | None = None
     id_column: str | None = None
     text_column: str = "text"
+    # Planning hints for inputs that cannot be read from here (a bucket, data not yet
+    # written): ``skybatch plan`` uses them instead of reading the input; local files are
+    # always measured. They never change results, so the recipe digest ignores them.
+    rows_estimate: int | None = Field(default=None, gt=0)
+    avg_input_tokens: float | None = Field(default=None, gt=0)
 
 
 class ModelSpec(_Spec):
@@ -204,6 +209,8 @@ class Recipe(_Spec):
             mode="json", include={"input", "task", "model", "prompt", "sampling"}
         )
         keyed["input"].pop("path", None)  # the input is covered by its fingerprint
+        for hint in ("rows_estimate", "avg_input_tokens"):  # planning hints only
+            keyed["input"].pop(hint, None)
         text = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

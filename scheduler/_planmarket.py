@@ -1,0 +1,188 @@
+"""What the planner asks of the price catalog: a small seam over :mod:`pricing`.
+
+The planner only needs a handful of answers (offerings, GPUs per worker, throughput, start-up
+and preemption figures). :class:`Market` states them as a Protocol so that unit tests and
+the Monte Carlo benchmark can hand the planner a small hand-built market, while
+:class:`CatalogMarket` answers from the DuckDB catalog. ``pricing`` (and with it DuckDB) is
+imported when a :class:`CatalogMarket` is built, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pricing
+
+__all__ = ["CatalogMarket", "EstimateLike", "Market", "OfferingLike", "model_load_s"]
+
+# Start-up beyond provisioning: downloading and loading the weights. Hubs and buckets give
+# a worker roughly 0.5 GB/s; 30 s covers the engine's own start (CUDA context, graphs).
+LOAD_BASE_S = 30.0
+LOAD_GB_PER_S = 0.5
+BYTES_PER_PARAM = 2.0  # bf16 weights
+
+
+class OfferingLike(Protocol):
+    """The parts of :class:`pricing.Offering` the planner reads."""
+
+    @property
+    def cloud(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def instance_type(self) -> str: ...
+    @property
+    def accelerator(self) -> str: ...
+    @property
+    def accelerator_count(self) -> int: ...
+    @property
+    def flags(self) -> tuple[str, ...]: ...
+    def price(self, spot: bool) -> float | None: ...
+
+
+class EstimateLike(Protocol):
+    """The parts of :class:`pricing.ThroughputEstimate` the planner reads."""
+
+    @property
+    def rows_per_s(self) -> float: ...
+    @property
+    def low_rows_per_s(self) -> float: ...
+    @property
+    def high_rows_per_s(self) -> float: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+class Market(Protocol):
+    """Everything the planner needs to know about prices, GPUs and clouds."""
+
+    def offerings(
+        self,
+        *,
+        accelerators: Sequence[str] | None,
+        clouds: Sequence[str] | None,
+        regions: Sequence[str] | None,
+    ) -> Sequence[OfferingLike]:
+        """Trusted offerings in the allowed accelerators, clouds and regions."""
+        ...
+
+    def gpus_needed(self, *, model: str, accelerator: str, context_tokens: int) -> int | None:
+        """GPUs of this type one worker needs to hold the model (None: it cannot)."""
+        ...
+
+    def estimate(
+        self,
+        *,
+        model: str,
+        engine: str,
+        task: str,
+        accelerator: str,
+        count: int,
+        input_tokens: float,
+        output_tokens: float,
+    ) -> EstimateLike:
+        """Rows/s of one worker, with its band and provenance."""
+        ...
+
+    def preemption_rate_per_hour(self, cloud: str) -> float:
+        """Spot preemptions per instance-hour on ``cloud``."""
+        ...
+
+    def startup_s(self, cloud: str) -> float:
+        """Provisioning + setup of one worker on ``cloud`` (model load not included)."""
+        ...
+
+    def model_load_s(self, model: str) -> float:
+        """Seconds to download and load the model's weights."""
+        ...
+
+    def prices_age_days(self) -> float | None:
+        """Age of the oldest price in use (None if unknown)."""
+        ...
+
+
+def model_load_s(params_b: float | None) -> float:
+    """Download + load time of a model with ``params_b`` billion parameters."""
+    if params_b is None:
+        return LOAD_BASE_S
+    return LOAD_BASE_S + params_b * BYTES_PER_PARAM / LOAD_GB_PER_S
+
+
+class CatalogMarket:
+    """The :class:`Market` answered from the DuckDB catalog of :mod:`pricing`."""
+
+    def __init__(self) -> None:
+        import pricing as _pricing  # DuckDB comes with it: only when a plan is made
+
+        self._pricing = _pricing
+        self._models: dict[str, pricing.ModelInfo | None] = {}
+        self._startup: dict[str, float] = {}
+        self._preempt: dict[str, float] = {}
+
+    def _model(self, name: str) -> pricing.ModelInfo | None:
+        if name not in self._models:
+            self._models[name] = self._pricing.model_info(name)
+        return self._models[name]
+
+    def offerings(
+        self,
+        *,
+        accelerators: Sequence[str] | None,
+        clouds: Sequence[str] | None,
+        regions: Sequence[str] | None,
+    ) -> Sequence[OfferingLike]:
+        accs = (
+            [self._pricing.normalize_accelerator(a) for a in accelerators] if accelerators else None
+        )
+        return self._pricing.list_offerings(accelerators=accs, clouds=clouds, regions=regions)
+
+    def gpus_needed(self, *, model: str, accelerator: str, context_tokens: int) -> int | None:
+        info = self._model(model)
+        if info is None:
+            return 1  # an unknown (small or custom) model: one GPU, as the user wrote it
+        return self._pricing.gpus_needed(
+            model=info, accelerator=accelerator, context_tokens=context_tokens
+        )
+
+    def estimate(
+        self,
+        *,
+        model: str,
+        engine: str,
+        task: str,
+        accelerator: str,
+        count: int,
+        input_tokens: float,
+        output_tokens: float,
+    ) -> EstimateLike:
+        return self._pricing.estimate_throughput(
+            model=model,
+            engine=engine,
+            task=task,
+            accelerator=accelerator,
+            count=count,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+
+    def preemption_rate_per_hour(self, cloud: str) -> float:
+        if cloud not in self._preempt:
+            self._preempt[cloud] = float(self._pricing.preemption_rate_per_hour(cloud))
+        return self._preempt[cloud]
+
+    def startup_s(self, cloud: str) -> float:
+        if cloud not in self._startup:
+            self._startup[cloud] = float(self._pricing.startup_s(cloud))
+        return self._startup[cloud]
+
+    def model_load_s(self, model: str) -> float:
+        info = self._model(model)
+        return model_load_s(info.params_b if info is not None else None)
+
+    def prices_age_days(self) -> float | None:
+        age = self._pricing.prices_age_days()
+        return None if age is None else float(age)

@@ -1,0 +1,522 @@
+"""The deadline planner: which GPU, where, spot or not, how many workers, how long, how much.
+
+For every candidate — accelerator type × GPUs per worker (the fewest that hold the model) ×
+spot or on demand — the planner takes the cheapest few trusted offerings across the allowed
+clouds and regions (SkyPilot gets them all as candidates; the cheapest one prices the plan)
+and finds the **fewest workers** that finish by the deadline with P ≥ ``p_target``, using
+the analytic model of :mod:`scheduler._planmodel` (start-up, model load, spot preemptions
+with recovery and one shard redone, shard tail). Fewer workers always cost less (each one
+pays its own start-up), and P(on time) grows with workers, so a binary search finds it.
+
+Options are ranked by expected cost, on-time and within-budget ones first; the cheapest of
+those is chosen. The cost/finish-time Pareto frontier is marked. When nothing fits, the
+plan says why in one line (the cheapest plan needs X h; the fastest costs $Y) and
+:meth:`Plan.require` raises it as a :class:`~scheduler.errors.PlanError`.
+
+Precedence of the settings: ``--deadline``/``--budget`` flags → recipe ``schedule`` →
+defaults (deadline 24 h with a warning, P target 0.95). ``SKYBATCH_MAX_PRICE_AGE_DAYS``
+(default 30) is the age past which a plan warns that prices are stale.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from scheduler._planmarket import EstimateLike, Market, OfferingLike
+from scheduler._planmodel import CandidateModel, Evaluation, evaluate, sigma_from_band
+from scheduler.errors import PlanError
+from scheduler.recipe import Recipe
+from scheduler.workload import Workload
+
+__all__ = [
+    "OfferingChoice",
+    "Plan",
+    "PlanOption",
+    "PlanRequest",
+    "format_duration",
+    "plan_recipe",
+    "plan_workload",
+]
+
+DEFAULT_DEADLINE_S = 24 * 3600.0
+SHARD_TARGET_S = 300.0  # about five minutes of work per shard
+OFFERINGS_PER_OPTION = 3
+STARTUP_SIGMA = 0.35  # a worker's start-up varies by about a third around its mean
+
+
+def format_duration(seconds: float) -> str:
+    """``8h``, ``1h30m``, ``45m``, ``90s`` (the way a recipe writes it)."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}h{round(seconds % 3600 / 60)}m"
+    if seconds >= 60:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the user asks for: the model, the deadline, the budget and where to run."""
+
+    model: str
+    engine: str
+    task: str
+    deadline_s: float
+    budget_usd: float | None = None
+    spot: Literal["prefer", "require", "never"] = "prefer"
+    clouds: tuple[str, ...] | None = None
+    regions: tuple[str, ...] | None = None
+    accelerators: tuple[str, ...] | None = None
+    max_workers: int = 16
+    p_target: float = 0.95
+    rows_per_shard: int | None = None
+    deadline_defaulted: bool = False
+
+    @classmethod
+    def from_recipe(
+        cls, recipe: Recipe, *, deadline_s: float | None = None, budget_usd: float | None = None
+    ) -> PlanRequest:
+        """Flags first, then the recipe's ``schedule``, then defaults."""
+        s = recipe.schedule
+        deadline = deadline_s if deadline_s is not None else s.deadline
+        return cls(
+            model=recipe.model.name,
+            engine=recipe.model.engine,
+            task=recipe.task,
+            deadline_s=deadline if deadline is not None else DEFAULT_DEADLINE_S,
+            budget_usd=budget_usd if budget_usd is not None else s.budget_usd,
+            spot=s.spot,
+            clouds=tuple(s.clouds) if s.clouds else None,
+            regions=tuple(s.regions) if s.regions else None,
+            accelerators=tuple(s.accelerators) if s.accelerators else None,
+            max_workers=s.max_workers,
+            p_target=s.p_target,
+            rows_per_shard=recipe.shards.rows_per_shard,
+            deadline_defaulted=deadline is None,
+        )
+
+
+@dataclass(frozen=True)
+class OfferingChoice:
+    """One SkyPilot candidate of an option: where, which instance, at what price."""
+
+    cloud: str
+    region: str
+    instance_type: str
+    usd_per_hour: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cloud": self.cloud,
+            "region": self.region,
+            "instance_type": self.instance_type,
+            "usd_per_hour": round(self.usd_per_hour, 4),
+        }
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    """One way to run the job: ``workers`` × (accelerator × count) on spot or on demand."""
+
+    accelerator: str
+    accelerators_per_worker: int
+    spot: bool
+    workers: int
+    hours: float
+    cost_usd: float
+    p_on_time: float
+    throughput_source: str  # measured | scaled | published | estimated
+    throughput_detail: str
+    rows_per_s: float  # per worker, the estimate's median
+    rows_per_shard: int
+    offerings: tuple[OfferingChoice, ...]
+    on_time: bool  # P(on time) ≥ the target with at most max_workers workers
+    within_budget: bool
+    pareto: bool = False
+    model: CandidateModel | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def feasible(self) -> bool:
+        """On time and within budget: a plan the launcher may run."""
+        return self.on_time and self.within_budget
+
+    def describe(self) -> str:
+        """``4× L4 spot`` or ``2× (H100×4) on-demand``."""
+        gpu = (
+            self.accelerator
+            if self.accelerators_per_worker == 1
+            else f"({self.accelerator}×{self.accelerators_per_worker})"
+        )
+        return f"{self.workers}× {gpu} {'spot' if self.spot else 'on-demand'}"
+
+    def where(self) -> str:
+        """``aws/us-east-1`` of the cheapest offering, ``+2`` for the other candidates."""
+        first = self.offerings[0]
+        more = f" +{len(self.offerings) - 1}" if len(self.offerings) > 1 else ""
+        return f"{first.cloud}/{first.region}{more}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accelerator": self.accelerator,
+            "accelerators_per_worker": self.accelerators_per_worker,
+            "spot": self.spot,
+            "workers": self.workers,
+            "hours": round(self.hours, 3),
+            "cost_usd": round(self.cost_usd, 2),
+            "p_on_time": round(self.p_on_time, 4),
+            "throughput_source": self.throughput_source,
+            "throughput_detail": self.throughput_detail,
+            "rows_per_s": round(self.rows_per_s, 3),
+            "rows_per_shard": self.rows_per_shard,
+            "pareto": self.pareto,
+            "on_time": self.on_time,
+            "within_budget": self.within_budget,
+            "offerings": [o.to_json() for o in self.offerings],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ranked options, the choice (or why there is none) and what the plan assumed."""
+
+    workload: Workload
+    request: PlanRequest
+    options: tuple[PlanOption, ...]
+    chosen: int | None
+    reason: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def choice(self) -> PlanOption | None:
+        """The chosen option, or None."""
+        return None if self.chosen is None else self.options[self.chosen]
+
+    def require(self) -> PlanOption:
+        """The chosen option; :class:`PlanError` with the one-line reason when none fits."""
+        if self.chosen is None:
+            raise PlanError(self.reason)
+        return self.options[self.chosen]
+
+    def to_json(self, *, top: int | None = None) -> dict[str, Any]:
+        """The ``skybatch plan --json`` object (see DESIGN.md, command contract)."""
+        options = self.options if top is None else self.options[: max(top, 1)]
+        return {
+            "workload": self.workload.to_json(),
+            "options": [o.to_json() for o in options],
+            "chosen": self.chosen,
+            "reason": self.reason,
+            "deadline_s": self.request.deadline_s,
+            "budget_usd": self.request.budget_usd,
+            "p_target": self.request.p_target,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass
+class _Candidate:
+    accelerator: str
+    count: int
+    spot: bool
+    offerings: tuple[OfferingChoice, ...]
+    estimate: EstimateLike
+    model: CandidateModel
+    cap: int  # most workers allowed
+
+
+def _nice(n: float) -> int:
+    """Round to two significant digits (rows_per_shard is read by people)."""
+    if n < 100:
+        return max(1, round(n))
+    scale = 10 ** (int(math.log10(n)) - 1)
+    return int(round(n / scale) * scale)
+
+
+def rows_per_shard_for(rows: int, rows_per_s: float, *, cap: int, fixed: int | None) -> int:
+    """About five minutes of work, but at least one shard per allowed worker."""
+    if fixed is not None:
+        return fixed
+    per_worker = max(1, math.ceil(rows / max(cap, 1)))
+    return max(1, min(_nice(rows_per_s * SHARD_TARGET_S), per_worker))
+
+
+def _spot_modes(policy: str) -> tuple[bool, ...]:
+    return {"require": (True,), "never": (False,)}.get(policy, (True, False))
+
+
+def _build_candidates(
+    workload: Workload, req: PlanRequest, market: Market, warnings: list[str]
+) -> list[_Candidate]:
+    offerings = market.offerings(
+        accelerators=req.accelerators, clouds=req.clouds, regions=req.regions
+    )
+    by_acc: dict[str, list[OfferingLike]] = {}
+    for o in offerings:
+        if not o.flags:  # a flagged price is never chosen, whatever the source says
+            by_acc.setdefault(o.accelerator, []).append(o)
+    cap = max(1, min(req.max_workers, workload.rows))
+    cannot_hold: list[str] = []
+    estimates: dict[tuple[str, int], EstimateLike | None] = {}
+    out: list[_Candidate] = []
+    for acc in sorted(by_acc):
+        need = market.gpus_needed(
+            model=req.model, accelerator=acc, context_tokens=workload.context_tokens
+        )
+        if need is None:
+            cannot_hold.append(acc)
+            continue
+        for spot in _spot_modes(req.spot):
+            priced = [
+                (p, o)
+                for o in by_acc[acc]
+                if o.accelerator_count >= need and (p := o.price(spot)) is not None and p > 0
+            ]
+            if not priced:
+                continue
+            count = min(o.accelerator_count for _, o in priced)
+            same = sorted(
+                ((p, o) for p, o in priced if o.accelerator_count == count),
+                key=lambda po: (po[0], po[1].cloud, po[1].region, po[1].instance_type),
+            )
+            if (acc, count) not in estimates:
+                estimates[(acc, count)] = _estimate(workload, req, market, acc, count, warnings)
+            est = estimates[(acc, count)]
+            if est is None:
+                continue
+            chosen = tuple(
+                OfferingChoice(o.cloud, o.region, o.instance_type, p)
+                for p, o in same[:OFFERINGS_PER_OPTION]
+            )
+            out.append(
+                _Candidate(
+                    accelerator=acc,
+                    count=count,
+                    spot=spot,
+                    offerings=chosen,
+                    estimate=est,
+                    model=_candidate_model(workload, req, market, est, chosen[0], spot, cap),
+                    cap=cap,
+                )
+            )
+    if cannot_hold:
+        warnings.append(
+            f"{', '.join(cannot_hold)}: cannot hold {req.model} with up to 8 GPUs per worker"
+        )
+    return out
+
+
+def _estimate(
+    workload: Workload, req: PlanRequest, market: Market, acc: str, count: int, warnings: list[str]
+) -> EstimateLike | None:
+    from scheduler.errors import SkybatchError
+
+    try:
+        est = market.estimate(
+            model=req.model,
+            engine=req.engine,
+            task=req.task,
+            accelerator=acc,
+            count=count,
+            input_tokens=workload.input_tokens_per_row,
+            output_tokens=workload.output_tokens_per_row,
+        )
+    except SkybatchError as e:
+        warnings.append(f"{acc}×{count}: no throughput estimate ({e})")
+        return None
+    return est if est.rows_per_s > 0 else None
+
+
+def _candidate_model(
+    workload: Workload,
+    req: PlanRequest,
+    market: Market,
+    est: EstimateLike,
+    primary: OfferingChoice,
+    spot: bool,
+    cap: int,
+) -> CandidateModel:
+    rps = rows_per_shard_for(workload.rows, est.rows_per_s, cap=cap, fixed=req.rows_per_shard)
+    return CandidateModel(
+        rows=workload.rows,
+        rows_per_s=est.rows_per_s,
+        rate_sigma=sigma_from_band(
+            mid=est.rows_per_s, low=est.low_rows_per_s, high=est.high_rows_per_s
+        ),
+        startup_s=market.startup_s(primary.cloud) + market.model_load_s(req.model),
+        startup_sigma=STARTUP_SIGMA,
+        preemptions_per_hour=market.preemption_rate_per_hour(primary.cloud) if spot else 0.0,
+        usd_per_hour=primary.usd_per_hour,
+        rows_per_shard=rps,
+    )
+
+
+def _fewest_workers(c: _Candidate, req: PlanRequest) -> tuple[Evaluation, bool]:
+    """The fewest workers meeting the target (binary search), or the most allowed if none."""
+    fastest = evaluate(c.model, c.cap, req.deadline_s)
+    if fastest.p_on_time < req.p_target:
+        return fastest, False
+    lo, hi = 1, c.cap  # invariant: hi meets the target
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if evaluate(c.model, mid, req.deadline_s).p_on_time >= req.p_target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return (fastest if hi == c.cap else evaluate(c.model, hi, req.deadline_s)), True
+
+
+def _option(c: _Candidate, ev: Evaluation, on_time: bool, req: PlanRequest) -> PlanOption:
+    return PlanOption(
+        accelerator=c.accelerator,
+        accelerators_per_worker=c.count,
+        spot=c.spot,
+        workers=ev.workers,
+        hours=ev.hours,
+        cost_usd=ev.cost_usd,
+        p_on_time=ev.p_on_time,
+        throughput_source=c.estimate.kind,
+        throughput_detail=c.estimate.source,
+        rows_per_s=c.estimate.rows_per_s,
+        rows_per_shard=c.model.rows_per_shard,
+        offerings=c.offerings,
+        on_time=on_time,
+        within_budget=req.budget_usd is None or ev.cost_usd <= req.budget_usd,
+        model=c.model,
+    )
+
+
+def _rank_key(o: PlanOption) -> tuple[bool, float, float, str, int, bool]:
+    return (not o.feasible, o.cost_usd, o.hours, o.accelerator, o.accelerators_per_worker, o.spot)
+
+
+def _mark_pareto(options: Sequence[PlanOption]) -> list[PlanOption]:
+    """Flag the options no other option beats on both cost and finish time."""
+    out = []
+    for o in options:
+        dominated = any(
+            (p.cost_usd <= o.cost_usd and p.hours <= o.hours)
+            and (p.cost_usd < o.cost_usd or p.hours < o.hours)
+            for p in options
+        )
+        out.append(replace(o, pareto=not dominated))
+    return out
+
+
+def plan_workload(workload: Workload, req: PlanRequest, market: Market) -> Plan:
+    """Plan ``workload`` under ``req`` with the figures ``market`` gives."""
+    warnings: list[str] = []
+    candidates = _build_candidates(workload, req, market, warnings)
+    options: list[PlanOption] = []
+    slowest: list[PlanOption] = []  # one worker each: the cheapest way to run a candidate
+    for c in candidates:
+        ev, on_time = _fewest_workers(c, req)
+        options.append(_option(c, ev, on_time, req))
+        one = evaluate(c.model, 1, req.deadline_s)
+        slowest.append(_option(c, one, one.p_on_time >= req.p_target, req))
+    options = sorted(_mark_pareto(options), key=_rank_key)
+    chosen = 0 if options and options[0].feasible else None
+    reason = _why_chosen(options, req) if chosen is not None else _why_none(options, slowest, req)
+    warnings.extend(_general_warnings(workload, req, market))
+    return Plan(
+        workload=workload,
+        request=req,
+        options=tuple(options),
+        chosen=chosen,
+        reason=reason,
+        warnings=tuple(warnings),
+    )
+
+
+def _general_warnings(workload: Workload, req: PlanRequest, market: Market) -> list[str]:
+    out = []
+    if req.deadline_defaulted:
+        out.append(
+            f"no deadline set (schedule.deadline or --deadline): planned for "
+            f"{format_duration(req.deadline_s)}"
+        )
+    if workload.input_tokens_source.startswith("approximation"):
+        out.append(f"input tokens: {workload.input_tokens_source}")
+    max_age = float(os.environ.get("SKYBATCH_MAX_PRICE_AGE_DAYS", "30"))
+    age = market.prices_age_days()
+    if age is not None and age > max_age:
+        out.append(
+            f"prices are {age:.0f} days old (older than {max_age:g}); "
+            "`skybatch pricing refresh` updates them"
+        )
+    return out
+
+
+def _money(usd: float) -> str:
+    return f"${usd:,.0f}" if usd >= 100 else f"${usd:,.2f}"
+
+
+def _why_chosen(options: Sequence[PlanOption], req: PlanRequest) -> str:
+    best = options[0]
+    text = (
+        f"{best.describe()} on {best.where()} is the cheapest plan that finishes within "
+        f"{format_duration(req.deadline_s)} with P ≥ {req.p_target:g}"
+        f"{f' and within the {_money(req.budget_usd)} budget' if req.budget_usd else ''}: "
+        f"about {best.hours:.1f} h for {_money(best.cost_usd)}"
+    )
+    runner = next((o for o in options[1:] if o.feasible), None)
+    if runner is not None:
+        text += f" (next: {runner.describe()} at {_money(runner.cost_usd)})"
+    return text
+
+
+def _why_none(
+    options: Sequence[PlanOption], slowest: Sequence[PlanOption], req: PlanRequest
+) -> str:
+    deadline = format_duration(req.deadline_s)
+    if not options:
+        where = ", ".join(req.accelerators or ()) or "any accelerator"
+        clouds = ", ".join(req.clouds or ()) or "any cloud"
+        return (
+            f"no offering can run {req.model} ({where} on {clouds}, spot: {req.spot}); "
+            "widen schedule.accelerators / clouds / regions, or see `skybatch pricing show`"
+        )
+    cheapest = min(slowest, key=lambda o: (o.cost_usd, o.hours))
+    cheap_text = (
+        f"the cheapest plan needs {cheapest.hours:.1f} h "
+        f"({cheapest.describe()}, {_money(cheapest.cost_usd)})"
+    )
+    on_time = [o for o in options if o.on_time]
+    if not on_time:
+        fastest = min(options, key=lambda o: (o.hours, o.cost_usd))
+        return (
+            f"no plan finishes within {deadline} with P ≥ {req.p_target:g} on at most "
+            f"{req.max_workers} workers: {cheap_text}; the fastest costs "
+            f"{_money(fastest.cost_usd)} and needs {fastest.hours:.1f} h ({fastest.describe()}); "
+            "raise the deadline or schedule.max_workers"
+        )
+    budget = _money(req.budget_usd or 0.0)
+    best = min(on_time, key=lambda o: o.cost_usd)
+    return (
+        f"no plan finishes within {deadline} for the {budget} budget: {cheap_text}; "
+        f"finishing on time costs at least {_money(best.cost_usd)} ({best.describe()}); "
+        "raise the budget or the deadline"
+    )
+
+
+def plan_recipe(
+    recipe: Recipe,
+    *,
+    deadline_s: float | None = None,
+    budget_usd: float | None = None,
+    workload: Workload | None = None,
+    market: Market | None = None,
+) -> Plan:
+    """Measure the workload (unless given) and plan ``recipe`` against the catalog."""
+    from scheduler.workload import measure_workload
+
+    load = workload if workload is not None else measure_workload(recipe)
+    req = PlanRequest.from_recipe(recipe, deadline_s=deadline_s, budget_usd=budget_usd)
+    if market is None:
+        from scheduler._planmarket import CatalogMarket
+
+        market = CatalogMarket()
+    return plan_workload(load, req, market)
