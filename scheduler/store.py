@@ -237,7 +237,23 @@ class RunStore:
         """Where the run lives, as a user would type it."""
         return f"{self.url}/{self.run_id}"
 
+    def _forget(self, full: str) -> None:
+        """Drop what the filesystem cached about ``full`` and its folders.
+
+        s3fs/gcsfs answer ``exists``/``info``/``open`` from cached listings: once this
+        process has listed ``done/``, a marker another worker created afterwards reads as
+        missing. Other processes write here all the time, so nothing is taken from a cache.
+        """
+        if not self.local:
+            self.fs.invalidate_cache(full)
+
+    def _exists(self, rel: str) -> bool:
+        full = self.path(rel)
+        self._forget(full)
+        return bool(self.fs.exists(full))
+
     def _read_bytes(self, rel: str) -> bytes | None:
+        self._forget(self.path(rel))
         try:
             with self.fs.open(self.path(rel), "rb") as f:
                 data: bytes = f.read()
@@ -297,19 +313,24 @@ class RunStore:
             raise
 
     def _listdir(self, rel: str) -> list[str]:
+        full = self.path(rel)
         try:
-            entries = self.fs.ls(self.path(rel), detail=False, refresh=True)
+            entries = self.fs.ls(full, detail=False, refresh=True)
         except FileNotFoundError:
             return []
         except TypeError:  # filesystems without ``refresh``
-            entries = self.fs.ls(self.path(rel), detail=False)
+            entries = self.fs.ls(full, detail=False)
+        finally:
+            # ls(refresh=True) still leaves the listing in the cache, where later
+            # exists()/open() calls would trust it; see _forget.
+            self._forget(full)
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
     # ------------------------------------------------------------------ creation
 
     def exists(self) -> bool:
         """True when the run has been created (its run.json exists)."""
-        return bool(self.fs.exists(self.path("run.json")))
+        return self._exists("run.json")
 
     def check_conformance(self) -> None:
         """Refuse a store that does not honour exclusive create (e.g. a FUSE bucket mount)."""
@@ -408,7 +429,7 @@ class RunStore:
                     f"{str(run_info.get(key))[:12]}); to start a new run give another "
                     "--run-id, or omit --run-id to derive one from the new input"
                 )
-        if not created and not self.fs.exists(self.path("manifest.parquet")):
+        if not created and not self._exists("manifest.parquet"):
             # Same run, creation interrupted (or still in flight elsewhere: the same input
             # gives the same shards, so writing it twice is harmless).
             self._write_manifest(manifest())
@@ -593,7 +614,7 @@ class RunStore:
         """True when the shard's commit marker exists."""
         if shard_id in self._marker_cache:
             return True
-        return bool(self.fs.exists(self.path(f"done/{shard_id}.json")))
+        return self._exists(f"done/{shard_id}.json")
 
     def read_marker(self, shard_id: str) -> DoneMarker | None:
         """The shard's commit marker, or None if it is not done."""
@@ -692,9 +713,13 @@ def iter_runs(url: str) -> Iterator[str]:
     """Run ids in a store (folders holding a run.json)."""
     fs, root = open_store_root(url)
     try:
-        entries = fs.ls(root, detail=True)
+        entries = fs.ls(root, detail=True, refresh=True)
     except FileNotFoundError:
         return
+    except TypeError:  # filesystems without ``refresh``
+        entries = fs.ls(root, detail=True)
+    # A long-lived process (the TUI) lists again and again: never answer from a listing.
+    fs.invalidate_cache(root)
     for entry in sorted(entries, key=lambda e: str(e["name"])):
         if entry.get("type") == "directory":
             name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
