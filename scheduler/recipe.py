@@ -14,6 +14,7 @@ the current directory (it is where *this* user wants runs to live).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -225,13 +226,25 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
+def _known_fields() -> set[str]:
+    specs: list[type[BaseModel]] = [Recipe, InputSpec, ModelSpec, PromptSpec, SamplingSpec,
+                                    ShardsSpec, ScheduleSpec, LimitsSpec]
+    return {name for spec in specs for name in spec.model_fields if name != "source"}
+
+
 def _first_error(source: str, err: ValidationError) -> RecipeError:
-    e = err.errors(include_url=False)[0]
+    errors = err.errors(include_url=False)
+    # A typo shows up both as an unknown field and as a missing one: name the typo.
+    errors.sort(key=lambda x: x["type"] != "extra_forbidden")
+    e = errors[0]
     loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
     field = _format_loc(loc)
     kind = e["type"]
     if kind == "extra_forbidden":
-        msg = "unknown field (check the spelling; see recipes/README.md for the fields)"
+        typo = str(loc[-1]) if loc else ""
+        close = difflib.get_close_matches(typo, sorted(_known_fields()), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "see recipes/README.md for the fields"
+        msg = f"unknown field ({hint})"
     elif kind == "missing":
         msg = "required field is missing"
     else:
@@ -240,7 +253,7 @@ def _first_error(source: str, err: ValidationError) -> RecipeError:
             msg += f" (got {e['input']!r})"
     more = len(err.errors()) - 1
     tail = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
-    if kind == "model_validator" or field == "(top level)" and ":" in msg:
+    if kind == "model_validator" or (field == "(top level)" and ":" in msg):
         return RecipeError(f"{source}: {msg}{tail}")
     return RecipeError(f"{source}: {field}: {msg}{tail}")
 

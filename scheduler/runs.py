@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +22,13 @@ from scheduler.progress import read_status
 from scheduler.recipe import Recipe, resolve_input_path
 from scheduler.store import RunStore, make_run_id, utcnow
 
-__all__ = ["default_rows_per_shard", "prepare_run", "resolve_store_url", "summarize"]
+__all__ = [
+    "default_rows_per_shard",
+    "prepare_run",
+    "record_history",
+    "resolve_store_url",
+    "summarize",
+]
 
 
 def default_rows_per_shard(total_rows: int) -> int:
@@ -131,3 +138,61 @@ def summarize(store: RunStore, *, wall_s: float) -> dict[str, Any]:
         "error_rate": round(status.error_rate, 6),
         "max_error_rate": status.max_error_rate,
     }
+
+
+def record_history(store: RunStore, summary: dict[str, Any], *, backend: str) -> None:
+    """Send what a finished run measured back to the pricing DB (best effort).
+
+    The run goes into ``run_history`` (plan vs actual) and, when it ran long enough to
+    mean something, its per-worker rows/s goes into the throughput table as a measured
+    figure, so the next plan for this model and accelerator starts from it.
+    """
+    if summary.get("state") != "done":
+        return
+    try:
+        import pricing
+
+        info = store.read_run_info()
+        recipe = info.get("recipe") or {}
+        model = recipe.get("model") or {}
+        plan = info.get("plan") or {}
+        status = read_status(store)
+        workers = max(1, len(status.workers))
+        accelerators = {w.accelerator for w in status.workers if w.accelerator}
+        accelerator = accelerators.pop() if len(accelerators) == 1 else None
+        wall_s = float(summary["wall_s"])
+        pricing.record_run(
+            run_id=store.run_id,
+            recipe=info.get("recipe_name"),
+            model=model.get("name"),
+            engine=model.get("engine"),
+            task=recipe.get("task"),
+            accelerator=accelerator,
+            workers=workers,
+            rows=summary["rows_in"],
+            actual_hours=wall_s / 3600,
+            actual_cost_usd=summary["spend_usd"],
+            actual_rows_per_s=summary["rows_per_s"],
+            planned_hours=plan.get("hours"),
+            planned_cost_usd=plan.get("cost_usd"),
+            preemptions=sum(w.preemptions for w in status.workers),
+            cloud=None if backend == "local" else plan.get("cloud"),
+        )
+        if accelerator and wall_s >= 5 and summary["rows_in"] >= 100:
+            tokens = float(summary.get("tokens_in", 0)) + float(summary.get("tokens_out", 0))
+            pricing.record_throughput(
+                model=str(model.get("name")),
+                engine=str(model.get("engine")),
+                task=str(recipe.get("task")),
+                accelerator=accelerator,
+                count=1,
+                precision=(model.get("options") or {}).get("dtype"),
+                input_tokens=summary.get("tokens_in", 0) / max(1, summary["rows_in"]),
+                output_tokens=summary.get("tokens_out", 0) / max(1, summary["rows_in"]),
+                rows_per_s=summary["rows_per_s"] / workers,
+                tokens_per_s=tokens / wall_s / workers,
+                kind="measured",
+                source=f"run {store.run_id} ({backend}, wall clock)",
+            )
+    except Exception as e:  # history must never turn a finished run into a failure
+        print(f"skybatch: note: run history not recorded ({e})", file=sys.stderr)

@@ -203,6 +203,7 @@ class Worker:
         if self.info.accelerator is None:
             self.info.accelerator = self.engine.describe().get("accelerator")
         self.state = "running"
+        self.beat()
         beater.start()
         try:
             while not self.stop.is_set():

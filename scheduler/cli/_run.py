@@ -70,7 +70,7 @@ def run(
       skybatch run recipes/embed-minilm.yaml --workers 2
     """
     from scheduler.backends.local import run_local
-    from scheduler.runs import prepare_run, summarize
+    from scheduler.runs import prepare_run, record_history, summarize
 
     r = read_recipe(recipe)
     started = time.monotonic()
@@ -79,37 +79,13 @@ def run(
         click.echo(f"run {store.run_id} → {store.location}", err=True)
     status = run_local(store, workers=workers, progress=not (no_progress or as_json))
     summary = summarize(store, wall_s=time.monotonic() - started)
-    _record_history(store, summary)
+    record_history(store, summary, backend="local")
     if as_json:
         emit_json(summary)
     else:
         _print_summary(summary)
     if not status.state.is_terminal() or status.state.value != "done":
         raise SystemExit(1)
-
-
-def _record_history(store: Any, summary: dict[str, Any]) -> None:
-    """Send what the run measured back to the pricing DB, when pricing supports it."""
-    try:
-        import pricing
-    except ImportError:
-        return
-    record = getattr(pricing, "record_run", None)
-    if record is None or summary["state"] != "done":
-        return
-    try:
-        info = store.read_run_info()
-        record(
-            run_id=summary["run_id"],
-            recipe=info.get("recipe_name"),
-            backend="local",
-            rows=summary["rows_in"],
-            actual_hours=summary["wall_s"] / 3600,
-            actual_cost_usd=summary["spend_usd"],
-            rows_per_s=summary["rows_per_s"],
-        )
-    except (SkybatchError, TypeError, OSError) as e:
-        click.echo(f"skybatch: note: run history not recorded ({e})", err=True)
 
 
 def _print_summary(s: dict[str, Any]) -> None:
