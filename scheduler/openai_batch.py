@@ -62,11 +62,16 @@ def default_errors_path(output_path: str) -> str:
     return f"{output_path}.errors.jsonl"
 
 
-def error_code(reason: str) -> str:
-    """The OpenAI-style error code of a dead row's reason."""
+def error_code(reason: str, stage: str | None = None) -> str:
+    """The OpenAI-style error code of a dead row, from its reason and the worker's stage.
+
+    A row the input reader rejected (bad JSON, no body) is the request's fault, like one
+    the engine found invalid; a prompt too long for the model is its own code; anything
+    else (an engine crash, a poisoned shard) is ours: ``server_error``.
+    """
     if reason.startswith(PROMPT_TOO_LONG):
         return "context_length_exceeded"
-    if reason.startswith(INVALID_REQUEST):
+    if stage == "input" or reason.startswith(INVALID_REQUEST):
         return "invalid_request"
     return "server_error"
 
@@ -86,7 +91,8 @@ def write_openai_batch(
 
     ``outputs`` are committed output rows (``id_column`` plus ``completion``,
     ``prompt_tokens``, ``completion_tokens``, ``finish_reason``); ``dead`` are dead rows
-    (``id_column`` plus the failure under ``error`` or ``reason``, and an optional ``code``).
+    (``id_column``, the failure under ``reason`` or ``error``, the worker's ``stage``, and
+    an optional ``code`` that wins over the one derived by :func:`error_code`).
     ``model`` is the model that ran (recorded in every response body); ``created`` (Unix
     seconds) defaults to now. Paths may be local or fsspec URLs.
     """
@@ -167,8 +173,9 @@ def _response_line(
 
 
 def _error_line(row: Mapping[str, Any], custom_id: str, run_id: str) -> dict[str, Any]:
-    message = str(row.get("error") or row.get("reason") or "the request failed")
-    code = str(row.get("code") or error_code(message))
+    message = str(row.get("reason") or row.get("error") or "the request failed")
+    stage = row.get("stage")
+    code = str(row.get("code") or error_code(message, str(stage) if stage else None))
     return {
         "id": _ident("batch_req_", run_id, custom_id),
         "custom_id": custom_id,
