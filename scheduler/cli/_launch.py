@@ -1,0 +1,294 @@
+"""Cloud-style commands: launch, watch, cancel (SkyPilot, or local workers for parity).
+
+Exit codes of ``launch --wait`` and ``watch`` (for CI; see recipes/ci/README.md)::
+
+    0 done · 1 failed or stopped · 2 bad usage/recipe · 3 store refused · 4 no plan fits
+    5 SkyPilot could not launch (e.g. no cloud enabled) · 6 over budget · 7 deadline missed
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import click
+
+from scheduler.cli._common import cli, emit_json, recipe_argument
+from scheduler.recipe import parse_duration
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+_store_option = click.option(
+    "--store", "store_url", default=None, metavar="PATH|URL",
+    help="Run store (default: the recipe's `store`, or SKYBATCH_STORE, or ./runs).",
+)  # fmt: skip
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def _finish(
+    outcome: object, summary_md: str | None, as_json: bool, result_json: dict[str, object]
+) -> None:
+    from scheduler.summary import Outcome, write_summary
+
+    assert isinstance(outcome, Outcome)
+    written = write_summary(outcome, summary_md)
+    if as_json:
+        emit_json(result_json)
+    else:
+        s = outcome.summary
+        click.echo(
+            f"{outcome.verdict}: {int(s.get('rows_in') or 0):,} rows in → "
+            f"{int(s.get('rows_out') or 0):,} out, {int(s.get('rows_dead') or 0):,} dead · "
+            f"${outcome.spend_usd:,.2f} · exit {outcome.exit_code}"
+        )
+        for path in written:
+            click.echo(f"  summary: {path}", err=True)
+    if outcome.exit_code:
+        raise SystemExit(outcome.exit_code)
+
+
+@cli.command()
+@recipe_argument
+@click.option("--deadline", callback=_duration, default=None, help="Finish within this (8h, 90m).")
+@click.option("--budget", type=float, default=None, metavar="USD", help="Spend at most this.")
+@click.option("--plan", "plan_index", type=int, default=None, metavar="N",
+              help="Launch option N of `skybatch plan` instead of the chosen one.")  # fmt: skip
+@click.option("--gpu", default=None, help="Pick the GPU yourself (with --workers).")
+@click.option("--workers", "-w", type=click.IntRange(1, 1024), default=None, help="Workers.")
+@click.option("--backend", type=click.Choice(["skypilot", "local"]), default="skypilot",
+              show_default=True, help="Managed jobs on SkyPilot, or processes here.")  # fmt: skip
+@_store_option
+@click.option("--run-id", default=None, metavar="TEMPLATE",
+              help="Run id; may hold {date}, {time}, {name} or strftime codes (nightly-{date}).")  # fmt: skip
+@click.option(
+    "--dry-run", is_flag=True, help="Print each worker's SkyPilot task YAML; launch nothing."
+)
+@click.option("--wait", is_flag=True, help="Watch until the run ends (deadline guard on).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--summary-md", default=None, metavar="PATH", help="Write a markdown summary here.")
+@click.option("--incremental", is_flag=True, help="Process only rows no earlier run committed.")
+@click.option("--secret", "secrets", multiple=True, metavar="NAME",
+              help="Pass this environment variable to workers as a SkyPilot secret.")  # fmt: skip
+@click.option("--guard-interval", callback=_duration, default="3m", show_default=True,
+              help="How often the deadline guard re-plans.")  # fmt: skip
+@click.option("--no-guard", is_flag=True, help="Never add workers.")
+@click.option("--usd-per-hour", type=float, default=0.0, hidden=True,
+              help="Local backend: a notional price per worker-hour.")  # fmt: skip
+@_json_option
+def launch(
+    recipe: str,
+    deadline: float | None,
+    budget: float | None,
+    plan_index: int | None,
+    gpu: str | None,
+    workers: int | None,
+    backend: str,
+    store_url: str | None,
+    run_id: str | None,
+    dry_run: bool,
+    wait: bool,
+    yes: bool,
+    summary_md: str | None,
+    incremental: bool,
+    secrets: tuple[str, ...],
+    guard_interval: float,
+    no_guard: bool,
+    usd_per_hour: float,
+    as_json: bool,
+) -> None:
+    """Plan, confirm and launch a recipe: one SkyPilot managed job per worker.
+
+    Runs again with the same input resume the same run. Without an enabled cloud it says
+    so and exits 5; `--backend local` runs the same flow on this machine.
+
+    \b
+    Examples:
+      skybatch launch recipes/summarize-vllm.yaml --deadline 8h --dry-run
+      skybatch launch recipes/summarize-vllm.yaml --deadline 8h --budget 300 --yes --wait
+      skybatch launch recipes/embed-minilm.yaml --backend local -w 2 --yes --run-id 'nightly-{date}'
+    """
+    from scheduler.launch import LaunchRequest
+    from scheduler.launch import launch as do_launch
+
+    req = LaunchRequest(
+        recipe_path=recipe,
+        backend=backend,
+        deadline_s=deadline,
+        budget_usd=budget,
+        plan_index=plan_index,
+        gpu=gpu,
+        workers=workers,
+        dry_run=dry_run,
+        wait=wait,
+        yes=yes,
+        run_id=run_id,
+        store_url=store_url,
+        summary_md=summary_md,
+        incremental=incremental,
+        secrets=secrets,
+        guard=not no_guard,
+        guard_interval_s=guard_interval or 180.0,
+        usd_per_hour=usd_per_hour,
+        progress=not as_json,
+    )
+    result = do_launch(
+        req,
+        echo=lambda line: click.echo(line, err=True),
+        confirm=lambda q: click.confirm(q, default=False, err=True),
+    )
+    if result.dry_run_yaml is not None:
+        if as_json:
+            emit_json(result.to_json() | {"yaml": result.dry_run_yaml})
+        else:
+            click.echo(result.dry_run_yaml, nl=False)
+        return
+    if result.outcome is not None:
+        _finish(result.outcome, summary_md, as_json, result.to_json())
+    elif as_json:
+        emit_json(result.to_json())
+    else:
+        click.echo(
+            f"launched {result.run_id}: skybatch status {result.run_id} --store {result.store}"
+        )
+
+
+def _open(run_id: str, store_url: str | None) -> object:
+    from scheduler.store import RunStore
+
+    url = store_url or os.environ.get("SKYBATCH_STORE") or "./runs"
+    if "://" not in url:
+        url = os.path.abspath(os.path.expanduser(url))
+    store = RunStore(url, run_id)
+    store.read_run_info()  # a clear error when the run is not there
+    return store
+
+
+@cli.command()
+@click.argument("run_id")
+@_store_option
+@click.option("--summary-md", default=None, metavar="PATH", help="Write a markdown summary here.")
+@click.option("--guard-interval", callback=_duration, default="3m", show_default=True,
+              help="How often the deadline guard re-plans.")  # fmt: skip
+@click.option("--no-guard", is_flag=True, help="Never add workers.")
+@click.option(
+    "--poll", "poll_s", type=float, default=5.0, show_default=True, help="Seconds between looks."
+)
+@_json_option
+def watch(
+    run_id: str,
+    store_url: str | None,
+    summary_md: str | None,
+    guard_interval: float,
+    no_guard: bool,
+    poll_s: float,
+    as_json: bool,
+) -> None:
+    """Follow a launched run to its end, with the deadline guard; exit code as launch --wait.
+
+    \b
+    Example:
+      skybatch watch summarize-vllm-1a2b3c4d5e --store s3://my-bucket/skybatch-runs
+    """
+    from scheduler import launch as fl
+    from scheduler.store import RunStore
+
+    store = _open(run_id, store_url)
+    assert isinstance(store, RunStore)
+    info = store.read_run_info()
+    option = (info.get("launch") or {}).get("option") or {"workers": 0, "offerings": []}
+    req = fl.LaunchRequest(
+        recipe_path=str(info.get("recipe_source") or ""),
+        guard=not no_guard,
+        guard_interval_s=guard_interval or 180.0,
+    )
+    started = time.time()
+    if info.get("backend") == "skypilot":
+        from scheduler.backends import skypilot as sp
+        from scheduler.recipe import recipe_from_dict
+
+        recipe = recipe_from_dict(info["recipe"], source=f"{store.location}/run.json")
+        names = sp.secret_names_from_env()
+        with sp.SkyPilotSession() as session:
+            scaler = fl.SkyScaler(store, recipe, option, names, sp.secret_values(names), session)
+            guard = fl._guard(store, scaler, option, req, cloud=True)
+            fl.watch(store, guard=guard, poll_s=poll_s, scaler=scaler)
+            workers = scaler.total
+    else:
+        from scheduler.backends.local import LocalPool
+
+        # Workers the guard adds here belong to this command and stop with it.
+        pool = LocalPool(store, usd_per_hour=float(option["offerings"][0]["usd_per_hour"])
+                         if option.get("offerings") else 0.0)  # fmt: skip
+        price = pool.usd_per_hour
+        scaler_l = fl.LocalScaler(pool, spot_usd_per_hour=price, ondemand_usd_per_hour=price)
+        guard = fl._guard(store, scaler_l, option, req, cloud=False)
+        try:
+            fl.watch(store, guard=guard, poll_s=poll_s)
+        finally:
+            pool.stop()
+        workers = len(store.workers())
+    outcome = fl.outcome_of(store, started=started, option=option, workers=workers)
+    _finish(outcome, summary_md, as_json, outcome.to_json())
+
+
+@cli.command()
+@click.argument("run_id")
+@_store_option
+@_json_option
+def cancel(run_id: str, store_url: str | None, as_json: bool) -> None:
+    """Stop a run's workers; committed shards stay, and a later launch resumes the run.
+
+    \b
+    Example:
+      skybatch cancel summarize-vllm-1a2b3c4d5e --store s3://my-bucket/skybatch-runs
+    """
+    from scheduler.store import RunStore
+
+    store = _open(run_id, store_url)
+    assert isinstance(store, RunStore)
+    info = store.read_run_info()
+    store.write_meta("cancel", {"at": time.time(), "by": "skybatch cancel"})
+    store.log_event("cancelled", "cancel requested")
+    cancelled_jobs: list[int] = []
+    signalled: list[int] = []
+    if info.get("backend") == "skypilot":
+        from scheduler.backends import skypilot as sp
+
+        doc = store.read_meta("jobs") or {}
+        cancelled_jobs = sorted(int(j["job_id"]) for j in (doc.get("workers") or {}).values())
+        sp.cancel_jobs(cancelled_jobs)
+    else:
+        # Local workers on this machine get SIGTERM: they release their shard and exit.
+        from scheduler.progress import read_status
+
+        host = socket.gethostname()
+        alive = {w.worker_id for w in read_status(store).workers if w.alive}
+        for worker_id, beat in store.workers().items():
+            pid = beat.get("pid")
+            # Only fresh heartbeats from this host: an old pid may belong to another process.
+            if worker_id in alive and beat.get("host") == host and isinstance(pid, int):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    signalled.append(pid)
+                except (ProcessLookupError, PermissionError):
+                    continue
+    if as_json:
+        emit_json(
+            {"run_id": run_id, "cancelled": True, "jobs": cancelled_jobs, "signalled": signalled}
+        )
+    else:
+        what = (
+            f"{len(cancelled_jobs)} managed job(s)"
+            if cancelled_jobs
+            else f"{len(signalled)} worker(s)"
+        )
+        click.echo(f"cancelled {run_id}: {what} stopped; launch again to resume")

@@ -1,0 +1,242 @@
+"""The deadline guard: re-plan from measured throughput and add workers when a run is late.
+
+While ``launch --wait`` or ``skybatch watch`` runs, :class:`DeadlineGuard` wakes every
+``interval_s`` (a few minutes; seconds in tests), reads the run's status from the store and
+decides, with :func:`decide`::
+
+    nothing left ─────────────────────────────► done
+    no throughput measured yet ───────────────► hold
+    projected finish (now + rows left / rows/s) ≤ deadline ─► on track
+    otherwise: k = workers that would finish in time, each starting after ``startup_s``
+        k = 0 or too late to help ───────────► hold (say why)
+        k > max_workers - alive ────────────► cap at max_workers
+        spend + projected cost of k > budget ► fewer; none fit ─► over budget: warn, stop adding
+        ────────────────────────────────────► add k (spot, on-demand in the last stretch)
+
+Every decision goes to the run's event log (``kind: guard``) with its reason, so the TUI,
+``status`` and the CI summary can show why workers were (not) added. The guard never
+passes the budget: once adding would pass it, it warns once and adds nothing more.
+Backends add workers through the small :class:`Scaler` seam.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from scheduler.progress import RunStatus, read_status
+from scheduler.store import RunStore
+
+__all__ = ["DeadlineGuard", "Decision", "GuardConfig", "Scaler", "decide"]
+
+
+class Scaler(Protocol):
+    """What the guard needs from a backend: count workers and add some."""
+
+    def alive(self) -> int:
+        """Workers running now (or starting)."""
+        ...
+
+    def add(self, k: int, *, spot: bool) -> int:
+        """Start ``k`` more workers (spot or on-demand); returns how many were started."""
+        ...
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """What the guard may do, and what a new worker costs."""
+
+    deadline_at: float
+    budget_usd: float | None = None
+    interval_s: float = 180.0
+    max_workers: int = 16
+    spot_usd_per_hour: float = 0.0
+    ondemand_usd_per_hour: float = 0.0
+    startup_s: float = 0.0
+    #: Within this many seconds of the deadline new workers are on-demand: a spot worker
+    #: preempted now could not recover in time.
+    last_stretch_s: float = 1800.0
+    #: Projected finish is compared with the deadline minus this share of the time left.
+    safety: float = 0.1
+    spot_allowed: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One guard decision and why."""
+
+    action: str  # done | hold | on_track | add | over_budget
+    reason: str
+    add_workers: int = 0
+    spot: bool = True
+    projected_finish_at: float | None = None
+    projected_cost_usd: float | None = None
+
+
+def _hours(seconds: float) -> float:
+    return max(0.0, seconds) / 3600.0
+
+
+def decide(
+    status: RunStatus,
+    cfg: GuardConfig,
+    *,
+    now: float,
+    alive: int,
+    budget_stopped: bool = False,
+) -> Decision:
+    """The guard's decision for one status snapshot (pure: no I/O)."""
+    remaining = status.rows_total - status.rows_done
+    if remaining <= 0:
+        return Decision("done", "every row is committed")
+    rate = status.rows_per_s
+    if rate <= 0 or alive <= 0:
+        return Decision("hold", "no throughput measured yet; waiting for committed shards")
+    per_worker = rate / alive
+    left_s = cfg.deadline_at - now
+    finish = now + remaining / rate
+    target = cfg.deadline_at - cfg.safety * max(0.0, left_s)
+    cost_now = status.spend_usd + status.usd_per_hour * _hours(finish - now)
+    if finish <= target:
+        return Decision(
+            "on_track",
+            f"projected finish in {(finish - now) / 60:.1f} min at {rate:.2f} rows/s "
+            f"is within the deadline ({left_s / 60:.1f} min left)",
+            projected_finish_at=finish,
+            projected_cost_usd=cost_now,
+        )
+    useful_s = (target - now) - cfg.startup_s
+    if useful_s <= 0:
+        return Decision(
+            "hold",
+            f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the deadline, "
+            f"but a new worker needs {cfg.startup_s:.0f} s to start: too late to help",
+            projected_finish_at=finish,
+            projected_cost_usd=cost_now,
+        )
+    # rows the current workers still do by the target; the rest needs k new workers.
+    by_current = rate * max(0.0, target - now)
+    k = math.ceil((remaining - by_current) / (per_worker * useful_s))
+    k = max(1, k)
+    room = cfg.max_workers - alive
+    capped = ""
+    if room <= 0:
+        return Decision(
+            "hold",
+            f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the deadline, "
+            f"but the run already has max_workers={cfg.max_workers}",
+            projected_finish_at=finish,
+            projected_cost_usd=cost_now,
+        )
+    if k > room:
+        k, capped = room, f" (capped at max_workers={cfg.max_workers})"
+    spot = cfg.spot_allowed and left_s > cfg.last_stretch_s
+    price = cfg.spot_usd_per_hour if spot else cfg.ondemand_usd_per_hour
+
+    def projected(extra: int) -> tuple[float, float]:
+        new_rate = rate + extra * per_worker
+        # New workers add nothing during their start-up; a close-enough finish estimate.
+        end = (
+            now
+            + cfg.startup_s * (extra > 0)
+            + max(0.0, (remaining - rate * cfg.startup_s * (extra > 0)) / new_rate)
+        )
+        hours = _hours(end - now)
+        cost = status.spend_usd + status.usd_per_hour * hours + extra * price * hours
+        return end, cost
+
+    if budget_stopped:
+        return Decision(
+            "over_budget",
+            "not adding workers: an earlier decision found the budget would be passed",
+            projected_finish_at=finish,
+            projected_cost_usd=cost_now,
+        )
+    if cfg.budget_usd is not None:
+        while k > 0 and projected(k)[1] > cfg.budget_usd:
+            k -= 1
+        if k == 0:
+            _, cost1 = projected(1)
+            return Decision(
+                "over_budget",
+                f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the "
+                f"deadline, but one more worker would bring the cost to ${cost1:,.2f}, over "
+                f"the ${cfg.budget_usd:,.2f} budget: not adding workers",
+                projected_finish_at=finish,
+                projected_cost_usd=cost_now,
+            )
+    end, cost = projected(k)
+    kind = "spot" if spot else "on-demand"
+    return Decision(
+        "add",
+        f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the deadline at "
+        f"{rate:.2f} rows/s ({per_worker:.2f} per worker); adding {k} {kind} worker(s)"
+        f"{capped} → projected finish {(end - now) / 60:.1f} min from now, cost ${cost:,.2f}",
+        add_workers=k,
+        spot=spot,
+        projected_finish_at=end,
+        projected_cost_usd=cost,
+    )
+
+
+class DeadlineGuard:
+    """Runs :func:`decide` every ``interval_s`` on a run and acts through a :class:`Scaler`."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        scaler: Scaler,
+        cfg: GuardConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.scaler = scaler
+        self.cfg = cfg
+        self.clock = clock
+        self.budget_stopped = False
+        self.next_at = clock() + cfg.interval_s
+        self.decisions: list[Decision] = []
+        self.added = 0
+
+    def due(self) -> bool:
+        """True when the interval has passed since the last decision."""
+        return self.clock() >= self.next_at
+
+    def step(self, status: RunStatus | None = None) -> Decision:
+        """Decide once, act, and log the decision with its reason."""
+        now = self.clock()
+        self.next_at = now + self.cfg.interval_s
+        status = status or read_status(self.store, now=now)
+        alive = self.scaler.alive()
+        d = decide(status, self.cfg, now=now, alive=alive, budget_stopped=self.budget_stopped)
+        started = 0
+        if d.action == "add":
+            started = self.scaler.add(d.add_workers, spot=d.spot)
+            self.added += started
+        warn_once = d.action == "over_budget" and not self.budget_stopped
+        if d.action == "over_budget":
+            self.budget_stopped = True
+        self.decisions.append(d)
+        # "on track"/"hold" repeat every interval: log them too, the log is the audit trail.
+        self.store.log_event(
+            "guard",
+            d.reason,
+            action=d.action,
+            level="warning" if warn_once else "info",
+            add_workers=d.add_workers,
+            started=started,
+            spot=d.spot,
+            alive=alive,
+            rows_per_s=round(status.rows_per_s, 4),
+            rows_left=status.rows_total - status.rows_done,
+            spend_usd=round(status.spend_usd, 4),
+            projected_finish_at=d.projected_finish_at,
+            projected_cost_usd=d.projected_cost_usd,
+            deadline_at=self.cfg.deadline_at,
+            budget_usd=self.cfg.budget_usd,
+        )
+        return d
