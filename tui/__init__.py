@@ -1,0 +1,19 @@
+"""The Textual TUI of skybatch (``skybatch tui``): runs, run detail, plan and launch.
+
+Importing this package imports Textual: the CLI imports it inside the ``tui`` command only.
+"""
+
+from __future__ import annotations
+
+from tui._actions import Actions, LaunchRequest, PlanResult, SchedulerActions
+from tui._data import DataSource
+from tui.app import SkybatchApp
+
+__all__ = [
+    "Actions",
+    "DataSource",
+    "LaunchRequest",
+    "PlanResult",
+    "SchedulerActions",
+    "SkybatchApp",
+]
