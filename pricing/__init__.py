@@ -72,8 +72,8 @@ __all__ = [
     "record_run",
     "record_throughput",
     "sanitise",
-    "skybatch_home",
     "sky_accelerator_name",
+    "skybatch_home",
     "startup_s",
 ]
 

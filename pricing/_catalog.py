@@ -107,7 +107,8 @@ def _clean(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return None if number != number else number  # NaN -> None
+    # NaN -> None; rounding drops float noise from summed prices (0.7000000000000001).
+    return None if number != number else round(number, 6)
 
 
 def make_offering(
@@ -383,8 +384,10 @@ def prices_age_days(*, now: datetime | None = None) -> float | None:
     from pricing._db import connect
 
     with connect(read_only=True) as con:
-        row = con.execute("SELECT min(fetched_at) FROM offerings "
-            "WHERE usd_per_hour IS NOT NULL OR spot_usd_per_hour IS NOT NULL").fetchone()
+        row = con.execute(
+            "SELECT min(fetched_at) FROM offerings "
+            "WHERE usd_per_hour IS NOT NULL OR spot_usd_per_hour IS NOT NULL"
+        ).fetchone()
     if not row or row[0] is None:
         return None
     oldest: datetime = row[0].replace(tzinfo=timezone.utc)

@@ -31,8 +31,13 @@ CATALOG_VERSION = "v8"
 # GCP machine families that carry fixed GPUs (SkyPilot's gcp_catalog uses the same map);
 # other GPUs attach to an n1 host with this many vCPUs per GPU count.
 _GCP_HOSTS: dict[str, dict[int, tuple[str, ...]]] = {
-    "A100": {1: ("a2-highgpu-1g",), 2: ("a2-highgpu-2g",), 4: ("a2-highgpu-4g",)}
-    | {8: ("a2-highgpu-8g",), 16: ("a2-megagpu-16g",)},
+    "A100": {
+        1: ("a2-highgpu-1g",),
+        2: ("a2-highgpu-2g",),
+        4: ("a2-highgpu-4g",),
+        8: ("a2-highgpu-8g",),
+        16: ("a2-megagpu-16g",),
+    },
     "A100-80GB": {n: (f"a2-ultragpu-{n}g",) for n in (1, 2, 4, 8)},
     "L4": {
         1: ("g2-standard-4", "g2-standard-8", "g2-standard-12", "g2-standard-16"),

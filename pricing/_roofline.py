@@ -58,9 +58,9 @@ def bytes_per_param(precision: str | None) -> float:
 def kv_bytes_per_token(model: ModelInfo, kv_dtype_bytes: float = 2.0) -> float:
     """KV-cache bytes one token occupies (all layers), Llama-like guess when unknown."""
     if model.layers and model.kv_heads and model.head_dim:
-        return model.layers * 2 * model.kv_heads * model.head_dim * kv_dtype_bytes
+        return float(model.layers * 2 * model.kv_heads * model.head_dim * kv_dtype_bytes)
     # Grouped-query attention with 8 KV heads of 128; depth grows slowly with size.
-    layers = max(8.0, 32.0 * (model.params_b / 8.0) ** 0.35)
+    layers = max(8.0, 32.0 * float((model.params_b / 8.0) ** 0.35))
     return layers * 2 * 8 * 128 * kv_dtype_bytes
 
 

@@ -291,7 +291,9 @@ def gpus_needed(
     for count in (1, 2, 4, 8):
         if count > max_count:
             break
-        if memory_fit(model=model, accelerator=accelerator, count=count, context_tokens=context_tokens):
+        if memory_fit(
+            model=model, accelerator=accelerator, count=count, context_tokens=context_tokens
+        ):
             return count
     return None
 
