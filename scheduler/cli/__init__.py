@@ -25,7 +25,7 @@ def _register() -> None:
     # Importing the modules attaches their commands to ``cli``.
     from scheduler.cli import _run  # noqa: F401
 
-    for name in ("_plan", "_launch", "_tui"):
+    for name in ("_plan", "_launch", "_tui", "_pricing"):
         try:
             __import__(f"scheduler.cli.{name}")
         except ModuleNotFoundError as e:
