@@ -1,10 +1,18 @@
-"""Shared fixtures: every test runs against a private HOME and SKYBATCH_HOME."""
+"""Fixtures shared by every test: isolate the user's machine.
+
+Each test gets its own HOME and SKYBATCH_HOME (so the pricing DuckDB file, SkyPilot's
+~/.sky and any config are temporary) and runs offline. Worker subprocesses import this
+checkout even when it is not installed.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -14,4 +22,18 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("SKYBATCH_HOME", str(home / ".skybatch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.delenv("SKYBATCH_STORE", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    )
     return home
+
+
+@pytest.fixture
+def repo() -> Path:
+    """The repository root (recipes/ and its data live there)."""
+    return REPO
