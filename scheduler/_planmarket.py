@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import pricing
 
-__all__ = ["CatalogMarket", "EstimateLike", "Market", "OfferingLike", "model_load_s"]
+__all__ = [
+    "CatalogMarket",
+    "EstimateLike",
+    "Market",
+    "OfferingLike",
+    "catalog_market",
+    "model_load_s",
+]
 
 # Start-up beyond provisioning: downloading and loading the weights. Hubs and buckets give
 # a worker roughly 0.5 GB/s; 30 s covers the engine's own start (CUDA context, graphs).
@@ -113,7 +120,11 @@ def model_load_s(params_b: float | None) -> float:
 
 
 class CatalogMarket:
-    """The :class:`Market` answered from the DuckDB catalog of :mod:`pricing`."""
+    """The :class:`Market` answered from the DuckDB catalog of :mod:`pricing`.
+
+    Answers are memoised for the life of the object: each pricing call opens a short-lived
+    DuckDB connection (tens of ms), and one plan asks the same questions many times.
+    """
 
     def __init__(self) -> None:
         import pricing as _pricing  # DuckDB comes with it: only when a plan is made
@@ -122,6 +133,10 @@ class CatalogMarket:
         self._models: dict[str, pricing.ModelInfo | None] = {}
         self._startup: dict[str, float] = {}
         self._preempt: dict[str, float] = {}
+        self._estimates: dict[tuple[object, ...], EstimateLike] = {}
+        self._offerings: dict[tuple[object, ...], Sequence[OfferingLike]] = {}
+        self._needed: dict[tuple[str, str, int], int | None] = {}
+        self._age: tuple[float | None] | None = None
 
     def _model(self, name: str) -> pricing.ModelInfo | None:
         if name not in self._models:
@@ -141,12 +156,18 @@ class CatalogMarket:
         return self._pricing.list_offerings(accelerators=accs, clouds=clouds, regions=regions)
 
     def gpus_needed(self, *, model: str, accelerator: str, context_tokens: int) -> int | None:
-        info = self._model(model)
-        if info is None:
-            return 1  # an unknown (small or custom) model: one GPU, as the user wrote it
-        return self._pricing.gpus_needed(
-            model=info, accelerator=accelerator, context_tokens=context_tokens
-        )
+        key = (model, accelerator, context_tokens)
+        if key not in self._needed:
+            info = self._model(model)
+            # An unknown (small or custom) model: one GPU, as the user wrote it.
+            self._needed[key] = (
+                1
+                if info is None
+                else self._pricing.gpus_needed(
+                    model=info, accelerator=accelerator, context_tokens=context_tokens
+                )
+            )
+        return self._needed[key]
 
     def estimate(
         self,
@@ -159,15 +180,18 @@ class CatalogMarket:
         input_tokens: float,
         output_tokens: float,
     ) -> EstimateLike:
-        return self._pricing.estimate_throughput(
-            model=model,
-            engine=engine,
-            task=task,
-            accelerator=accelerator,
-            count=count,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-        )
+        key = (model, engine, task, accelerator, count, input_tokens, output_tokens)
+        if key not in self._estimates:
+            self._estimates[key] = self._pricing.estimate_throughput(
+                model=model,
+                engine=engine,
+                task=task,
+                accelerator=accelerator,
+                count=count,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+            )
+        return self._estimates[key]
 
     def preemption_rate_per_hour(self, cloud: str) -> float:
         if cloud not in self._preempt:
@@ -184,5 +208,37 @@ class CatalogMarket:
         return model_load_s(info.params_b if info is not None else None)
 
     def prices_age_days(self) -> float | None:
-        age = self._pricing.prices_age_days()
-        return None if age is None else float(age)
+        if self._age is None:
+            age = self._pricing.prices_age_days()
+            self._age = (None if age is None else float(age),)
+        return self._age[0]
+
+
+_shared: tuple[tuple[object, ...], CatalogMarket] | None = None
+
+
+def _db_signature() -> tuple[object, ...]:
+    from pricing import db_path
+
+    path = db_path()
+    sig: list[object] = [str(path)]
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = p.stat()
+            sig += [st.st_mtime_ns, st.st_size]
+        except OSError:
+            sig += [0, 0]
+    return tuple(sig)
+
+
+def catalog_market() -> CatalogMarket:
+    """A :class:`CatalogMarket` shared within this process while the database is unchanged.
+
+    The TUI and the launcher plan again and again; any write to the DuckDB file (a refresh,
+    a new throughput figure, run history) changes its mtime and starts a fresh market.
+    """
+    global _shared
+    sig = _db_signature()
+    if _shared is None or _shared[0] != sig:
+        _shared = (sig, CatalogMarket())
+    return _shared[1]

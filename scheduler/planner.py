@@ -23,16 +23,27 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from scheduler._planmarket import EstimateLike, Market, OfferingLike
 from scheduler._planmodel import CandidateModel, Evaluation, evaluate, sigma_from_band
-from scheduler.errors import PlanError
-from scheduler.recipe import Recipe
+from scheduler._plantypes import (
+    DEFAULT_DEADLINE_S,
+    OfferingChoice,
+    Plan,
+    PlanOption,
+    PlanRequest,
+    format_duration,
+)
+from scheduler._plantypes import money as _money
 from scheduler.workload import Workload
 
+if TYPE_CHECKING:
+    from scheduler.recipe import Recipe
+
 __all__ = [
+    "DEFAULT_DEADLINE_S",
     "OfferingChoice",
     "Plan",
     "PlanOption",
@@ -42,179 +53,9 @@ __all__ = [
     "plan_workload",
 ]
 
-DEFAULT_DEADLINE_S = 24 * 3600.0
 SHARD_TARGET_S = 300.0  # about five minutes of work per shard
 OFFERINGS_PER_OPTION = 3
 STARTUP_SIGMA = 0.35  # a worker's start-up varies by about a third around its mean
-
-
-def format_duration(seconds: float) -> str:
-    """``8h``, ``1h30m``, ``45m``, ``90s`` (the way a recipe writes it)."""
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 3600:
-        return f"{int(seconds // 3600)}h{round(seconds % 3600 / 60)}m"
-    if seconds >= 60:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    """What the user asks for: the model, the deadline, the budget and where to run."""
-
-    model: str
-    engine: str
-    task: str
-    deadline_s: float
-    budget_usd: float | None = None
-    spot: Literal["prefer", "require", "never"] = "prefer"
-    clouds: tuple[str, ...] | None = None
-    regions: tuple[str, ...] | None = None
-    accelerators: tuple[str, ...] | None = None
-    max_workers: int = 16
-    p_target: float = 0.95
-    rows_per_shard: int | None = None
-    deadline_defaulted: bool = False
-
-    @classmethod
-    def from_recipe(
-        cls, recipe: Recipe, *, deadline_s: float | None = None, budget_usd: float | None = None
-    ) -> PlanRequest:
-        """Flags first, then the recipe's ``schedule``, then defaults."""
-        s = recipe.schedule
-        deadline = deadline_s if deadline_s is not None else s.deadline
-        return cls(
-            model=recipe.model.name,
-            engine=recipe.model.engine,
-            task=recipe.task,
-            deadline_s=deadline if deadline is not None else DEFAULT_DEADLINE_S,
-            budget_usd=budget_usd if budget_usd is not None else s.budget_usd,
-            spot=s.spot,
-            clouds=tuple(s.clouds) if s.clouds else None,
-            regions=tuple(s.regions) if s.regions else None,
-            accelerators=tuple(s.accelerators) if s.accelerators else None,
-            max_workers=s.max_workers,
-            p_target=s.p_target,
-            rows_per_shard=recipe.shards.rows_per_shard,
-            deadline_defaulted=deadline is None,
-        )
-
-
-@dataclass(frozen=True)
-class OfferingChoice:
-    """One SkyPilot candidate of an option: where, which instance, at what price."""
-
-    cloud: str
-    region: str
-    instance_type: str
-    usd_per_hour: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "cloud": self.cloud,
-            "region": self.region,
-            "instance_type": self.instance_type,
-            "usd_per_hour": round(self.usd_per_hour, 4),
-        }
-
-
-@dataclass(frozen=True)
-class PlanOption:
-    """One way to run the job: ``workers`` × (accelerator × count) on spot or on demand."""
-
-    accelerator: str
-    accelerators_per_worker: int
-    spot: bool
-    workers: int
-    hours: float
-    cost_usd: float
-    p_on_time: float
-    throughput_source: str  # measured | scaled | published | estimated
-    throughput_detail: str
-    rows_per_s: float  # per worker, the estimate's median
-    rows_per_shard: int
-    offerings: tuple[OfferingChoice, ...]
-    on_time: bool  # P(on time) ≥ the target with at most max_workers workers
-    within_budget: bool
-    pareto: bool = False
-    model: CandidateModel | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def feasible(self) -> bool:
-        """On time and within budget: a plan the launcher may run."""
-        return self.on_time and self.within_budget
-
-    def describe(self) -> str:
-        """``4× L4 spot`` or ``2× (H100×4) on-demand``."""
-        gpu = (
-            self.accelerator
-            if self.accelerators_per_worker == 1
-            else f"({self.accelerator}×{self.accelerators_per_worker})"
-        )
-        return f"{self.workers}× {gpu} {'spot' if self.spot else 'on-demand'}"
-
-    def where(self) -> str:
-        """``aws/us-east-1`` of the cheapest offering, ``+2`` for the other candidates."""
-        first = self.offerings[0]
-        more = f" +{len(self.offerings) - 1}" if len(self.offerings) > 1 else ""
-        return f"{first.cloud}/{first.region}{more}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "accelerator": self.accelerator,
-            "accelerators_per_worker": self.accelerators_per_worker,
-            "spot": self.spot,
-            "workers": self.workers,
-            "hours": round(self.hours, 3),
-            "cost_usd": round(self.cost_usd, 2),
-            "p_on_time": round(self.p_on_time, 4),
-            "throughput_source": self.throughput_source,
-            "throughput_detail": self.throughput_detail,
-            "rows_per_s": round(self.rows_per_s, 3),
-            "rows_per_shard": self.rows_per_shard,
-            "pareto": self.pareto,
-            "on_time": self.on_time,
-            "within_budget": self.within_budget,
-            "offerings": [o.to_json() for o in self.offerings],
-        }
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The ranked options, the choice (or why there is none) and what the plan assumed."""
-
-    workload: Workload
-    request: PlanRequest
-    options: tuple[PlanOption, ...]
-    chosen: int | None
-    reason: str
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def choice(self) -> PlanOption | None:
-        """The chosen option, or None."""
-        return None if self.chosen is None else self.options[self.chosen]
-
-    def require(self) -> PlanOption:
-        """The chosen option; :class:`PlanError` with the one-line reason when none fits."""
-        if self.chosen is None:
-            raise PlanError(self.reason)
-        return self.options[self.chosen]
-
-    def to_json(self, *, top: int | None = None) -> dict[str, Any]:
-        """The ``skybatch plan --json`` object (see DESIGN.md, command contract)."""
-        options = self.options if top is None else self.options[: max(top, 1)]
-        return {
-            "workload": self.workload.to_json(),
-            "options": [o.to_json() for o in options],
-            "chosen": self.chosen,
-            "reason": self.reason,
-            "deadline_s": self.request.deadline_s,
-            "budget_usd": self.request.budget_usd,
-            "p_target": self.request.p_target,
-            "warnings": list(self.warnings),
-        }
 
 
 @dataclass
@@ -302,6 +143,8 @@ def _build_candidates(
                     cap=cap,
                 )
             )
+    asked = {a.upper() for a in req.accelerators or ()}
+    cannot_hold = [a for a in cannot_hold if a.upper() in asked]  # silent unless asked for
     if cannot_hold:
         warnings.append(
             f"{', '.join(cannot_hold)}: cannot hold {req.model} with up to 8 GPUs per worker"
@@ -440,7 +283,10 @@ def _general_warnings(workload: Workload, req: PlanRequest, market: Market) -> l
         )
     if workload.input_tokens_source.startswith("approximation"):
         out.append(f"input tokens: {workload.input_tokens_source}")
-    max_age = float(os.environ.get("SKYBATCH_MAX_PRICE_AGE_DAYS", "30"))
+    try:
+        max_age = float(os.environ.get("SKYBATCH_MAX_PRICE_AGE_DAYS", "30"))
+    except ValueError:
+        max_age = 30.0
     age = market.prices_age_days()
     if age is not None and age > max_age:
         out.append(
@@ -448,10 +294,6 @@ def _general_warnings(workload: Workload, req: PlanRequest, market: Market) -> l
             "`skybatch pricing refresh` updates them"
         )
     return out
-
-
-def _money(usd: float) -> str:
-    return f"${usd:,.0f}" if usd >= 100 else f"${usd:,.2f}"
 
 
 def _why_chosen(options: Sequence[PlanOption], req: PlanRequest) -> str:
@@ -516,7 +358,7 @@ def plan_recipe(
     load = workload if workload is not None else measure_workload(recipe)
     req = PlanRequest.from_recipe(recipe, deadline_s=deadline_s, budget_usd=budget_usd)
     if market is None:
-        from scheduler._planmarket import CatalogMarket
+        from scheduler._planmarket import catalog_market
 
-        market = CatalogMarket()
+        market = catalog_market()
     return plan_workload(load, req, market)

@@ -295,7 +295,9 @@ def test_gpus_per_worker_follow_the_memory_check() -> None:
         rows_per_s={"L4": 1.0, "H100": 8.0, "T4": 0.5},
         need={"L4": 4, "H100": 2, "T4": None},
     )
-    plan = plan_workload(workload(100_000), request(deadline_s=48 * HOUR), market)
+    plan = plan_workload(
+        workload(100_000), request(deadline_s=48 * HOUR, accelerators=("L4", "H100", "T4")), market
+    )
     per_worker = {o.accelerator: o.accelerators_per_worker for o in plan.options}
     assert per_worker == {"L4": 4, "H100": 8}  # H100 has no 2-GPU instance: the next size up
     assert any("T4: cannot hold m" in w for w in plan.warnings)
