@@ -68,7 +68,7 @@ class SkybatchApp(App[None]):
         self.set_reactive(SkybatchApp.refresh_s, refresh_s)
         self.on_action = on_action
         # The store's last path part: enough to tell stores apart, and stable in snapshots.
-        self.sub_title = data.store_url.rstrip("/").rsplit("/", 1)[-1]
+        self.store_name = data.store_url.rstrip("/").rsplit("/", 1)[-1]
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen())

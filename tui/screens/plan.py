@@ -76,9 +76,9 @@ class PlanScreen(Screen[None]):
                 yield Input(self.recipe, placeholder="recipes/embed-minilm.yaml", id="recipe")
             with Horizontal(classes="field"):
                 yield Label("deadline", classes="label")
-                yield Input(placeholder="8h (empty: the recipe's)", id="deadline")
+                yield Input(placeholder="8h", id="deadline")
                 yield Label("budget $", classes="label")
-                yield Input(placeholder="500 (empty: the recipe's)", id="budget")
+                yield Input(placeholder="500", id="budget")
             with Horizontal(classes="field"):
                 yield Label("backend", classes="label")
                 yield Select(BACKENDS, value="local", allow_blank=False, id="backend")
@@ -92,6 +92,7 @@ class PlanScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.sub_title = "plan & launch (empty deadline/budget: the recipe's)"
         table = self.query_one("#options", DataTable)
         table.add_columns(
             "", "accelerator", "spot", "workers", "hours", "cost", "P(on time)", "where", "source"

@@ -39,6 +39,7 @@ class ResultsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.sub_title = f"results of {self.run_id} (SQL over view `results`)"
         self.query_one("#sql", Input).focus()
         self.run_query(self.sql)
 

@@ -57,6 +57,10 @@ class RunDetailScreen(RefreshingScreen):
             yield EventLog(id="events")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.sub_title = f"run {self.run_id}"
+        super().on_mount()
+
     def load(self) -> RunDetail:
         return self.app.data.load_detail(self.run_id)  # type: ignore[attr-defined,no-any-return]
 

@@ -41,6 +41,7 @@ class RunsScreen(RefreshingScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.sub_title = f"runs in {self.app.store_name}"  # type: ignore[attr-defined]
         self.query_one("#filter", Input).display = False
         self.query_one(RunsTable).focus()
         super().on_mount()

@@ -19,7 +19,7 @@ def event_text(event: dict[str, Any]) -> Text:
     clock = ts[11:19] if len(ts) >= 19 else ts
     kind = str(event.get("kind", "?"))
     text = Text(f"{clock} ", style="dim")
-    text.append(f"{kind:<12}", style=_KIND_STYLE.get(kind, "bold"))
+    text.append(f"{kind:<17} ", style=_KIND_STYLE.get(kind, "bold"))
     text.append(str(event.get("message", "")))
     return text
 
