@@ -474,7 +474,12 @@ class TorchEngine:
             "model_source": self.model_source,
         }
         if self.task == "embed" and self._model is not None:
-            info["dim"] = int(self._model.get_sentence_embedding_dimension() or 0)
+            # Renamed in sentence-transformers 6 (the old name warns); support both.
+            model = self._model
+            dim_of = getattr(model, "get_embedding_dimension", None)
+            if dim_of is None:
+                dim_of = model.get_sentence_embedding_dimension
+            info["dim"] = int(dim_of() or 0)
         if self.task == "classify" and self._labels:
             info["labels"] = list(self._labels)
         return info
