@@ -161,7 +161,7 @@ def _gcp_rows(rows: list[dict[str, str]], source: str, now: datetime) -> list[Of
                 for h in zone_hosts
                 if h["InstanceType"].startswith("n1-")
                 and (_f(h.get("vCPUs")) or 0) >= cpus
-                and (_f(h.get("MemoryGiB")) or 0) >= 4 * cpus
+                and (_f(h.get("MemoryGiB")) or 0) >= 3.75 * cpus
             ]
         priced = [h for h in cands if _f(h["Price"]) is not None]
         gpu_price, gpu_spot = _f(r["Price"]), _f(r.get("SpotPrice"))

@@ -1,0 +1,114 @@
+"""The DuckDB file for real: migrations, seeding, and several processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import pricing
+from pricing._db import MIGRATIONS
+
+
+def test_fresh_database_is_migrated_and_seeded_once(isolated_home: Path) -> None:
+    with pricing.connect() as con:
+        versions = con.execute("SELECT version FROM schema_version").fetchall()
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        offerings = con.execute("SELECT count(*) FROM offerings").fetchone()
+        published = con.execute(
+            "SELECT count(*) FROM throughput WHERE kind = 'published'"
+        ).fetchone()
+    assert [v[0] for v in versions] == [v for v, _ in MIGRATIONS]
+    assert {"offerings", "gpu_specs", "throughput", "run_history", "jobs", "meta"} <= tables
+    assert offerings == (624,)
+    assert published is not None and published[0] >= 100
+    assert pricing.db_path() == isolated_home / ".skybatch" / "skybatch.duckdb"
+    # A second process-level open (cache cleared) must not re-seed or re-migrate.
+    from pricing import _db
+
+    _db._ready.clear()
+    with pricing.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM offerings").fetchone() == (624,)
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (len(MIGRATIONS),)
+
+
+def test_read_only_connection_refuses_writes() -> None:
+    with pricing.connect(read_only=True) as con, pytest.raises(duckdb.Error):
+        con.execute("DELETE FROM offerings")
+
+
+def _writer(home: str, worker: int, n: int) -> int:
+    os.environ["SKYBATCH_HOME"] = home
+    for i in range(n):
+        pricing.record_throughput(
+            model="meta-llama/Llama-3.1-8B",
+            engine="vllm",
+            task="generate",
+            accelerator="L4",
+            count=1,
+            precision="BF16",
+            input_tokens=100,
+            output_tokens=10,
+            rows_per_s=float(worker * 1000 + i),
+            tokens_per_s=1.0,
+            source=f"process {worker}",
+        )
+    return n
+
+
+def _reader(home: str, n: int) -> int:
+    os.environ["SKYBATCH_HOME"] = home
+    seen = 0
+    for _ in range(n):
+        seen += len(pricing.list_offerings(accelerators=["H100"]))
+        pricing.estimate_throughput(
+            model="meta-llama/Llama-3.1-8B", engine="vllm", task="generate",
+            accelerator="L4", count=1, input_tokens=100, output_tokens=10,
+        )
+    return seen
+
+
+def test_processes_share_the_file_without_lock_errors(isolated_home: Path) -> None:
+    home = str(isolated_home / ".skybatch")
+    pricing.list_offerings()  # create it here; then writers and readers race on it
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        writes = [pool.apply_async(_writer, (home, w, 15)) for w in (1, 2)]
+        reads = [pool.apply_async(_reader, (home, 10)) for _ in range(2)]
+        assert [r.get(timeout=240) for r in writes] == [15, 15]
+        assert all(r.get(timeout=240) > 0 for r in reads)
+    with pricing.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT source, count(*) FROM throughput WHERE kind = 'measured' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert rows == [("process 1", 15), ("process 2", 15)]
+
+
+def test_lock_held_too_long_is_one_clear_error(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    pricing.list_offerings()
+    path = pricing.db_path()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(20)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("SKYBATCH_DB_LOCK_TIMEOUT_S", "1")
+        started = time.monotonic()
+        with pytest.raises(pricing._db.StoreError, match="stayed locked by another process"):
+            pricing.list_offerings()
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    assert pricing.list_offerings()  # free again: works
