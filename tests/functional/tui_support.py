@@ -88,7 +88,7 @@ def build_run(root: Path, spec: RunSpec) -> RunStore:
         dead_ids, good = ids[: spec.dead_per_done], ids[spec.dead_per_done :]
         out = store.write_output(lease, pa.table({"id": good, "score": [len(x) for x in good]}))
         dead = store.write_dead(
-            lease, [{"id": d, "error": f"ValueError: cannot score {d}"} for d in dead_ids]
+            lease, [{"id": d, "reason": f"ValueError: cannot score {d}"} for d in dead_ids]
         )
         store.commit(
             DoneMarker(
