@@ -65,8 +65,13 @@ def _reader(home: str, n: int) -> int:
     for _ in range(n):
         seen += len(pricing.list_offerings(accelerators=["H100"]))
         pricing.estimate_throughput(
-            model="meta-llama/Llama-3.1-8B", engine="vllm", task="generate",
-            accelerator="L4", count=1, input_tokens=100, output_tokens=10,
+            model="meta-llama/Llama-3.1-8B",
+            engine="vllm",
+            task="generate",
+            accelerator="L4",
+            count=1,
+            input_tokens=100,
+            output_tokens=10,
         )
     return seen
 
@@ -97,9 +102,13 @@ def test_lock_held_too_long_is_one_clear_error(
     pricing.list_offerings()
     path = pricing.db_path()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(20)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(20)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

@@ -72,7 +72,10 @@ def test_refresh_through_skypilot_offline(isolated_home: Path) -> None:
     env = {**os.environ, "HOME": str(isolated_home), "SKYBATCH_HOME": str(isolated_home / ".sb")}
     run = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "pricing", "refresh", "--json"],
-        capture_output=True, text=True, env=env, timeout=240,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
@@ -86,7 +89,10 @@ def test_refresh_through_skypilot_offline(isolated_home: Path) -> None:
     assert g2["new"]["usd_per_hour"] == pytest.approx(0.70)
     show = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "pricing", "show", "--cloud", "lambda", "--json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert show.returncode == 0, show.stderr
     listed = json.loads(show.stdout)["offerings"]
