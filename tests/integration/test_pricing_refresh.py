@@ -110,5 +110,5 @@ def test_refresh_without_catalog_is_one_clear_error(isolated_home: Path) -> None
         from_vms_dir(isolated_home / "nope")
     (isolated_home / "bad" / "aws").mkdir(parents=True)
     (isolated_home / "bad" / "aws" / "vms.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(UsageError, match="is not a SkyPilot vms.csv"):
+    with pytest.raises(UsageError, match=r"is not a SkyPilot vms\.csv"):
         from_vms_dir(isolated_home / "bad")
