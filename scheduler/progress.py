@@ -29,7 +29,7 @@ class RunState(str, enum.Enum):
     STOPPED = "stopped"  # some work left, no worker alive: resume to continue
     CANCELLED = "cancelled"  # cancelled by the user: resume to continue
     DONE = "done"  # every shard committed, dead rows within the error budget
-    FAILED = "failed"  # every shard committed, too many dead rows
+    FAILED = "failed"  # every shard committed, too many dead rows or rows unaccounted for
 
     def is_terminal(self) -> bool:
         """True for states a run only leaves if a user starts it again."""
@@ -264,9 +264,16 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
 
     max_error_rate = float(limits.get("max_error_rate", 0.001))
     cancelled = store.read_meta("cancel") is not None
-    if manifest and len(markers) == len(manifest):
+    if manifest and all(str(s["shard_id"]) in markers for s in manifest):
         too_many = rows_done and rows_dead / rows_done > max_error_rate
-        state = RunState.FAILED if too_many else RunState.DONE
+        # Input rows = output + dead rows, or the run is not finished (DESIGN.md): a
+        # marker that does not add up means rows were lost, and resuming will not redo it.
+        unbalanced = any(
+            m.rows_in != int(sh["row_count"]) or m.rows_in != m.rows_out + m.rows_dead
+            for sh in manifest
+            for m in [markers[str(sh["shard_id"])]]
+        )
+        state = RunState.FAILED if too_many or unbalanced else RunState.DONE
     elif alive:
         state = RunState.RUNNING
     elif cancelled:
