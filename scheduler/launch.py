@@ -279,7 +279,7 @@ def _dry_run_id(recipe: Recipe, req: LaunchRequest) -> str:
 def launch(req: LaunchRequest, *, echo: Echo, confirm: Confirm) -> LaunchResult:
     """Run the whole launch flow; ``echo`` prints progress lines (stderr), ``confirm`` asks."""
     from scheduler.backends import skypilot as sp
-    from scheduler.runs import prepare_run, resolve_store_url
+    from scheduler.runs import resolve_store_url
 
     if req.backend not in ("local", "skypilot"):
         raise UsageError(f"--backend {req.backend!r}: use local or skypilot")
@@ -289,6 +289,7 @@ def launch(req: LaunchRequest, *, echo: Echo, confirm: Confirm) -> LaunchResult:
     if cloud:
         sp.require_object_store(store_url)
     secret_names = sp.secret_names_from_env(req.secrets) if cloud else ()
+    secrets: dict[str, str] = {}
     option, plan = choose_option(recipe, req)
     workers = int(option["workers"])
 
@@ -321,6 +322,32 @@ def launch(req: LaunchRequest, *, echo: Echo, confirm: Confirm) -> LaunchResult:
             raise UsageError("launch needs confirmation; pass --yes to launch without asking (CI)")
         if not confirm(f"Launch {workers} {'managed job' if cloud else 'local worker'}(s)?"):
             raise UsageError("launch not confirmed; nothing was started")
+
+    if not cloud:
+        return _launch_into_store(req, recipe, store_url, option, plan, echo, session=None)
+    with sp.SkyPilotSession() as session:
+        # Ask SkyPilot first: without a cloud nothing is written to the store.
+        session.require_cloud()
+        return _launch_into_store(
+            req, recipe, store_url, option, plan, echo, session=session,
+            secret_names=secret_names, secrets=secrets,
+        )  # fmt: skip
+
+
+def _launch_into_store(
+    req: LaunchRequest,
+    recipe: Recipe,
+    store_url: str,
+    option: dict[str, Any],
+    plan: dict[str, Any] | None,
+    echo: Echo,
+    *,
+    session: Any,
+    secret_names: tuple[str, ...] = (),
+    secrets: Mapping[str, str] | None = None,
+) -> LaunchResult:
+    """Create or resume the run, start its workers, and watch it when asked to."""
+    from scheduler.runs import prepare_run
 
     wanted_id = render_run_id(req.run_id, name=recipe.name) if req.run_id else None
     extra: dict[str, Any] = {"launch": {"option": option, "backend": req.backend}}
@@ -355,21 +382,19 @@ def launch(req: LaunchRequest, *, echo: Echo, confirm: Confirm) -> LaunchResult:
     store.log_event("launched", f"launch: {describe_option(option)}", backend=req.backend)
     echo(f"run {store.run_id} → {store.location}")
     result = LaunchResult(store.run_id, store_url, req.backend, option)
-
-    if not cloud:
+    if session is None:
         result.outcome = _run_local(store, req, option, started, echo)
         return result
-
-    with sp.SkyPilotSession() as session:
-        session.require_cloud()
-        scaler = SkyScaler(store, recipe, option, secret_names, secrets, session)
-        scaler.add(workers, spot=bool(option.get("spot")))
-        result.jobs = dict(scaler.jobs)
-        echo(f"launched {len(scaler.jobs)} managed job(s): {scaler.jobs}")
-        if req.wait:
-            guard = _guard(store, scaler, option, req, cloud=True)
-            watch(store, guard=guard, poll_s=req.poll_s, scaler=scaler)
-            result.outcome = outcome_of(store, started=started, option=option, workers=scaler.total)
+    scaler = SkyScaler(store, recipe, option, secret_names, secrets or {}, session)
+    missing = int(option["workers"]) - scaler.alive_or_unknown()
+    if missing > 0:
+        scaler.add(missing, spot=bool(option.get("spot")))
+    result.jobs = dict(scaler.jobs)
+    echo(f"managed jobs: {scaler.jobs}")
+    if req.wait:
+        guard = _guard(store, scaler, option, req, cloud=True)
+        watch(store, guard=guard, poll_s=req.poll_s, scaler=scaler)
+        result.outcome = outcome_of(store, started=started, option=option, workers=scaler.total)
     return result
 
 
@@ -411,6 +436,13 @@ class SkyScaler:
         return sum(
             1 for w in self.jobs if not JobState(w, 0, self.states.get(w, "PENDING")).is_terminal
         )
+
+    def alive_or_unknown(self) -> int:
+        """Jobs of this run SkyPilot still runs (a resumed launch only adds what is missing)."""
+        if not self.jobs:
+            return 0
+        self.refresh()
+        return self.alive()
 
     def refresh(self) -> None:
         """Read the managed-job queue for this run's jobs."""

@@ -1,0 +1,187 @@
+"""``skybatch launch`` against the real SkyPilot SDK, offline.
+
+* ``--dry-run`` for every shipped cloud recipe: each worker's task YAML passes SkyPilot's
+  own schema validation and ``sky.Task.from_yaml_str`` (with the planned candidates, spot
+  and recovery settings), and a planted secret never shows up.
+* A real launch on this machine (no cloud credentials): SkyPilot's local API server is
+  started under a spinner, the one-line "run `sky check`" answer comes back with exit
+  code 5 and no traceback, in bounded time, and the API server is stopped again.
+
+SkyPilot validates candidates against its catalog (``~/.sky/catalogs/v8/<cloud>/vms.csv``),
+which it downloads on first use; there is no network here, so :func:`sky_catalog` writes
+that file from the shipped price snapshot, which was taken from the same catalog.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scheduler.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+PRICES = Path("/work/shared/data/gpu_prices.csv")
+if not PRICES.exists():  # the snapshot ships with pricing/ too
+    PRICES = REPO / "pricing" / "data" / "gpu_prices.csv"
+TOKEN = "hf_PLANTEDtoken0123456789abcdef"
+OTHER = "sk-PLANTEDother0123456789"
+CLOUD_RECIPES = sorted(
+    p
+    for p in (REPO / "recipes").glob("*.yaml")
+    if "://" in str((yaml.safe_load(p.read_text()) or {}).get("store", ""))
+)
+_COLUMNS = ["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB",
+            "GpuInfo", "Price", "SpotPrice", "Region", "AvailabilityZone"]  # fmt: skip
+
+
+@pytest.fixture
+def sky_catalog() -> Path:
+    """SkyPilot's catalog files for every cloud of the snapshot, under the test's HOME."""
+    rows = list(csv.DictReader(PRICES.open()))
+    base = Path.home() / ".sky" / "catalogs" / "v8"
+    for cloud in sorted({r["cloud"] for r in rows}):
+        (base / cloud).mkdir(parents=True, exist_ok=True)
+        with (base / cloud / "vms.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(_COLUMNS)
+            for r in rows:
+                if r["cloud"] != cloud:
+                    continue
+                acc = {"A100-40GB": "A100"}.get(r["accelerator"], r["accelerator"])
+                zone = r["region"] + ("-a" if cloud == "gcp" else "a")
+                w.writerow([r["instance_type"], acc, r["accelerator_count"], r["vcpus"],
+                            r["memory_gib"], "", r["price_per_hour"], r["spot_price_per_hour"],
+                            r["region"], zone])  # fmt: skip
+    return base
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    main(argv)
+    out = capsys.readouterr()
+    return out.out, out.err
+
+
+def test_there_are_cloud_recipes() -> None:
+    assert CLOUD_RECIPES, "recipes/ ships no recipe with an object-store `store`"
+
+
+@pytest.mark.parametrize("recipe", CLOUD_RECIPES, ids=lambda p: p.stem)
+def test_dry_run_yaml_is_valid_skypilot(
+    recipe: Path,
+    sky_catalog: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sky
+
+    from scheduler.backends.skypilot import validate_task_config
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("MY_API_KEY", OTHER)
+    out, err = _cli(
+        ["launch", str(recipe), "--dry-run", "--json", "--secret", "MY_API_KEY"], capsys
+    )
+    data = json.loads(out)
+    text_out, text_err = _cli(
+        ["launch", str(recipe), "--dry-run", "--secret", "MY_API_KEY"], capsys
+    )
+    for stream in (out, err, text_out, text_err):
+        assert TOKEN not in stream and OTHER not in stream
+    plan = data["plan"]
+    docs_text = text_out.split("---\n")
+    assert len(docs_text) == plan["workers"] == len(list(yaml.safe_load_all(text_out)))
+    planned = {(o["cloud"], o["region"], o["instance_type"]) for o in plan["offerings"]}
+    for i, doc_text in enumerate(docs_text):
+        doc: dict[str, Any] = yaml.safe_load(doc_text)
+        validate_task_config(doc)  # SkyPilot's task + resources JSON schemas
+        assert doc["envs"]["SKYBATCH_WORKER_INDEX"] == str(i)
+        assert doc["secrets"] == {
+            "HF_TOKEN": "<redacted: from $HF_TOKEN at launch>",
+            "MY_API_KEY": "<redacted: from $MY_API_KEY at launch>",
+        }
+        task = sky.Task.from_yaml_str(doc_text)
+        resources = list(task.resources)
+        seen = {(str(r.cloud).lower(), r.region, r.instance_type) for r in resources}
+        assert seen == planned
+        for r in resources:
+            assert r.use_spot is plan["spot"]
+            assert r.job_recovery == {
+                "strategy": "EAGER_NEXT_REGION",
+                "max_restarts_on_errors": yaml.safe_load(recipe.read_text())
+                .get("limits", {})
+                .get("retries", 3),
+                "recover_on_exit_codes": [3],
+            }
+            assert r.accelerators is not None
+            assert sum(r.accelerators.values()) == plan["accelerators_per_worker"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api_servers(port: int) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(attrs=["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "sky.server.server" in cmd and f"--port={port}" in cmd:
+            found.append(proc.info["pid"])
+    return found
+
+
+@pytest.mark.slow
+def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "name: cloudy\n"
+        'input: {path: "s3://bucket/in.jsonl", id_column: id}\n'
+        "task: score\n"
+        'model: {engine: python, name: "fn.py:f"}\n'
+        "store: s3://bucket/runs\n"
+    )
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HF_TOKEN": TOKEN,
+        # An API server of our own: its port and runtime folder are this test's alone.
+        "SKYPILOT_API_SERVER_LOCAL_PORT": str(port),
+        "SKY_RUNTIME_DIR": str(tmp_path / "sky-runtime"),
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "launch", "r.yaml", "--gpu", "L4",
+         "--workers", "2", "--yes"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 5, proc.stderr
+    assert lines[-1] == (
+        "skybatch: error: no cloud is enabled for SkyPilot: run `sky check` to set up "
+        "credentials, or run on this machine with `skybatch run RECIPE`"
+    )
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert len(lines) <= 2  # the plan line, then the answer
+    # Measured 10-70 s on a loaded 2-core machine: SkyPilot starts its API server and
+    # checks every cloud once.
+    assert elapsed < 300
+    assert _api_servers(port) == []
+    for stream in (proc.stdout, proc.stderr):
+        assert TOKEN not in stream
+    for root in (Path(os.environ["HOME"]), tmp_path):
+        for path in root.rglob("*"):
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                assert TOKEN.encode() not in path.read_bytes(), path

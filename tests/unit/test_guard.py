@@ -1,0 +1,122 @@
+"""The deadline guard's decisions and the CI outcome (exit codes, markdown), without I/O."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from scheduler.guard import GuardConfig, decide
+from scheduler.progress import RunState, RunStatus
+from scheduler.summary import Outcome, write_summary
+
+NOW = 1_000_000.0
+
+
+def _status(**kw: object) -> RunStatus:
+    base = RunStatus(
+        run_id="r", recipe_name="x", store="/s", backend="local", state=RunState.RUNNING,
+        created_at=None, rows_total=1000, rows_done=100, rows_out=100, rows_dead=0,
+        shards_total=10, shards_done=1, shards_claimed=1, shards_failed=0, rows_per_s=1.0,
+        eta_s=None, elapsed_s=100.0, deadline_at=None, budget_usd=None, spend_usd=0.0,
+        usd_per_hour=1.0, max_error_rate=0.0, tokens_in=0, tokens_out=0,
+    )  # fmt: skip
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _cfg(**kw: object) -> GuardConfig:
+    base = GuardConfig(deadline_at=NOW + 600, spot_usd_per_hour=1.0, ondemand_usd_per_hour=3.0,
+                       startup_s=10.0, last_stretch_s=120.0, max_workers=16)  # fmt: skip
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_on_track_when_projected_finish_is_before_the_deadline() -> None:
+    d = decide(_status(rows_per_s=10.0), _cfg(), now=NOW, alive=1)
+    assert d.action == "on_track" and "within the deadline" in d.reason
+
+
+def test_adds_enough_spot_workers_when_late() -> None:
+    # 900 rows left at 1 row/s/worker, 600 s left (540 s usable): needs ~2 workers in all.
+    d = decide(_status(), _cfg(), now=NOW, alive=1)
+    assert d.action == "add" and d.spot
+    assert d.add_workers == 1
+    assert d.projected_finish_at is not None and d.projected_finish_at <= NOW + 600
+    assert "adding 1 spot worker" in d.reason
+
+
+def test_last_stretch_adds_on_demand() -> None:
+    d = decide(_status(rows_total=300), _cfg(deadline_at=NOW + 100, startup_s=5), now=NOW, alive=1)
+    assert d.action == "add" and not d.spot and "on-demand" in d.reason
+
+
+def test_capped_at_max_workers_and_holds_when_full() -> None:
+    d = decide(_status(rows_total=100_000), _cfg(max_workers=4), now=NOW, alive=1)
+    assert d.action == "add" and d.add_workers == 3 and "capped" in d.reason
+    d = decide(_status(rows_total=100_000), _cfg(max_workers=4), now=NOW, alive=4)
+    assert d.action == "hold" and "max_workers=4" in d.reason
+
+
+def test_never_passes_the_budget() -> None:
+    d = decide(_status(spend_usd=0.5), _cfg(budget_usd=0.6), now=NOW, alive=1)
+    assert d.action == "over_budget" and "over the $0.60 budget" in d.reason
+    # a budget that fits some but not all of the wanted workers: as many as fit
+    want = decide(_status(rows_total=5000), _cfg(), now=NOW, alive=1)
+    assert want.projected_cost_usd is not None
+    # each new worker pays its own start-up, so fewer workers cost a little less
+    budget = want.projected_cost_usd - 0.001
+    some = decide(_status(rows_total=5000), _cfg(budget_usd=budget), now=NOW, alive=1)
+    assert some.action == "add" and 0 < some.add_workers < want.add_workers
+    assert some.projected_cost_usd is not None and some.projected_cost_usd <= budget
+    # once stopped for budget, never adds again
+    later = decide(_status(), _cfg(), now=NOW, alive=1, budget_stopped=True)
+    assert later.action == "over_budget" and later.add_workers == 0
+
+
+def test_holds_without_a_measurement_or_when_too_late() -> None:
+    assert decide(_status(rows_per_s=0.0), _cfg(), now=NOW, alive=1).action == "hold"
+    d = decide(_status(), _cfg(deadline_at=NOW + 5), now=NOW, alive=1)
+    assert d.action == "hold" and "too late" in d.reason
+    assert decide(_status(rows_done=1000), _cfg(), now=NOW, alive=1).action == "done"
+
+
+def _outcome(state: str = "done", **kw: object) -> Outcome:
+    summary = {"run_id": "nightly-1", "state": state, "rows_in": 1000, "rows_out": 998,
+               "rows_dead": 2, "wall_s": 3700.0, "rows_per_s": 0.27, "spend_usd": 12.5,
+               "shards_done": 10, "shards_total": 10, "location": "s3://b/runs/nightly-1"}  # fmt: skip
+    args: dict[str, object] = {"summary": summary, "finished_at": NOW, "deadline_at": NOW + 60,
+                               "budget_usd": 20.0, "planned_cost_usd": 10.0, "planned_hours": 1.0}  # fmt: skip
+    args.update(kw)
+    return Outcome(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({}, 0),
+        ({"state": "failed"}, 1),
+        ({"state": "stopped"}, 1),
+        ({"budget_usd": 10.0}, 6),
+        ({"deadline_at": NOW - 1}, 7),
+        ({"budget_usd": 10.0, "deadline_at": NOW - 1}, 6),
+        ({"budget_usd": None, "deadline_at": None}, 0),
+    ],
+)
+def test_exit_codes(kw: dict[str, object], code: int) -> None:
+    assert _outcome(**kw).exit_code == code
+
+
+def test_markdown_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    out = _outcome(deadline_at=NOW - 90, events=["12:00:00 add: adding 2 spot worker(s)"])
+    written = write_summary(out, str(tmp_path / "sum" / "s.md"))
+    text = (tmp_path / "sum" / "s.md").read_text()
+    assert written == [str(tmp_path / "sum" / "s.md"), str(step)]
+    assert step.read_text() == "earlier step\n" + text  # appended, never overwritten
+    assert "## ⚠️ skybatch run `nightly-1`: done, but after the deadline" in text
+    assert "| rows in / out / dead | 1,000 / 998 / 2 (0.200 %) |" in text
+    assert "| cost | $12.50 (plan $10.00, budget $20.00) |" in text
+    assert "(1m30s late)" in text and "exit code 7" in text
+    assert "adding 2 spot worker(s)" in text
