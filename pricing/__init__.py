@@ -7,7 +7,8 @@ internals live in ``_name`` modules:
 * :mod:`pricing._catalog` - offerings, sanitising (flagged prices are never returned as
   trusted), snapshot, refresh diff; :mod:`pricing._refresh` - SkyPilot and ``vms.csv``;
 * :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models;
-* :mod:`pricing._roofline` and :mod:`pricing._throughput` - memory fit and the estimator;
+* :mod:`pricing._figures` - throughput figures (published, measured);
+  :mod:`pricing._roofline` and :mod:`pricing._throughput` - memory fit and the estimator;
 * :mod:`pricing._history` - run history, preemption rates, start-up times, launcher jobs.
 
 Importing this package is cheap: DuckDB, pyarrow and SkyPilot load only when used.
@@ -24,6 +25,7 @@ from pricing._catalog import (
     sanitise,
 )
 from pricing._db import connect, db_path, register_seeder, skybatch_home
+from pricing._figures import record_throughput
 from pricing._history import (
     list_jobs,
     preemption_rate_per_hour,
@@ -44,7 +46,6 @@ from pricing._throughput import (
     estimate_throughput,
     gpus_needed,
     memory_fit,
-    record_throughput,
 )
 
 __all__ = [
@@ -82,8 +83,8 @@ def _register_seeders() -> None:
     # A fresh database gets the shipped snapshot, specs and published figures, inside
     # the same transaction as its first migration.
     from pricing._catalog import seed_offerings
+    from pricing._figures import seed_published
     from pricing._specs import seed_specs
-    from pricing._throughput import seed_published
 
     for seed in (seed_offerings, seed_specs, seed_published):
         register_seeder(seed)

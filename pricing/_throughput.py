@@ -19,20 +19,19 @@ Every answer carries its provenance (``source``) and a band (``low``/``high`` ro
 
 from __future__ import annotations
 
-import csv
-import re
+import math
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import resources
-from typing import TYPE_CHECKING, Any
 
+from pricing._figures import (
+    SHORT_SENTENCE_TOKENS,
+    Figure,
+    engine_family,
+    figures_for,
+)
 from pricing._models import ModelInfo, is_encoder, model_info, model_key, name_precision
 from pricing._roofline import encoder_time_per_row_s, fits, generate_time
 from pricing._specs import GpuSpec, gpu_spec, normalize_accelerator
-
-if TYPE_CHECKING:
-    import duckdb
 
 __all__ = [
     "FIRST_PRINCIPLES_EFFICIENCY",
@@ -41,7 +40,6 @@ __all__ = [
     "estimate_throughput",
     "gpus_needed",
     "memory_fit",
-    "record_throughput",
     "roofline_ratio",
 ]
 
@@ -60,7 +58,6 @@ _TORCH_GENERATE_FACTOR = 0.5
 # Encoders below this size are bound by launch and tokenizer overhead, not FLOPs: their
 # speed grows with the square root of the FLOPs ratio.
 _SMALL_ENCODER_B = 0.2
-_SHORT_SENTENCE_TOKENS = 32  # sbert.net's "short sentences" (length not stated)
 
 
 @dataclass(frozen=True)
@@ -75,187 +72,8 @@ class ThroughputEstimate:
     source: str
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One row of the throughput table."""
-
-    model: str
-    model_key: str
-    engine: str
-    task: str
-    accelerator: str
-    count: int
-    precision: str | None
-    input_tokens: float | None
-    output_tokens: float | None
-    rows_per_s: float | None
-    tokens_per_s: float | None
-    kind: str
-    source: str
-
-
-def _engine_family(engine: str) -> str:
-    low = engine.lower()
-    for family in ("tensorrt", "trt", "sglang", "vllm", "torch", "python"):
-        if family in low:
-            return "tensorrt" if family == "trt" else family
-    if "sentence-transformers" in low or "infinity" in low or "tei" in low:
-        return "torch"
-    return low.split()[0] if low else "unknown"
-
-
 def _batch_cap(engine: str) -> int:
-    return _BATCH_CAP.get(_engine_family(engine), 256)
-
-
-# ---------------------------------------------------------------- published reference rows
-
-
-def _parse_published(r: dict[str, str]) -> Figure | None:
-    metric, value = r["metric"], float(r["value"])
-    notes = r["notes"]
-    i_tok = float(r["input_tokens"]) if r["input_tokens"].strip() else None
-    o_tok = float(r["output_tokens"]) if r["output_tokens"].strip() else None
-    rows_per_s: float | None = None
-    tokens_per_s: float | None = None
-    task = "generate"
-    if metric == "output_tokens_per_s":
-        tokens_per_s = value
-        rate = re.search(r"([\d.]+)\s*(?:req/s|samples/s)", notes)
-        if o_tok:
-            rows_per_s = value / o_tok
-        elif rate:
-            rows_per_s = float(rate.group(1))
-            o_tok = value / rows_per_s
-    elif metric == "input_tokens_per_s":
-        task = "embed"
-        tokens_per_s = value
-        per_row = re.search(r"~?([\d,]+) tokens/sentence", notes)
-        if per_row:
-            i_tok = float(per_row.group(1).replace(",", ""))
-            rows_per_s = value / i_tok
-        o_tok = 0.0
-    elif metric == "sentences_per_s":
-        task = "embed"
-        rows_per_s = value
-        i_tok, o_tok = float(_SHORT_SENTENCE_TOKENS), 0.0
-        tokens_per_s = value * i_tok
-    else:
-        # Single-request latency figures say nothing about offline throughput.
-        return None
-    precision = r["precision"].strip()
-    if not re.fullmatch(r"FP8|FP4|BF16|FP16|FP32|INT8|INT4", precision):
-        precision = "FP32" if "FP32" in precision else ""
-    return Figure(
-        model=r["model"],
-        model_key=model_key(r["model"]),
-        engine=r["engine"],
-        task=task,
-        accelerator=normalize_accelerator(r["accelerator"]),
-        count=int(r["accelerator_count"]),
-        precision=precision or None,
-        input_tokens=i_tok,
-        output_tokens=o_tok,
-        rows_per_s=rows_per_s,
-        tokens_per_s=tokens_per_s,
-        kind="published",
-        source=f"{r['source']} ({notes[:120]})",
-    )
-
-
-def published_figures() -> list[Figure]:
-    """The shipped reference rows as figures (names normalised)."""
-    text = resources.files("pricing").joinpath("data/throughput_refs.csv").read_text("utf-8")
-    out = []
-    for r in csv.DictReader(text.splitlines()):
-        fig = _parse_published(r)
-        if fig is not None:
-            out.append(fig)
-    return out
-
-
-def _insert(con: duckdb.DuckDBPyConnection, fig: Figure, when: datetime) -> None:
-    con.execute(
-        "INSERT INTO throughput (model, model_key, engine, task, accelerator, "
-        "accelerator_count, precision, input_tokens, output_tokens, rows_per_s, "
-        "tokens_per_s, kind, source, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [
-            fig.model,
-            fig.model_key,
-            fig.engine,
-            fig.task,
-            fig.accelerator,
-            fig.count,
-            fig.precision,
-            fig.input_tokens,
-            fig.output_tokens,
-            fig.rows_per_s,
-            fig.tokens_per_s,
-            fig.kind,
-            fig.source,
-            when.replace(tzinfo=None),
-        ],
-    )
-
-
-def seed_published(con: duckdb.DuckDBPyConnection) -> None:
-    """Load the reference rows as ``published`` figures."""
-    when = datetime.now(timezone.utc)
-    for fig in published_figures():
-        _insert(con, fig, when)
-
-
-def record_throughput(
-    *,
-    model: str,
-    engine: str,
-    task: str,
-    accelerator: str,
-    count: int,
-    precision: str | None,
-    input_tokens: float,
-    output_tokens: float,
-    rows_per_s: float,
-    tokens_per_s: float,
-    kind: str = "measured",
-    source: str,
-) -> None:
-    """Store one figure (``skybatch bench``, a finished run)."""
-    from pricing._db import connect
-
-    if kind not in ("measured", "published", "estimated"):
-        raise ValueError(f"throughput kind must be measured, published or estimated: {kind!r}")
-    fig = Figure(
-        model=model,
-        model_key=model_key(model),
-        engine=engine,
-        task=task,
-        accelerator=normalize_accelerator(accelerator),
-        count=count,
-        precision=precision,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        rows_per_s=rows_per_s,
-        tokens_per_s=tokens_per_s,
-        kind=kind,
-        source=source,
-    )
-    with connect() as con:
-        _insert(con, fig, datetime.now(timezone.utc))
-
-
-def figures_for(key: str) -> list[Figure]:
-    """Every stored figure of one model (by canonical name)."""
-    from pricing._db import connect
-
-    with connect(read_only=True) as con:
-        rows = con.execute(
-            "SELECT model, model_key, engine, task, accelerator, accelerator_count, precision, "
-            "input_tokens, output_tokens, rows_per_s, tokens_per_s, kind, source "
-            "FROM throughput WHERE model_key = ? ORDER BY recorded_at DESC, id DESC",
-            [key],
-        ).fetchall()
-    return [Figure(*r) for r in rows]
+    return _BATCH_CAP.get(engine_family(engine), 256)
 
 
 # ---------------------------------------------------------------------------- memory
@@ -328,7 +146,7 @@ def _seconds_per_row(
     )
     if rt is None:
         return None
-    factor = _TORCH_GENERATE_FACTOR if _engine_family(engine) == "torch" else 1.0
+    factor = _TORCH_GENERATE_FACTOR if engine_family(engine) == "torch" else 1.0
     return rt.total_s / factor
 
 
@@ -397,7 +215,7 @@ def roofline_ratio(
 def _shape_of(fig: Figure, encoder: bool) -> tuple[float, float]:
     # Conversational benchmarks without a stated shape (ShareGPT, OpenOrca): a typical
     # prompt of ~250 tokens; the output length comes from the request rate when stated.
-    i_tok = fig.input_tokens if fig.input_tokens else (_SHORT_SENTENCE_TOKENS if encoder else 250.0)
+    i_tok = fig.input_tokens if fig.input_tokens else (SHORT_SENTENCE_TOKENS if encoder else 250.0)
     o_tok = fig.output_tokens if fig.output_tokens is not None else (0.0 if encoder else 200.0)
     return i_tok, o_tok
 
@@ -412,8 +230,6 @@ def _rows_of(fig: Figure, shape: tuple[float, float], encoder: bool) -> float | 
 
 
 def _shape_distance(a: tuple[float, float], b: tuple[float, float]) -> float:
-    import math
-
     return abs(math.log((a[0] + 1) / (b[0] + 1))) + abs(math.log((a[1] + 1) / (b[1] + 1)))
 
 
@@ -489,8 +305,8 @@ def estimate_throughput(
     key = model_key(model)
     info = model_info(model)
     figs = figures_for(key)
-    family = _engine_family(engine)
-    same_engine = [f for f in figs if _engine_family(f.engine) == family]
+    family = engine_family(engine)
+    same_engine = [f for f in figs if engine_family(f.engine) == family]
     measured = [f for f in same_engine if f.kind == "measured"]
 
     # 1. measured on this very accelerator x count
@@ -660,8 +476,3 @@ def estimate_throughput(
         f"estimated from {info.params_b:g}B parameters on {acc}x{count} by roofline "
         f"x{efficiency} efficiency (no figure for this model)",
     )
-
-
-def figure_to_dict(fig: Figure) -> dict[str, Any]:
-    """A figure as plain data (for ``--json``)."""
-    return dict(fig.__dict__)

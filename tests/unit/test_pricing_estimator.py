@@ -8,8 +8,9 @@ import statistics
 import pytest
 
 import pricing
+from pricing._figures import Figure, published_figures
 from pricing._models import is_encoder, model_info
-from pricing._throughput import _rows_of, _shape_of, published_figures, roofline_ratio
+from pricing._throughput import _rows_of, _shape_of, roofline_ratio
 from scheduler.errors import PlanError
 
 
@@ -20,7 +21,7 @@ def _held_out_pairs() -> list[tuple[str, str, float, float]]:
     TensorRT-LLM's 70B table, which pairs H200 x1 with H100 x2). Returns (label, engine,
     actual rows/s, predicted rows/s).
     """
-    groups: dict[tuple[object, ...], list[pricing._throughput.Figure]] = {}
+    groups: dict[tuple[object, ...], list[Figure]] = {}
     for f in published_figures():
         key = (f.model_key, f.engine, f.precision, f.input_tokens, f.output_tokens, f.task)
         groups.setdefault(key, []).append(f)

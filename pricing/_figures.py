@@ -1,0 +1,218 @@
+"""Throughput figures in DuckDB: published reference rows and what benches measured.
+
+The ``throughput`` table holds one row per figure with its kind (``measured``,
+``published``, ``estimated``), the conditions (engine, precision, accelerator x count,
+input/output tokens) and provenance. The reference rows of ``data/throughput_refs.csv``
+are loaded as ``published`` when the database is created; their metrics are converted to
+rows/s and tokens/s here (output tokens/s for generation, input tokens/s for encoders),
+with the shape parsed from the notes when the columns leave it out.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from pricing._models import model_key
+from pricing._specs import normalize_accelerator
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = [
+    "SHORT_SENTENCE_TOKENS",
+    "Figure",
+    "engine_family",
+    "figure_to_dict",
+    "figures_for",
+    "published_figures",
+    "record_throughput",
+    "seed_published",
+]
+
+SHORT_SENTENCE_TOKENS = 32  # sbert.net's "short sentences" (length not stated)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the throughput table."""
+
+    model: str
+    model_key: str
+    engine: str
+    task: str
+    accelerator: str
+    count: int
+    precision: str | None
+    input_tokens: float | None
+    output_tokens: float | None
+    rows_per_s: float | None
+    tokens_per_s: float | None
+    kind: str
+    source: str
+
+
+def engine_family(engine: str) -> str:
+    low = engine.lower()
+    for family in ("tensorrt", "trt", "sglang", "vllm", "torch", "python"):
+        if family in low:
+            return "tensorrt" if family == "trt" else family
+    if "sentence-transformers" in low or "infinity" in low or "tei" in low:
+        return "torch"
+    return low.split()[0] if low else "unknown"
+
+
+def _parse_published(r: dict[str, str]) -> Figure | None:
+    metric, value = r["metric"], float(r["value"])
+    notes = r["notes"]
+    i_tok = float(r["input_tokens"]) if r["input_tokens"].strip() else None
+    o_tok = float(r["output_tokens"]) if r["output_tokens"].strip() else None
+    rows_per_s: float | None = None
+    tokens_per_s: float | None = None
+    task = "generate"
+    if metric == "output_tokens_per_s":
+        tokens_per_s = value
+        rate = re.search(r"([\d.]+)\s*(?:req/s|samples/s)", notes)
+        if o_tok:
+            rows_per_s = value / o_tok
+        elif rate:
+            rows_per_s = float(rate.group(1))
+            o_tok = value / rows_per_s
+    elif metric == "input_tokens_per_s":
+        task = "embed"
+        tokens_per_s = value
+        per_row = re.search(r"~?([\d,]+) tokens/sentence", notes)
+        if per_row:
+            i_tok = float(per_row.group(1).replace(",", ""))
+            rows_per_s = value / i_tok
+        o_tok = 0.0
+    elif metric == "sentences_per_s":
+        task = "embed"
+        rows_per_s = value
+        i_tok, o_tok = float(SHORT_SENTENCE_TOKENS), 0.0
+        tokens_per_s = value * i_tok
+    else:
+        # Single-request latency figures say nothing about offline throughput.
+        return None
+    precision = r["precision"].strip()
+    if not re.fullmatch(r"FP8|FP4|BF16|FP16|FP32|INT8|INT4", precision):
+        precision = "FP32" if "FP32" in precision else ""
+    return Figure(
+        model=r["model"],
+        model_key=model_key(r["model"]),
+        engine=r["engine"],
+        task=task,
+        accelerator=normalize_accelerator(r["accelerator"]),
+        count=int(r["accelerator_count"]),
+        precision=precision or None,
+        input_tokens=i_tok,
+        output_tokens=o_tok,
+        rows_per_s=rows_per_s,
+        tokens_per_s=tokens_per_s,
+        kind="published",
+        source=f"{r['source']} ({notes[:120]})",
+    )
+
+
+def published_figures() -> list[Figure]:
+    """The shipped reference rows as figures (names normalised)."""
+    text = resources.files("pricing").joinpath("data/throughput_refs.csv").read_text("utf-8")
+    out = []
+    for r in csv.DictReader(text.splitlines()):
+        fig = _parse_published(r)
+        if fig is not None:
+            out.append(fig)
+    return out
+
+
+def _insert(con: duckdb.DuckDBPyConnection, fig: Figure, when: datetime) -> None:
+    con.execute(
+        "INSERT INTO throughput (model, model_key, engine, task, accelerator, "
+        "accelerator_count, precision, input_tokens, output_tokens, rows_per_s, "
+        "tokens_per_s, kind, source, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            fig.model,
+            fig.model_key,
+            fig.engine,
+            fig.task,
+            fig.accelerator,
+            fig.count,
+            fig.precision,
+            fig.input_tokens,
+            fig.output_tokens,
+            fig.rows_per_s,
+            fig.tokens_per_s,
+            fig.kind,
+            fig.source,
+            when.replace(tzinfo=None),
+        ],
+    )
+
+
+def seed_published(con: duckdb.DuckDBPyConnection) -> None:
+    """Load the reference rows as ``published`` figures."""
+    when = datetime.now(timezone.utc)
+    for fig in published_figures():
+        _insert(con, fig, when)
+
+
+def record_throughput(
+    *,
+    model: str,
+    engine: str,
+    task: str,
+    accelerator: str,
+    count: int,
+    precision: str | None,
+    input_tokens: float,
+    output_tokens: float,
+    rows_per_s: float,
+    tokens_per_s: float,
+    kind: str = "measured",
+    source: str,
+) -> None:
+    """Store one figure (``skybatch bench``, a finished run)."""
+    from pricing._db import connect
+
+    if kind not in ("measured", "published", "estimated"):
+        raise ValueError(f"throughput kind must be measured, published or estimated: {kind!r}")
+    fig = Figure(
+        model=model,
+        model_key=model_key(model),
+        engine=engine,
+        task=task,
+        accelerator=normalize_accelerator(accelerator),
+        count=count,
+        precision=precision,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        rows_per_s=rows_per_s,
+        tokens_per_s=tokens_per_s,
+        kind=kind,
+        source=source,
+    )
+    with connect() as con:
+        _insert(con, fig, datetime.now(timezone.utc))
+
+
+def figures_for(key: str) -> list[Figure]:
+    """Every stored figure of one model (by canonical name)."""
+    from pricing._db import connect
+
+    with connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT model, model_key, engine, task, accelerator, accelerator_count, precision, "
+            "input_tokens, output_tokens, rows_per_s, tokens_per_s, kind, source "
+            "FROM throughput WHERE model_key = ? ORDER BY recorded_at DESC, id DESC",
+            [key],
+        ).fetchall()
+    return [Figure(*r) for r in rows]
+
+
+def figure_to_dict(fig: Figure) -> dict[str, Any]:
+    """A figure as plain data (for ``--json``)."""
+    return dict(fig.__dict__)
