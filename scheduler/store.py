@@ -253,11 +253,21 @@ class RunStore:
         return bool(self.fs.exists(full))
 
     def _read_bytes(self, rel: str) -> bytes | None:
-        self._forget(self.path(rel))
+        full = self.path(rel)
         try:
-            with self.fs.open(self.path(rel), "rb") as f:
-                data: bytes = f.read()
-                return data
+            if self.local:
+                with open(full, "rb") as f:
+                    return f.read()
+            self._forget(full)
+            try:
+                # A ranged read is one GET; open() or a plain cat_file() first ask for the
+                # size (HEAD, and a LIST when the object is missing): 2-3 round trips.
+                data: bytes = self.fs.cat_file(full, start=0)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                data = self.fs.cat_file(full)  # e.g. an empty object refuses a range
+            return data
         except FileNotFoundError:
             return None
 
@@ -601,20 +611,24 @@ class RunStore:
         if won:
             self._marker_cache[marker.shard_id] = marker
             with contextlib.suppress(OSError):
-                self.fs.rm(self.path(f"claims/{marker.shard_id}.json"))
+                self.fs.rm_file(self.path(f"claims/{marker.shard_id}.json"))
         else:
             # This attempt lost the race: its files will never be read; tidy them away.
             for rel_out in (marker.out_file, marker.dead_file):
                 if rel_out:
                     with contextlib.suppress(OSError):
-                        self.fs.rm(self.path(rel_out))
+                        self.fs.rm_file(self.path(rel_out))
         return won
 
     def is_done(self, shard_id: str) -> bool:
         """True when the shard's commit marker exists."""
         if shard_id in self._marker_cache:
             return True
-        return self._exists(f"done/{shard_id}.json")
+        if self.local:
+            return self._exists(f"done/{shard_id}.json")
+        # On an object store a GET answers in one round trip (exists() needs HEAD + LIST
+        # for a missing key) and caches the marker for later reads.
+        return self.read_marker(shard_id) is not None
 
     def read_marker(self, shard_id: str) -> DoneMarker | None:
         """The shard's commit marker, or None if it is not done."""
