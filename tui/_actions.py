@@ -182,26 +182,20 @@ class SchedulerActions:
         self.children.append(child)
 
     def cancel(self, store_url: str, run_id: str) -> None:
-        """Ask the run to stop: ``scheduler.launch.cancel`` when it exists, else the
-        store's ``cancel`` document (the local driver stops its workers when it sees it)."""
-        from scheduler.store import RunStore, utcnow
-
-        store = RunStore(store_url, run_id)
-        info = store.read_run_info()
-        try:
-            launch: Any = importlib.import_module("scheduler.launch")
-        except ModuleNotFoundError:
-            launch = None
-        if launch is not None and hasattr(launch, "cancel"):
-            launch.cancel(run_id, store=store_url)
-            return
-        if info.get("backend", "local") != "local":
-            raise SkybatchError(
-                f"run {run_id} runs on {info.get('backend')}: cancel it with "
-                f"`skybatch cancel {run_id} --store {store_url}`"
-            )
-        store.write_meta("cancel", {"at": utcnow().isoformat(), "by": "tui"})
-        store.log_event("cancel_requested", "cancel requested from the TUI")
+        """``skybatch cancel RUN``: the store's ``cancel`` document, then SIGTERM to local
+        workers or cancelling the managed jobs. Run as a command so the TUI stops a run
+        exactly as the CLI does; its one-line error becomes ours."""
+        proc = subprocess.run(
+            [self.python, "-m", "scheduler.cli", "cancel", run_id, "--store", store_url, "--json"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            message = lines[-1] if lines else f"exit {proc.returncode}"
+            raise SkybatchError(message.removeprefix("skybatch: error: "))
 
     def resume(self, store_url: str, run_id: str) -> None:
         """Start workers again: a local run is run again from its recipe (committed shards

@@ -6,13 +6,13 @@ Every reading takes ``now`` from the source's clock, so a test with a frozen clo
 the same figures on every run.
 
 Runs come from the store folder (``iter_runs``) and from the run history (a seam: a
-callable returning ``(store_url, run_id)`` pairs, read from the pricing DuckDB file with a
-short-lived read-only connection, so the TUI never holds its write lock).
+callable returning :class:`~tui._history.HistoryRun` rows, read from the pricing DuckDB file
+with a short-lived read-only connection, so the TUI never holds its write lock). Finished
+runs recorded there but living in another store are listed from the history alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import Counter
@@ -24,6 +24,7 @@ from typing import Any
 from scheduler.errors import SkybatchError, StoreError
 from scheduler.progress import RunStatus, WorkerStatus, read_status
 from scheduler.store import DoneMarker, RunStore, iter_runs
+from tui._history import HistoryRun
 
 __all__ = [
     "DataSource",
@@ -39,7 +40,7 @@ DEAD_SAMPLE = 5
 #: Points in the rows/s and $/h sparklines.
 SERIES_POINTS = 40
 
-HistoryProvider = Callable[[], Iterable[tuple[str, str]]]
+HistoryProvider = Callable[[], list[HistoryRun]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class RunsSnapshot:
     runs: list[RunStatus]
     errors: dict[str, str]
     loaded_at: float
+    history: list[HistoryRun] = field(default_factory=list)
+    """Finished runs known only from the run history (their store is elsewhere)."""
 
     @property
     def active(self) -> list[RunStatus]:
@@ -149,8 +152,8 @@ def _reason(row: dict[str, Any]) -> str:
 class DataSource:
     """Reads runs for the TUI. Thread-safe: screens call it from thread workers.
 
-    ``clock`` gives "now" (a frozen one in tests); ``history`` adds runs recorded in the
-    run history that live in other stores.
+    ``clock`` gives "now" (a frozen one in tests); ``history`` adds finished runs recorded
+    in the run history that live in other stores.
     """
 
     def __init__(
@@ -163,31 +166,28 @@ class DataSource:
         self.store_url = store_url
         self.clock = clock
         self.history = history
-        self._stores: dict[tuple[str, str], RunStore] = {}
+        self._stores: dict[str, RunStore] = {}
         self._dead: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._last_history: list[HistoryRun] = []
 
-    def store(self, run_id: str, store_url: str | None = None) -> RunStore:
+    def store(self, run_id: str) -> RunStore:
         """The RunStore of a run, cached so commit markers are read once."""
-        key = (store_url or self.store_url, run_id)
         with self._lock:
-            if key not in self._stores:
-                self._stores[key] = RunStore(key[0], run_id)
-            return self._stores[key]
+            if run_id not in self._stores:
+                self._stores[run_id] = RunStore(self.store_url, run_id)
+            return self._stores[run_id]
 
-    def _run_keys(self) -> list[tuple[str, str]]:
-        keys = [(self.store_url, r) for r in iter_runs(self.store_url)]
-        if self.history is not None:
-            # The history is a convenience: its failure must not hide the store's runs.
-            with contextlib.suppress(Exception):
-                keys.extend(self.history())
-        seen: set[str] = set()
-        out = []
-        for url, run_id in keys:
-            if run_id not in seen:
-                seen.add(run_id)
-                out.append((url, run_id))
-        return out
+    def _history(self) -> list[HistoryRun]:
+        """The run history, or the last one read when the file is busy right now."""
+        if self.history is None:
+            return []
+        try:
+            runs = self.history()
+        except Exception:  # HistoryBusy, or any failure: the history must not hide runs
+            return self._last_history
+        self._last_history = runs
+        return runs
 
     def load_runs(self) -> RunsSnapshot:
         """The status of every run (blocking I/O: call from a thread)."""
@@ -195,28 +195,22 @@ class DataSource:
         runs: list[RunStatus] = []
         errors: dict[str, str] = {}
         try:
-            keys = self._run_keys()
+            run_ids = list(iter_runs(self.store_url))
         except SkybatchError as e:
-            return RunsSnapshot([], {"": str(e)}, now)
-        for url, run_id in keys:
+            run_ids, errors[""] = [], str(e)
+        for run_id in run_ids:
             try:
-                runs.append(read_status(self.store(run_id, url), now=now))
+                runs.append(read_status(self.store(run_id), now=now))
             except (SkybatchError, OSError, ValueError) as e:
                 errors[run_id] = str(e)
-        return RunsSnapshot(runs, errors, now)
-
-    def find_url(self, run_id: str) -> str:
-        """The store URL a run was loaded from."""
-        with self._lock:
-            for url, rid in self._stores:
-                if rid == run_id:
-                    return url
-        return self.store_url
+        seen = set(run_ids)
+        history = [h for h in self._history() if h.run_id not in seen]
+        return RunsSnapshot(runs, errors, now, history)
 
     def load_detail(self, run_id: str, *, events: int = 200) -> RunDetail:
         """Status, events, dead rows and rate history of one run (blocking I/O)."""
         now = self.clock()
-        store = self.store(run_id, self.find_url(run_id))
+        store = self.store(run_id)
         status = read_status(store, now=now)
         markers = store.markers()
         dead = self._dead_rows(store, list(markers.values()))
@@ -270,7 +264,7 @@ class DataSource:
         """
         import duckdb
 
-        paths = self.store(run_id, self.find_url(run_id)).output_paths()
+        paths = self.store(run_id).output_paths()
         if not paths:
             raise StoreError(f"run {run_id} has no committed outputs yet; wait for a shard")
         con = duckdb.connect(":memory:")

@@ -124,7 +124,7 @@ class SkybatchApp(App[None]):
 
     def confirm_cancel(self, run_id: str) -> None:
         """Ask, then cancel a run."""
-        url = self.data.find_url(run_id)
+        url = self.data.store_url
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -139,7 +139,7 @@ class SkybatchApp(App[None]):
 
     def resume_run(self, run_id: str) -> None:
         """Start workers again on a run."""
-        url = self.data.find_url(run_id)
+        url = self.data.store_url
         self.perform(f"resume {run_id}", lambda: self.actions.resume(url, run_id))
 
     def perform(self, label: str, fn: Callable[[], object]) -> None:

@@ -89,7 +89,7 @@ async def test_runs_view_shows_each_run_with_glyph_progress_eta_and_spend(store:
         assert cell_text(table, RUNNING, "state") == "▶ running"
         assert cell_text(table, DONE, "state") == "✔ done"
         assert cell_text(table, CANCELLED, "state") == "■ cancelled"
-        assert cell_text(table, RUNNING, "progress") == "████▋··· 58%"
+        assert cell_text(table, RUNNING, "progress") == "████▋···  58%"
         assert cell_text(table, RUNNING, "rate") == "5.00"
         # 500 rows left at 5 rows/s: 1m40s, against a deadline 4h away: on time.
         assert cell_text(table, RUNNING, "eta") == "1m40s / 4h00m ✔"
@@ -204,7 +204,7 @@ async def test_cancel_of_a_local_run_writes_the_store_cancel_and_the_row_shows_i
         await until(pilot, lambda: bool(done_events))
         assert done_events == [("cancel stuck-0000000001", None)]
         await until(pilot, lambda: cell_text(table, "stuck-0000000001", "state") == "■ cancelled")
-    assert RunStore(str(root), "stuck-0000000001").read_meta("cancel")["by"] == "tui"
+    assert RunStore(str(root), "stuck-0000000001").read_meta("cancel")["by"] == "skybatch cancel"
 
 
 async def test_resume_of_a_done_run_is_refused_in_one_line(store: Path) -> None:

@@ -6,13 +6,13 @@ which creates the run and starts a detached ``skybatch run``; the TUI only reads
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Select
+from tui_support import write_recipe
 
 from scheduler.progress import RunState
 from tui import DataSource, SchedulerActions, SkybatchApp
@@ -21,44 +21,10 @@ from tui.widgets import RunsTable
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-FN = """\
-import time
-
-def score(rows, delay_s=0.0):
-    out = []
-    for r in rows:
-        if "boom" in r["text"]:
-            raise ValueError("cannot score " + r["id"])
-        out.append({"length": len(r["text"])})
-    time.sleep(delay_s * len(rows))
-    return out
-"""
-
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def write_recipe(tmp: Path, *, rows: int, boom: int, delay_s: float, rows_per_shard: int) -> Path:
-    (tmp / "fn.py").write_text(FN)
-    with (tmp / "rows.jsonl").open("w") as f:
-        for i in range(rows):
-            text = f"row {i} boom" if i < boom else f"row number {i}"
-            f.write(json.dumps({"id": f"r{i:05d}", "text": text}) + "\n")
-    recipe = tmp / "score.yaml"
-    recipe.write_text(
-        f"""\
-name: score-lengths
-input: {{path: rows.jsonl, id_column: id}}
-task: score
-model: {{engine: python, name: "fn.py:score", batch_size: 10, options: {{delay_s: {delay_s}}}}}
-shards: {{rows_per_shard: {rows_per_shard}}}
-store: ./runs
-limits: {{max_error_rate: 0.5}}
-"""
-    )
-    return recipe
 
 
 async def until(pilot, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

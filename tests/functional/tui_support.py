@@ -280,3 +280,38 @@ SAMPLE_PLAN = PlanResult(
     chosen=0,
     reason="cheapest option on time",
 )
+
+
+SCORE_FN = """\
+import time
+
+def score(rows, delay_s=0.0):
+    out = []
+    for r in rows:
+        if "boom" in r["text"]:
+            raise ValueError("cannot score " + r["id"])
+        out.append({"length": len(r["text"])})
+    time.sleep(delay_s * len(rows))
+    return out
+"""
+
+
+def write_recipe(tmp: Path, *, rows: int, boom: int, delay_s: float, rows_per_shard: int) -> Path:
+    (tmp / "fn.py").write_text(SCORE_FN)
+    with (tmp / "rows.jsonl").open("w") as f:
+        for i in range(rows):
+            text = f"row {i} boom" if i < boom else f"row number {i}"
+            f.write(json.dumps({"id": f"r{i:05d}", "text": text}) + "\n")
+    recipe = tmp / "score.yaml"
+    recipe.write_text(
+        f"""\
+name: score-lengths
+input: {{path: rows.jsonl, id_column: id}}
+task: score
+model: {{engine: python, name: "fn.py:score", batch_size: 10, options: {{delay_s: {delay_s}}}}}
+shards: {{rows_per_shard: {rows_per_shard}}}
+store: ./runs
+limits: {{max_error_rate: 0.5}}
+"""
+    )
+    return recipe

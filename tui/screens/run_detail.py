@@ -80,6 +80,10 @@ class RunDetailScreen(RefreshingScreen):
         self.query_one(DeadRowsPanel).show(data.dead, rows_done=s.rows_done)
         self.query_one(EventLog).show(data.events)
 
+    def show_error(self, message: str) -> None:
+        """A failed load shows in the title line (the loop keeps trying)."""
+        self.query_one("#title", Static).update(Text(f"✘ {message}", style="bold red"))
+
     def action_cancel(self) -> None:
         """Cancel this run (asks first)."""
         self.app.confirm_cancel(self.run_id)  # type: ignore[attr-defined]

@@ -54,7 +54,7 @@ class RunsScreen(RefreshingScreen):
         self.snapshot = data
         self._draw()
         status = self.query_one(StatusLine)
-        status.runs_total = len(data.runs)
+        status.runs_total = len(data.runs) + len(data.history)
         status.runs_active = len(data.active)
         status.usd_per_hour = data.usd_per_hour
         status.last_refresh = data.loaded_at
@@ -67,7 +67,12 @@ class RunsScreen(RefreshingScreen):
     def _draw(self) -> None:
         if self.snapshot is not None:
             table = self.query_one(RunsTable)
-            table.show(self.snapshot.runs, now=self.snapshot.loaded_at, query=self.query_text)
+            table.show(
+                self.snapshot.runs,
+                now=self.snapshot.loaded_at,
+                query=self.query_text,
+                history=self.snapshot.history,
+            )
 
     def show_error(self, message: str) -> None:
         self.query_one(StatusLine).message = f"✘ {message}"
@@ -104,8 +109,17 @@ class RunsScreen(RefreshingScreen):
         return self.query_one(RunsTable).current_key
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value:
-            self.app.open_run(event.row_key.value)  # type: ignore[attr-defined]
+        run_id = event.row_key.value
+        if not run_id:
+            return
+        if self.snapshot and any(h.run_id == run_id for h in self.snapshot.history):
+            self.notify(
+                f"{run_id} is known from the run history only: its store is not "
+                f"{self.app.store_name}; open it with `skybatch tui --store URL`",  # type: ignore[attr-defined]
+                severity="warning",
+            )
+            return
+        self.app.open_run(run_id)  # type: ignore[attr-defined]
 
     def action_cancel(self) -> None:
         """Cancel the selected run (asks first)."""

@@ -8,9 +8,10 @@ from rich.text import Text
 
 from scheduler.progress import RunState, RunStatus
 from tui import _format as fmt
+from tui._history import HistoryRun
 from tui.widgets._keyed_table import Cell, KeyedTable
 
-__all__ = ["RunsTable", "run_cells", "state_text"]
+__all__ = ["RunsTable", "history_cells", "run_cells", "state_text"]
 
 _STATE_STYLE = {
     RunState.PENDING: "dim",
@@ -41,13 +42,24 @@ def run_cells(run: RunStatus, *, now: float) -> tuple[Cell, ...]:
     )
 
 
-def matches(run: RunStatus, query: str) -> bool:
-    """True when the filter text appears in the run's id, recipe, backend or state."""
-    q = query.strip().lower()
-    if not q:
-        return True
-    hay = f"{run.run_id} {run.recipe_name} {run.backend} {run.state.value}".lower()
-    return all(word in hay for word in q.split())
+def history_cells(run: HistoryRun, *, now: float) -> tuple[Cell, ...]:
+    """The cells of a finished run known only from the run history."""
+    return (
+        state_text(RunState.DONE),
+        run.run_id,
+        run.recipe,
+        f"{run.backend} (history)",
+        fmt.progress_text(1, 1, width=8),
+        fmt.rate(run.rows_per_s),
+        f"ended {fmt.duration(now - run.finished_at)} ago",
+        fmt.money(run.cost_usd),
+    )
+
+
+def matches(words: str, query: str) -> bool:
+    """True when every word of the filter appears in ``words``."""
+    hay = words.lower()
+    return all(word in hay for word in query.lower().split())
 
 
 class RunsTable(KeyedTable):
@@ -64,6 +76,20 @@ class RunsTable(KeyedTable):
         ("spend", "spend / budget"),
     )
 
-    def show(self, runs: Iterable[RunStatus], *, now: float, query: str = "") -> None:
-        """Show the runs matching ``query``."""
-        self.sync({r.run_id: run_cells(r, now=now) for r in runs if matches(r, query)})
+    def show(
+        self,
+        runs: Iterable[RunStatus],
+        *,
+        now: float,
+        query: str = "",
+        history: Iterable[HistoryRun] = (),
+    ) -> None:
+        """Show the runs (then the history-only runs) matching ``query``."""
+        rows: dict[str, tuple[Cell, ...]] = {}
+        for r in runs:
+            if matches(f"{r.run_id} {r.recipe_name} {r.backend} {r.state.value}", query):
+                rows[r.run_id] = run_cells(r, now=now)
+        for h in history:
+            if matches(f"{h.run_id} {h.recipe} {h.backend} history done", query):
+                rows[h.run_id] = history_cells(h, now=now)
+        self.sync(rows)
