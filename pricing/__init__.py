@@ -24,7 +24,7 @@ from pricing._catalog import (
     prices_age_days,
     sanitise,
 )
-from pricing._db import connect, db_path, register_seeder, skybatch_home
+from pricing._db import connect, db_path, register_seeder, session, skybatch_home
 from pricing._figures import record_throughput
 from pricing._history import (
     list_jobs,
@@ -73,6 +73,7 @@ __all__ = [
     "record_run",
     "record_throughput",
     "sanitise",
+    "session",
     "sky_accelerator_name",
     "skybatch_home",
     "startup_s",

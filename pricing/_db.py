@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from scheduler.errors import StoreError
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["MIGRATIONS", "connect", "db_path", "skybatch_home"]
+__all__ = ["MIGRATIONS", "connect", "db_path", "session", "skybatch_home"]
 
 DB_FILENAME = "skybatch.duckdb"
 
@@ -217,14 +218,51 @@ def _ensure_ready(path: Path) -> None:
     _ready.add(key)
 
 
+# A read-only connection shared by the reads inside ``with session():`` (see there).
+_session: ContextVar[tuple[str, duckdb.DuckDBPyConnection] | None] = ContextVar(
+    "pricing_session", default=None
+)
+
+
+@contextmanager
+def session() -> Iterator[None]:
+    """Share one read-only connection among the reads inside the block.
+
+    Opening the file costs tens of milliseconds; a plan asks dozens of questions (one per
+    GPU type and cloud), so the planner wraps them in one session. Read-only connections
+    do not block readers in other processes; keep the block short all the same. Writes
+    inside a session are not supported (DuckDB refuses a second, read-write connection to
+    a file this process holds read-only).
+    """
+    if _session.get() is not None:
+        yield
+        return
+    path = db_path()
+    if not path.exists():
+        _ready.discard(str(path))
+    _ensure_ready(path)
+    con = _open(path, read_only=True)
+    token = _session.set((str(path), con))
+    try:
+        yield
+    finally:
+        _session.reset(token)
+        con.close()
+
+
 @contextmanager
 def connect(*, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to the migrated, seeded database; closed on exit.
 
     Use one ``with connect() as con:`` per unit of work and keep it short: while it is
-    open, other processes wait (up to ``SKYBATCH_DB_LOCK_TIMEOUT_S``).
+    open, other processes wait (up to ``SKYBATCH_DB_LOCK_TIMEOUT_S``). Inside
+    :func:`session`, read-only requests share the session's connection.
     """
     path = db_path()
+    held = _session.get()
+    if read_only and held is not None and held[0] == str(path):
+        yield held[1]
+        return
     if not path.exists():
         _ready.discard(str(path))
     _ensure_ready(path)

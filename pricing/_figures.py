@@ -57,12 +57,16 @@ class Figure:
 
 
 def engine_family(engine: str) -> str:
+    """Coarse engine family of a figure: ``vllm``, ``torch``, ``tensorrt``, ``sglang``,
+    ``embed-server`` (TEI, infinity), ``python``; the first word otherwise."""
     low = engine.lower()
+    if low.startswith("sentence-transformers"):
+        return "torch"  # what the torch engine runs for embeddings
+    if "infinity" in low or "tei" in low:
+        return "embed-server"
     for family in ("tensorrt", "trt", "sglang", "vllm", "torch", "python"):
         if family in low:
             return "tensorrt" if family == "trt" else family
-    if "sentence-transformers" in low or "infinity" in low or "tei" in low:
-        return "torch"
     return low.split()[0] if low else "unknown"
 
 

@@ -277,7 +277,7 @@ def _scaled_from(
 def _describe(fig: Figure, target: str, count: int) -> str:
     src = f"{fig.accelerator}x{fig.count}" if fig.count > 1 else fig.accelerator
     dst = f"{target}x{count}" if count > 1 else target
-    return f"{fig.kind} {src} ({fig.engine}, {fig.precision or 'n/a'}) -> {dst}"
+    return f"{src} ({fig.engine}, {fig.precision or 'n/a'}) -> {dst}"
 
 
 def estimate_throughput(
@@ -412,7 +412,7 @@ def estimate_throughput(
                 rows * 0.65,
                 rows * 1.35,
                 "scaled",
-                f"scaled from {_describe(fig, acc, count)} by roofline (x{ratio:.2f})",
+                f"scaled from measured {_describe(fig, acc, count)} by roofline (x{ratio:.2f})",
             )
 
     # 3. published anchors, derated
@@ -434,22 +434,24 @@ def estimate_throughput(
             score = _shape_distance(_shape_of(f, encoder), shape)
             score += 0.0 if (f.precision or "BF16") == precision else 1.0
             score += 0.0 if f.accelerator == acc else 0.5
+            score += 0.0 if engine_family(f.engine) == family else 0.5
             return score
 
         got.sort(key=rank)
-        top = got[:3]
+        # The median of the best-matching few (equally good anchors only): one odd
+        # benchmark does not set the figure, and a worse match does not dilute a good one.
+        best = rank(got[0])
+        top = [g for g in got if rank(g) <= best + 0.25][:3]
         upper = statistics.median(g[0] for g in top)
         rows = upper * PUBLISHED_DERATE
         same_place = all(g[1].accelerator == acc and g[1].count == count for g in top)
-        factor = _TORCH_GENERATE_FACTOR if (family == "torch" and not encoder) else 1.0
-        rows *= factor
         return ThroughputEstimate(
             rows,
             _tokens(rows, shape, encoder),
             rows * 0.6,
-            upper * factor * 1.1,
+            upper * 1.1,
             "published" if same_place else "scaled",
-            f"{'published on' if same_place else 'scaled by roofline from'} "
+            f"{'published' if same_place else 'scaled by roofline from published'} "
             f"{'; '.join(_describe(g[1], acc, count) for g in top)}, x{PUBLISHED_DERATE} "
             f"derating (published peaks are upper bounds)",
         )
