@@ -440,8 +440,8 @@ def estimate_throughput(
         got.sort(key=rank)
         # The median of the best-matching few (equally good anchors only): one odd
         # benchmark does not set the figure, and a worse match does not dilute a good one.
-        best = rank(got[0])
-        top = [g for g in got if rank(g) <= best + 0.25][:3]
+        best_rank = rank(got[0])
+        top = [g for g in got if rank(g) <= best_rank + 0.25][:3]
         upper = statistics.median(g[0] for g in top)
         rows = upper * PUBLISHED_DERATE
         same_place = all(g[1].accelerator == acc and g[1].count == count for g in top)

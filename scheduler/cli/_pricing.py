@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from scheduler.cli._common import cli, emit_json
-from scheduler.errors import UsageError
+from scheduler.errors import SkybatchError, UsageError
 
 if TYPE_CHECKING:
     from pricing import Offering
@@ -32,6 +32,7 @@ def pricing_group() -> None:
       skybatch pricing show --gpu H100 --spot --top 10
       skybatch pricing refresh
       skybatch pricing refresh --from ~/.sky/catalogs/v8
+      skybatch pricing estimate --model meta-llama/Llama-3.1-8B-Instruct --gpu L4
     """
 
 
@@ -212,6 +213,89 @@ def pricing_refresh(from_dir: str | None, clouds: tuple[str, ...], as_json: bool
         click.echo(f"  ! {cloud}: not refreshed ({err})", err=True)
 
 
+@pricing_group.command("estimate")
+@click.option("--model", required=True, help="Model name (Hugging Face id or path).")
+@click.option("--engine", type=click.Choice(["torch", "vllm", "python"]), default="vllm")
+@click.option(
+    "--task",
+    type=click.Choice(["embed", "classify", "score", "generate"]),
+    default="generate",
+    show_default=True,
+)
+@click.option("--gpu", "gpus", multiple=True, help="Accelerator; repeatable (default: all known).")
+@click.option("--input-tokens", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--output-tokens", default=150, show_default=True, type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def pricing_estimate(
+    model: str,
+    engine: str,
+    task: str,
+    gpus: tuple[str, ...],
+    input_tokens: int,
+    output_tokens: int,
+    as_json: bool,
+) -> None:
+    """Throughput per worker the planner would assume, with its source and band.
+
+    GPUs per worker come from the memory check (weights + KV cache at the row's context).
+
+    \b
+    Examples:
+      skybatch pricing estimate --model meta-llama/Llama-3.1-8B-Instruct --gpu L4 --gpu H100
+      skybatch pricing estimate --model BAAI/bge-large-en-v1.5 --engine torch --task embed
+    """
+    from pricing import estimate_throughput, gpu_spec, gpu_specs, gpus_needed, model_info
+
+    info = model_info(model)
+    names = list(gpus) or sorted(gpu_specs())
+    context = input_tokens + output_tokens
+    answers: list[dict[str, Any]] = []
+    for gpu in names:
+        count = (
+            1 if info is None else gpus_needed(model=info, accelerator=gpu, context_tokens=context)
+        )
+        entry: dict[str, Any] = {"accelerator": gpu, "accelerators_per_worker": count}
+        if gpu_spec(gpu) is None:
+            entry["error"] = "no spec for this accelerator (run `skybatch bench` on it)"
+        elif count is None:
+            entry["error"] = "does not fit on 8 GPUs"
+        else:
+            try:
+                est = estimate_throughput(
+                    model=model,
+                    engine=engine,
+                    task=task,
+                    accelerator=gpu,
+                    count=count,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                )
+            except SkybatchError as e:
+                entry["error"] = str(e)
+            else:
+                entry.update(
+                    rows_per_s=est.rows_per_s,
+                    tokens_per_s=est.tokens_per_s,
+                    low_rows_per_s=est.low_rows_per_s,
+                    high_rows_per_s=est.high_rows_per_s,
+                    kind=est.kind,
+                    source=est.source,
+                )
+        answers.append(entry)
+    if as_json:
+        emit_json({"model": model, "engine": engine, "task": task, "estimates": answers})
+        return
+    for a in answers:
+        where = f"{a['accelerator']} x{a['accelerators_per_worker'] or '-'}"
+        if "error" in a:
+            click.echo(f"{where:16} -- {a['error']}")
+            continue
+        click.echo(
+            f"{where:16} {a['rows_per_s']:10.2f} rows/s  [{a['low_rows_per_s']:.2f} .. "
+            f"{a['high_rows_per_s']:.2f}]  {a['kind']:9}  {a['source']}"
+        )
+
+
 # ------------------------------------------------------------------------------- bench
 
 
@@ -230,7 +314,20 @@ def detect_accelerator() -> tuple[str, int]:
 
 def _synthetic_rows(n: int, input_tokens: int) -> list[dict[str, Any]]:
     # ~4 characters per token: a repeated, varied sentence of the asked length.
-    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "near", "river", "bank"]
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "a",
+        "lazy",
+        "dog",
+        "near",
+        "river",
+        "bank",
+    ]
     out = []
     for i in range(n):
         chars, j, length = input_tokens * 4, i, 0

@@ -175,3 +175,39 @@ def test_bench_minilm_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
         output_tokens=0,
     )
     assert est.kind == "measured"
+
+
+def test_estimate_lists_gpus_per_worker_and_provenance() -> None:
+    code, out, _ = _invoke(
+        "pricing",
+        "estimate",
+        "--model",
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "--gpu",
+        "H100",
+        "--gpu",
+        "T4",
+        "--gpu",
+        "B300",
+        "--json",
+    )
+    assert code == 0
+    by_gpu = {e["accelerator"]: e for e in json.loads(out)["estimates"]}
+    assert by_gpu["H100"]["accelerators_per_worker"] == 2
+    assert by_gpu["H100"]["low_rows_per_s"] <= by_gpu["H100"]["rows_per_s"]
+    assert "roofline" in by_gpu["H100"]["source"]
+    assert by_gpu["T4"]["error"] == "does not fit on 8 GPUs"
+    assert "no spec" in by_gpu["B300"]["error"]
+    code, out, _ = _invoke(
+        "pricing",
+        "estimate",
+        "--model",
+        "BAAI/bge-large-en-v1.5",
+        "--engine",
+        "torch",
+        "--task",
+        "embed",
+        "--gpu",
+        "L4",
+    )
+    assert code == 0 and "L4 x1" in out and "published" in out
