@@ -17,6 +17,7 @@ model's ``max_position_embeddings``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from scheduler.engines._prompts import (
@@ -100,7 +101,10 @@ class TorchGenerateEngine:
     def infer(self, rows: list[Row]) -> list[Result]:
         """One result per row, in order; rows that cannot be prompted are row failures."""
         results: list[Result | None] = [None] * len(rows)
-        groups: dict[Sampling, list[tuple[int, list[int]]]] = {}
+        # Rows that differ only in max_tokens share one generate call (run to the largest
+        # limit, each row cut at its own): generation is causal, so a row's first n tokens
+        # do not depend on how many more follow, and OpenAI batches vary max_tokens a lot.
+        groups: dict[Sampling, list[tuple[int, list[int], int]]] = {}
         for i, row in enumerate(rows):
             request = build_request(row, self._recipe)
             if isinstance(request, RowFailure):
@@ -116,10 +120,11 @@ class TorchGenerateEngine:
             if too_long is not None:
                 results[i] = too_long
                 continue
-            groups.setdefault(request.sampling, []).append((i, ids))
+            key = replace(request.sampling, max_tokens=0)
+            groups.setdefault(key, []).append((i, ids, request.sampling.max_tokens))
         for sampling, members in groups.items():
-            outputs = self._generate([ids for _, ids in members], sampling)
-            for (i, _), result in zip(members, outputs, strict=True):
+            outputs = self._generate([(ids, limit) for _, ids, limit in members], sampling)
+            for (i, _, _), result in zip(members, outputs, strict=True):
                 results[i] = result
         return [r if r is not None else RowFailure("no result") for r in results]
 
@@ -129,14 +134,15 @@ class TorchGenerateEngine:
             return "model.options.max_model_len"
         return "the model's max_position_embeddings"
 
-    def _generate(self, prompts: list[list[int]], s: Sampling) -> list[Result]:
-        """One batched ``generate`` call; returns a result per prompt, in order."""
+    def _generate(self, prompts: list[tuple[list[int], int]], s: Sampling) -> list[Result]:
+        """One batched ``generate`` call over (prompt ids, max_tokens); a result per prompt."""
         torch, tok = self._torch, self._tokenizer
-        batch: dict[str, Any] = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        ids = [p for p, _ in prompts]
+        batch: dict[str, Any] = tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
         sample = s.temperature > 0.0
         config = self._tf.GenerationConfig(
-            max_new_tokens=s.max_tokens,
+            max_new_tokens=max(limit for _, limit in prompts),
             do_sample=sample,
             # Passing temperature/top_p to greedy decoding only earns a warning.
             **({"temperature": s.temperature, "top_p": s.top_p} if sample else {}),
@@ -150,8 +156,8 @@ class TorchGenerateEngine:
             out = self._model.generate(**batch, generation_config=config, tokenizer=tok)
         width = batch["input_ids"].shape[1]
         results: list[Result] = []
-        for prompt, seq in zip(prompts, out[:, width:].tolist(), strict=True):
-            results.append(self._decode(len(prompt), seq, s))
+        for (prompt, limit), seq in zip(prompts, out[:, width:].tolist(), strict=True):
+            results.append(self._decode(len(prompt), seq[:limit], s))
         return results
 
     def _decode(self, prompt_tokens: int, seq: list[int], s: Sampling) -> Result:

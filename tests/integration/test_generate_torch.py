@@ -215,6 +215,8 @@ def test_openai_batch_rows_use_their_own_max_tokens(tiny_lm: Path) -> None:
     ]
     a, b, c = engine.infer(batch)
     assert isinstance(a, dict) and a["completion_tokens"] <= 2
+    # a and b share one generate call run to 6 tokens; a, cut at 2, equals a run alone.
+    assert engine.infer(batch[:1]) == [a]
     assert isinstance(b, dict) and b["completion_tokens"] <= 6
     assert isinstance(c, RowFailure)
     assert c.reason.startswith("invalid request: body.messages[0] needs a role")
