@@ -9,7 +9,8 @@ imported when a :class:`CatalogMarket` is built, never when this module is impor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -137,9 +138,35 @@ class CatalogMarket:
         self._offerings: dict[tuple[object, ...], Sequence[OfferingLike]] = {}
         self._needed: dict[tuple[str, str, int], int | None] = {}
         self._age: tuple[float | None] | None = None
+        self._batch: contextlib.ExitStack | None = None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One DuckDB connection for the questions asked inside the block (a plan).
+
+        The connection opens at the first question not answered from memory, so a plan
+        that the memo answers in full touches no file at all.
+        """
+        if self._batch is not None:
+            yield
+            return
+        with contextlib.ExitStack() as stack:
+            self._batch = stack
+            try:
+                yield
+            finally:
+                self._batch = None
+
+    def _read(self) -> None:
+        """Before a pricing call: join the batch's session if one is open."""
+        stack, self._batch = self._batch, None  # enter once per batch
+        session = getattr(self._pricing, "session", None)
+        if stack is not None and session is not None:
+            stack.enter_context(session())
 
     def _model(self, name: str) -> pricing.ModelInfo | None:
         if name not in self._models:
+            self._read()
             self._models[name] = self._pricing.model_info(name)
         return self._models[name]
 
@@ -153,12 +180,19 @@ class CatalogMarket:
         accs = (
             [self._pricing.normalize_accelerator(a) for a in accelerators] if accelerators else None
         )
-        return self._pricing.list_offerings(accelerators=accs, clouds=clouds, regions=regions)
+        key = (tuple(accs or ()), tuple(clouds or ()), tuple(regions or ()))
+        if key not in self._offerings:
+            self._read()
+            self._offerings[key] = self._pricing.list_offerings(
+                accelerators=accs, clouds=clouds, regions=regions
+            )
+        return self._offerings[key]
 
     def gpus_needed(self, *, model: str, accelerator: str, context_tokens: int) -> int | None:
         key = (model, accelerator, context_tokens)
         if key not in self._needed:
             info = self._model(model)
+            self._read()
             # An unknown (small or custom) model: one GPU, as the user wrote it.
             self._needed[key] = (
                 1
@@ -182,6 +216,7 @@ class CatalogMarket:
     ) -> EstimateLike:
         key = (model, engine, task, accelerator, count, input_tokens, output_tokens)
         if key not in self._estimates:
+            self._read()
             self._estimates[key] = self._pricing.estimate_throughput(
                 model=model,
                 engine=engine,
@@ -195,11 +230,13 @@ class CatalogMarket:
 
     def preemption_rate_per_hour(self, cloud: str) -> float:
         if cloud not in self._preempt:
+            self._read()
             self._preempt[cloud] = float(self._pricing.preemption_rate_per_hour(cloud))
         return self._preempt[cloud]
 
     def startup_s(self, cloud: str) -> float:
         if cloud not in self._startup:
+            self._read()
             self._startup[cloud] = float(self._pricing.startup_s(cloud))
         return self._startup[cloud]
 
@@ -209,6 +246,7 @@ class CatalogMarket:
 
     def prices_age_days(self) -> float | None:
         if self._age is None:
+            self._read()
             age = self._pricing.prices_age_days()
             self._age = (None if age is None else float(age),)
         return self._age[0]

@@ -360,5 +360,7 @@ def plan_recipe(
     if market is None:
         from scheduler._planmarket import catalog_market
 
-        market = catalog_market()
+        catalog = catalog_market()
+        with catalog.batch():
+            return plan_workload(load, req, catalog)
     return plan_workload(load, req, market)

@@ -1,0 +1,63 @@
+"""The planner over the real DuckDB catalog (the shipped snapshot in a temporary home)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pricing
+from scheduler._planmarket import CatalogMarket, catalog_market
+from scheduler.planner import PlanRequest, plan_recipe, plan_workload
+from scheduler.recipe import load_recipe
+from scheduler.workload import measure_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def whole_snapshot_recipe(name: str = "summarize-llama-10m"):  # type: ignore[no-untyped-def]
+    recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+    schedule = recipe.schedule.model_copy(
+        update={"accelerators": None, "clouds": None, "regions": None, "budget_usd": None}
+    )
+    return recipe.model_copy(update={"schedule": schedule})
+
+
+def test_session_and_memo_give_the_same_plan_as_plain_calls() -> None:
+    recipe = whole_snapshot_recipe()
+    load = measure_workload(recipe)
+    plain = plan_workload(load, PlanRequest.from_recipe(recipe), CatalogMarket())
+    batched = plan_recipe(recipe, workload=load)
+    again = plan_recipe(recipe, workload=load)  # answered from the process-wide memo
+    assert plain.to_json() == batched.to_json() == again.to_json()
+    assert catalog_market() is catalog_market()
+
+
+def test_no_plan_uses_a_flagged_or_missing_price() -> None:
+    everything = pricing.list_offerings(include_flagged=True)
+    # GCP attaches GPUs to a host VM: the instance type alone does not name an offering.
+    by_key = {
+        (o.cloud, o.region, o.instance_type, o.accelerator, o.accelerator_count): o
+        for o in everything
+    }
+    for name in ("summarize-llama-10m", "embed-50m", "generate-70b"):
+        plan = plan_recipe(whole_snapshot_recipe(name))
+        assert plan.options
+        for option in plan.options:
+            for choice in option.offerings:
+                key = (
+                    choice.cloud,
+                    choice.region,
+                    choice.instance_type,
+                    option.accelerator,
+                    option.accelerators_per_worker,
+                )
+                row = by_key[key]
+                assert not row.flags
+                assert row.price(option.spot) == choice.usd_per_hour
+
+
+def test_every_shipped_cloud_recipe_has_a_choice() -> None:
+    for name in ("summarize-llama-10m", "embed-50m", "generate-70b"):
+        plan = plan_recipe(load_recipe(ROOT / "recipes" / f"{name}.yaml"))
+        choice = plan.require()
+        assert choice.p_on_time >= 0.95
+        assert plan.request.budget_usd is None or choice.cost_usd <= plan.request.budget_usd
