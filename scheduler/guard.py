@@ -80,24 +80,41 @@ def _hours(seconds: float) -> float:
     return max(0.0, seconds) / 3600.0
 
 
+def _late(finish: float, deadline: float) -> str:
+    if finish > deadline:
+        return f"{(finish - deadline) / 60:.1f} min past the deadline"
+    return f"only {(deadline - finish) / 60:.1f} min before the deadline (inside the safety margin)"
+
+
 def decide(
     status: RunStatus,
     cfg: GuardConfig,
     *,
     now: float,
     alive: int,
+    reporting: int | None = None,
     budget_stopped: bool = False,
 ) -> Decision:
-    """The guard's decision for one status snapshot (pure: no I/O)."""
+    """The guard's decision for one status snapshot (pure: no I/O).
+
+    ``reporting`` is how many of the ``alive`` workers have measured a rate yet; the
+    others are still starting, and count as capacity that arrives after ``startup_s``
+    (so a guard that just added workers does not add them again).
+    """
     remaining = status.rows_total - status.rows_done
     if remaining <= 0:
         return Decision("done", "every row is committed")
-    rate = status.rows_per_s
-    if rate <= 0 or alive <= 0:
+    measured = status.rows_per_s
+    reporting = alive if reporting is None else min(reporting, alive)
+    if measured <= 0 or alive <= 0 or reporting <= 0:
         return Decision("hold", "no throughput measured yet; waiting for committed shards")
-    per_worker = rate / alive
+    per_worker = measured / reporting
+    starting = alive - reporting
     left_s = cfg.deadline_at - now
-    finish = now + remaining / rate
+    # Starting workers join after their start-up: rows done by then at the measured rate.
+    head = min(remaining, measured * cfg.startup_s) if starting else 0.0
+    rate = per_worker * alive
+    finish = now + (cfg.startup_s if starting else 0.0) + (remaining - head) / rate
     target = cfg.deadline_at - cfg.safety * max(0.0, left_s)
     cost_now = status.spend_usd + status.usd_per_hour * _hours(finish - now)
     if finish <= target:
@@ -112,13 +129,14 @@ def decide(
     if useful_s <= 0:
         return Decision(
             "hold",
-            f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the deadline, "
+            f"projected finish is {_late(finish, cfg.deadline_at)}, "
             f"but a new worker needs {cfg.startup_s:.0f} s to start: too late to help",
             projected_finish_at=finish,
             projected_cost_usd=cost_now,
         )
     # rows the current workers still do by the target; the rest needs k new workers.
-    by_current = rate * max(0.0, target - now)
+    warmup = cfg.startup_s if starting else 0.0
+    by_current = head + rate * max(0.0, target - now - warmup)
     k = math.ceil((remaining - by_current) / (per_worker * useful_s))
     k = max(1, k)
     room = cfg.max_workers - alive
@@ -126,7 +144,7 @@ def decide(
     if room <= 0:
         return Decision(
             "hold",
-            f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the deadline, "
+            f"projected finish is {_late(finish, cfg.deadline_at)}, "
             f"but the run already has max_workers={cfg.max_workers}",
             projected_finish_at=finish,
             projected_cost_usd=cost_now,
@@ -162,8 +180,7 @@ def decide(
             _, cost1 = projected(1)
             return Decision(
                 "over_budget",
-                f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the "
-                f"deadline, but one more worker would bring the cost to ${cost1:,.2f}, over "
+                f"projected finish is {_late(finish, cfg.deadline_at)}, but one more worker would bring the cost to ${cost1:,.2f}, over "
                 f"the ${cfg.budget_usd:,.2f} budget: not adding workers",
                 projected_finish_at=finish,
                 projected_cost_usd=cost_now,
@@ -172,7 +189,7 @@ def decide(
     kind = "spot" if spot else "on-demand"
     return Decision(
         "add",
-        f"projected finish is {(finish - cfg.deadline_at) / 60:.1f} min past the deadline at "
+        f"projected finish is {_late(finish, cfg.deadline_at)} at "
         f"{rate:.2f} rows/s ({per_worker:.2f} per worker); adding {k} {kind} worker(s)"
         f"{capped} → projected finish {(end - now) / 60:.1f} min from now, cost ${cost:,.2f}",
         add_workers=k,
@@ -212,7 +229,15 @@ class DeadlineGuard:
         self.next_at = now + self.cfg.interval_s
         status = status or read_status(self.store, now=now)
         alive = self.scaler.alive()
-        d = decide(status, self.cfg, now=now, alive=alive, budget_stopped=self.budget_stopped)
+        reporting = sum(1 for w in status.workers if w.alive and w.rows_per_s > 0)
+        d = decide(
+            status,
+            self.cfg,
+            now=now,
+            alive=alive,
+            reporting=reporting,
+            budget_stopped=self.budget_stopped,
+        )
         started = 0
         if d.action == "add":
             started = self.scaler.add(d.add_workers, spot=d.spot)

@@ -120,3 +120,13 @@ def test_markdown_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert "| cost | $12.50 (plan $10.00, budget $20.00) |" in text
     assert "(1m30s late)" in text and "exit code 7" in text
     assert "adding 2 spot worker(s)" in text
+
+
+def test_workers_still_starting_count_as_capacity() -> None:
+    # 1 worker measured at 1 row/s; 2 just added and not reporting yet: no second add.
+    status = _status(rows_total=1000, rows_done=100)
+    first = decide(status, _cfg(deadline_at=NOW + 700), now=NOW, alive=1)
+    assert first.action == "add"
+    after = decide(status, _cfg(deadline_at=NOW + 700), now=NOW, alive=1 + first.add_workers,
+                   reporting=1)  # fmt: skip
+    assert after.action == "on_track", after.reason
