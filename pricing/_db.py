@@ -164,12 +164,15 @@ def _open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except (duckdb.IOException, duckdb.ConnectionException) as e:
-            if read_only and "different configuration" in str(e):
-                # This process already holds the file read-write: share that instance.
-                read_only = False
-                continue
-            if not _is_lock_error(e) or time.monotonic() >= deadline:
-                if _is_lock_error(e):
+            busy = _is_lock_error(e)
+            if "different configuration" in str(e):
+                if read_only:
+                    # This process already holds the file read-write: share that instance.
+                    read_only = False
+                    continue
+                busy = True  # another thread here holds it read-only: wait until it closes
+            if not busy or time.monotonic() >= deadline:
+                if busy:
                     raise StoreError(
                         f"pricing database {path} stayed locked by another process for "
                         f"{_lock_timeout_s():.0f} s; retry when it finishes "

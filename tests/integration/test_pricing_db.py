@@ -121,3 +121,38 @@ def test_lock_held_too_long_is_one_clear_error(
         holder.kill()
         holder.wait()
     assert pricing.list_offerings()  # free again: works
+
+
+def test_threads_mix_readers_and_writers_in_one_process() -> None:
+    import threading
+
+    pricing.list_offerings()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(10):
+                assert pricing.list_offerings(accelerators=["L4"])
+        except BaseException as e:  # collected and re-raised below
+            errors.append(e)
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(5):
+                pricing.record_run(run_id=f"t{worker}-{i}", cloud="aws", spot=True)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    threads += [threading.Thread(target=write, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    with pricing.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM run_history").fetchone() == (10,)
+    # Nested: a read inside an open write connection shares it.
+    with pricing.connect() as con:
+        assert pricing.list_offerings(accelerators=["H100"])
+        con.execute("SELECT 1")
