@@ -1,0 +1,130 @@
+"""The launch, watch and cancel commands through the real CLI (no cloud needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scheduler.errors import BudgetError, DeadlineMissed, LaunchError, PlanError, StoreError
+from scheduler.store import RunStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+    )  # fmt: skip
+
+
+def _recipe(tmp: Path, *, store: str = "./runs", rows: int = 12, delay_s: float = 0.0) -> Path:
+    (tmp / "fn.py").write_text(
+        "import time\n\ndef f(rows, delay_s=0.0):\n"
+        "    time.sleep(delay_s * len(rows))\n"
+        "    return [{'n': len(r['text'])} for r in rows]\n"
+    )
+    with (tmp / "rows.jsonl").open("w") as f:
+        for i in range(rows):
+            f.write(json.dumps({"id": f"r{i}", "text": f"text {i}"}) + "\n")
+    path = tmp / "recipe.yaml"
+    path.write_text(
+        "name: fl\ninput: {path: rows.jsonl, id_column: id}\ntask: score\n"
+        f'model: {{engine: python, name: "fn.py:f", batch_size: 2, options: {{delay_s: {delay_s}}}}}\n'
+        f"shards: {{rows_per_shard: 2}}\nstore: {store}\nschedule: {{clouds: [aws, gcp]}}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("command", ["launch", "watch", "cancel"])
+def test_commands_have_help_with_an_example(command: str, tmp_path: Path) -> None:
+    proc = _cli(command, "--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "Example" in proc.stdout and f"skybatch {command}" in proc.stdout
+
+
+def test_dry_run_prints_one_yaml_document_per_worker_and_writes_nothing(tmp_path: Path) -> None:
+    _recipe(tmp_path, store="s3://bucket/runs")
+    proc = _cli("launch", "recipe.yaml", "--dry-run", "--gpu", "L4", "--workers", "3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    assert [d["envs"]["SKYBATCH_WORKER_INDEX"] for d in docs] == ["0", "1", "2"]
+    assert proc.stdout.count("---\n") == 2
+    assert {c["infra"].split("/")[0] for c in docs[0]["resources"]["any_of"]} <= {"aws", "gcp"}
+    written = sorted(p.name for p in tmp_path.iterdir() if p.name != "home")  # HOME: conftest
+    assert written == ["fn.py", "recipe.yaml", "rows.jsonl"]
+
+
+def test_cloud_launch_refuses_a_local_store(tmp_path: Path) -> None:
+    _recipe(tmp_path)
+    proc = _cli("launch", "recipe.yaml", "--gpu", "L4", "--workers", "1", "--yes", cwd=tmp_path)
+    assert proc.returncode == StoreError.exit_code == 3
+    assert re.fullmatch(
+        r"skybatch: error: store \S+/runs is a local path, which cloud workers cannot reach; "
+        r"give an object-store URL \(--store s3://bucket/runs or gs://bucket/runs\), or run "
+        r"locally with --backend local\n",
+        proc.stderr,
+    )
+
+
+def test_launch_without_yes_and_without_a_terminal_refuses(tmp_path: Path) -> None:
+    _recipe(tmp_path)
+    proc = _cli("launch", "recipe.yaml", "--backend", "local", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "pass --yes to launch without asking (CI)" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_local_launch_and_a_later_launch_resumes(tmp_path: Path) -> None:
+    _recipe(tmp_path, rows=40, delay_s=0.5)
+    args = [sys.executable, "-m", "scheduler.cli", "launch", "recipe.yaml", "--backend", "local",
+            "--yes", "--json", "--run-id", "cx", "--no-guard"]  # fmt: skip
+    driver = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=os.environ.copy())  # fmt: skip
+    try:
+        store = RunStore(str(tmp_path / "runs"), "cx")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not store.done_shards():
+            time.sleep(0.5)
+        assert store.done_shards(), "no shard committed in time"
+        proc = _cli("cancel", "cx", "--store", "runs", "--json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["cancelled"] is True
+        out, _err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    first = json.loads(out)
+    assert driver.returncode == 1 and first["state"] == "cancelled"
+    assert first["rows_done"] < 40
+    # launching again resumes: only the missing shards run
+    proc = _cli("launch", "recipe.yaml", "--backend", "local", "--yes", "--json", "--run-id", "cx",
+                "-w", "2", cwd=tmp_path)  # fmt: skip
+    again = json.loads(proc.stdout)
+    assert proc.returncode == 0 and again["state"] == "done" and again["rows_out"] == 40
+
+
+def test_ci_workflow_and_its_documented_exit_codes() -> None:
+    flow = yaml.safe_load((REPO / "recipes" / "ci" / "nightly.yml").read_text())
+    triggers = flow[True]  # YAML 1.1 reads the key `on` as true
+    assert re.fullmatch(r"[\d*/,-]+( [\d*/,-]+){4}", triggers["schedule"][0]["cron"])
+    runs = " ".join(step.get("run", "") for job in flow["jobs"].values() for step in job["steps"])
+    assert "skybatch launch" in runs and "--wait" in runs and "--yes" in runs
+    assert "'nightly-{date}'" in runs and "--summary-md" in runs
+    readme = (REPO / "recipes" / "ci" / "README.md").read_text()
+    codes = dict(re.findall(r"^\| (\d) \| ([^|]+)\|", readme, flags=re.M))
+    assert sorted(codes) == [str(c) for c in range(8)]
+    assert "budget" in codes[str(BudgetError.exit_code)]
+    assert "deadline" in codes[str(DeadlineMissed.exit_code)]
+    assert "sky check" in codes[str(LaunchError.exit_code)]
+    assert "plan" in codes[str(PlanError.exit_code)]
