@@ -19,6 +19,7 @@ a GPU.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -172,8 +173,10 @@ class VllmEngine:
         }
 
     def close(self) -> None:
-        """Drop the model; vLLM frees GPU memory when the LLM object is collected."""
+        """Drop the model; vLLM frees GPU memory (and stops its engine process) when the
+        LLM object is collected, so collect now rather than at some later allocation."""
         self._llm = None
+        gc.collect()
 
 
 def _completion(out: Any, prompt_tokens: int) -> Result:

@@ -12,6 +12,9 @@ checked field by field.
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -417,3 +420,14 @@ def test_embed_goes_through_llm_embed() -> None:
     assert out[0] == {"embedding": [4.0, 0.5], "prompt_tokens": 4}
     assert isinstance(out[1], RowFailure) and "empty" in out[1].reason
     assert isinstance(out[2], RowFailure) and out[2].reason.startswith("prompt too long: 201")
+
+
+def test_importing_the_generation_modules_loads_nothing_heavy() -> None:
+    probe = (
+        "import json, sys\n"
+        "import scheduler.engines.vllm, scheduler.engines.torch_generate, scheduler.openai_batch\n"
+        "print(json.dumps(sorted(m for m in sys.modules\n"
+        "    if m.split('.')[0] in ('vllm', 'torch', 'transformers', 'duckdb', 'sky'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
