@@ -8,6 +8,11 @@ the analytic model of :mod:`scheduler._planmodel` (start-up, model load, spot pr
 with recovery and one shard redone, shard tail). Fewer workers always cost less (each one
 pays its own start-up), and P(on time) grows with workers, so a binary search finds it.
 
+``schedule.spot``: ``require`` plans spot only, ``never`` on demand only, ``prefer`` both,
+and spot wins wherever it is cheaper once its preemptions (recovery, redone work, the
+workers added to keep P(on time)) are priced in. An offering without a trusted price for
+the mode (``Offering.price(spot)`` is None, or flagged) is never a candidate.
+
 Options are ranked by expected cost, on-time and within-budget ones first; the cheapest of
 those is chosen. The cost/finish-time Pareto frontier is marked. When nothing fits, the
 plan says why in one line (the cheapest plan needs X h; the fastest costs $Y) and
