@@ -224,3 +224,29 @@ def test_read_status_on_s3(s3_store_url: str) -> None:
     ]
     assert status.state is RunState.STOPPED  # work done, none left running, no heartbeat
     assert status.balanced
+
+
+def test_bulk_reads_on_s3_skip_torn_and_empty_documents(s3_store_url: str) -> None:
+    store = RunStore(s3_store_url, "run-1")
+    store.ensure(run_info(), lambda: manifest(25))
+    for i in range(25):
+        lease = store.claim(f"s{i:05d}", f"w{i % 3}", ttl_s=TTL, now=T0)
+        assert lease is not None and store.commit(mark(store, lease))
+    for i in range(3):
+        store.heartbeat(f"w{i}", {"rows_done": i})
+        store.log_event("note", f"event {i}")
+    assert store.claim("s00000", "w9", ttl_s=TTL, now=T0) is None
+    store.fs.pipe_file(store.path("claims/torn.json"), b'{"worker": "w1", "exp')
+    store.fs.pipe_file(store.path("claims/empty.json"), b"")
+    store.fs.pipe_file(store.path("claims/live.json"), b'{"worker": "w2", "expires_at": 1}')
+    reader = fresh_process_view(s3_store_url, "run-1")
+    markers = reader.markers()
+    assert sorted(markers) == [f"s{i:05d}" for i in range(25)]
+    assert {sid: m.worker for sid, m in markers.items()} == {
+        f"s{i:05d}": f"w{i % 3}" for i in range(25)
+    }
+    assert reader.claims() == {"live": {"worker": "w2", "expires_at": 1}}
+    assert {w: d["rows_done"] for w, d in reader.workers().items()} == {"w0": 0, "w1": 1, "w2": 2}
+    assert [e["message"] for e in reader.events(limit=2)] == ["event 1", "event 2"]
+    status = read_status(reader, now=T0)
+    assert status.shards_done == 25 and status.rows_done == 250
