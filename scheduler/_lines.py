@@ -13,17 +13,18 @@ read back, and a property test holds the two to the same answers:
   a record decides where it ends);
 - the first ``skip_records`` records (a CSV header) are not rows.
 
-Most chunks hold no shard boundary and (in CSV) no quote; they are handled with
-``bytes.count`` and one regular expression for blank lines, without a Python loop per
-line. The other chunks are walked line by line.
+Most chunks are handled without a Python loop per line: rows are counted with
+``bytes.count`` less the blank lines (one regular expression), and where shard boundaries
+fall inside a chunk they are found by interpolation search with ``bytes.count``. Only chunks
+with blank lines *and* a boundary, CSV chunks where a quoted field spans lines, and the
+header are walked line by line. A scan holds about three chunks at a time.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 __all__ = ["CHUNK_BYTES", "Boundary", "LineScanner", "iter_lines", "iter_records", "scan"]
 
@@ -31,10 +32,11 @@ CHUNK_BYTES = 8 * 1024 * 1024
 _WS = b" \t\r"
 # A newline followed by a blank line: one match per blank line that follows a newline.
 _BLANK_AFTER_NEWLINE = re.compile(rb"\n[ \t\r]*(?=\n)")
+_STEP_LINES = 16  # closer than this, find newlines one by one
+_NOT_QUOTE_OR_NEWLINE = bytes(b for b in range(256) if b not in b'"\n')
 
 
-@dataclass(frozen=True)
-class Boundary:
+class Boundary(NamedTuple):
     """Where a shard starts: its first row, that row's byte offset and line number (0-based)."""
 
     row: int
@@ -121,29 +123,83 @@ class LineScanner:
                 self.data_start, self.data_line = next_start, self.lines
 
     def _block(self, chunk: bytes, start: int, end: int, base: int) -> None:
-        """Whole lines ``chunk[start:end]`` (``end`` just after a newline)."""
-        slow = self._skip > 0 or self._in_record
-        if not slow and self.quoted:
-            slow = chunk.find(b'"', start, end) >= 0
-        if not slow:
+        """The whole lines between the first and the last newline of ``chunk``.
+
+        ``start`` is just after the first newline, ``end`` just after the last one.
+        """
+        plain = self._skip == 0 and not self._in_record
+        if plain and self.quoted and chunk.find(b'"', start, end) >= 0:
+            # Lines whose quotes pair up end their records: then lines are records, as in
+            # JSONL. Keeping only quotes and newlines, then dropping quote pairs, leaves a
+            # quote exactly when some line has an odd number of them.
+            marks = chunk[start:end].translate(None, _NOT_QUOTE_OR_NEWLINE)
+            plain = b'"' not in marks.replace(b'""', b"")
+        if plain:
             lines = chunk.count(b"\n", start, end)
             blanks = sum(1 for _ in _BLANK_AFTER_NEWLINE.finditer(chunk, start - 1, end))
             new_rows = lines - blanks
-            if self.every is not None:
-                next_boundary = -(-self.rows // self.every) * self.every
-                slow = next_boundary < self.rows + new_rows
-            if not slow:
+            next_boundary = self._next_boundary()
+            if next_boundary is None or next_boundary >= self.rows + new_rows:
                 self.rows += new_rows
                 self.lines += lines
                 return
-        pos = start
-        while pos < end:
-            nl = chunk.index(b"\n", pos, end)
-            line = chunk[pos:nl]
-            blank = not line.strip(_WS)
-            quotes = line.count(b'"') if self.quoted else 0
-            self._end_line(base + pos, blank, quotes, base + nl + 1)
-            pos = nl + 1
+            if blanks == 0:
+                self._boundaries_in_rows(chunk, start, end, base, lines)
+                return
+        off = base + start
+        for line in chunk.split(b"\n")[1:-1]:
+            after = off + len(line) + 1
+            blank = not line or (line[0] in _WS and not line.strip(_WS))
+            self._end_line(off, blank, line.count(b'"') if self.quoted else 0, after)
+            off = after
+
+    def _next_boundary(self) -> int | None:
+        """The next row number at which a shard starts (None: no shards wanted)."""
+        if self.every is None:
+            return None
+        return -(-self.rows // self.every) * self.every
+
+    def _boundaries_in_rows(
+        self, chunk: bytes, start: int, end: int, base: int, lines: int
+    ) -> None:
+        """``lines`` whole lines ``chunk[start:end]``, all rows (no blank, no open quote)."""
+        every, rows, done = self.every or 1, self.rows, self.lines
+        pos, at = start, 0  # ``pos`` is where line ``at`` of the block starts
+        for i in range(-(-rows // every) * every - rows, lines, every):
+            if i > at:
+                pos, at = _after_nth_newline(chunk, pos, end, i - at, lines - at), i
+            self.boundaries.append(Boundary(rows + i, base + pos, done + i))
+        self.rows += lines
+        self.lines += lines
+
+
+def _after_nth_newline(chunk: bytes, pos: int, end: int, n: int, in_range: int) -> int:
+    """The offset just after the ``n``-th newline of ``chunk[pos:end]``.
+
+    ``in_range`` is the number of newlines in ``chunk[pos:end]`` (at least ``n``).
+    Interpolation search with ``bytes.count`` (no object per line): guess where the
+    newline is from the average line length, count up to the guess, and close in; once a
+    few lines away, step. Every third guess bisects, so odd line lengths cannot stall it.
+    """
+    hi, tries = end, 0
+    while n > _STEP_LINES:
+        tries += 1
+        if tries % 3 == 0:
+            guess = (pos + hi) // 2
+        else:
+            guess = min(max(pos + (hi - pos) * n // in_range, pos + 1), hi - 1)
+        seen = chunk.count(b"\n", pos, guess)
+        if seen < n:
+            pos, n, in_range = guess, n - seen, in_range - seen
+        elif seen - n < _STEP_LINES:  # just past it: walk back
+            for _ in range(seen - n + 1):
+                guess = chunk.rindex(b"\n", pos, guess)
+            return guess + 1
+        else:
+            hi, in_range = guess, seen
+    for _ in range(n):
+        pos = chunk.index(b"\n", pos, hi) + 1
+    return pos
 
 
 def scan(

@@ -272,6 +272,9 @@ def open_input(spec: InputSpec, path: str, *, count_rows: bool = True) -> Input:
     except (ImportError, ValueError) as e:
         raise InputError(f"cannot open input {path}: {e}; check input.path") from e
     fmt: str | None = spec.format
+    # fsspec caches filesystem instances and their listings per process; an input opened
+    # again (a new run, a changed bucket) must see the files as they are now.
+    fs.invalidate_cache()
     with _reading(path):
         if any(c in fs_path for c in _GLOB_CHARS):
             root = _glob_root(fs_path)

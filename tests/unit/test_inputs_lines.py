@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scheduler._lines import iter_lines, iter_records, scan
 
 # Few distinct bytes so that blank lines, CRLF, quotes and empty lines are common.
-texts = st.lists(st.sampled_from([b"a", b"\n", b" ", b"\r", b'"', b",", b"\t"]), max_size=60).map(
+texts = st.lists(st.sampled_from([b"a", b"\n", b" ", b"\r", b'"', b",", b"\t"]), max_size=150).map(
     b"".join
 )
 
@@ -29,7 +29,7 @@ def records(data: bytes, *, quoted: bool, chunk_bytes: int) -> list[tuple[int, b
     quoted=st.booleans(),
     skip=st.sampled_from([0, 1]),
     every=st.sampled_from([None, 1, 2, 3, 50]),
-    chunk_bytes=st.sampled_from([1, 2, 3, 7, 64]),
+    chunk_bytes=st.sampled_from([1, 2, 3, 7, 16, 64, 200]),
 )
 def test_scanner_matches_record_reader(
     data: bytes, quoted: bool, skip: int, every: int | None, chunk_bytes: int
