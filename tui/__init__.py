@@ -5,7 +5,7 @@ Importing this package imports Textual: the CLI imports it inside the ``tui`` co
 
 from __future__ import annotations
 
-from tui._actions import Actions, LaunchRequest, PlanResult, SchedulerActions
+from tui._actions import Actions, Launched, LaunchRequest, PlanResult, SchedulerActions
 from tui._data import DataSource
 from tui.app import SkybatchApp
 
@@ -13,6 +13,7 @@ __all__ = [
     "Actions",
     "DataSource",
     "LaunchRequest",
+    "Launched",
     "PlanResult",
     "SchedulerActions",
     "SkybatchApp",

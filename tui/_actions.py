@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from scheduler.errors import SkybatchError
 
-__all__ = ["Actions", "LaunchRequest", "PlanResult", "SchedulerActions"]
+__all__ = ["Actions", "LaunchRequest", "Launched", "PlanResult", "SchedulerActions"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,14 @@ class LaunchRequest:
     workers: int | None = None
 
 
+@dataclass(frozen=True)
+class Launched:
+    """Where a launch put its run."""
+
+    run_id: str
+    store: str
+
+
 class Actions(Protocol):
     """Operations on runs. Each call may block (I/O, subprocesses): call from a thread.
 
@@ -57,8 +65,8 @@ class Actions(Protocol):
         """Rank the options for running a recipe by a deadline within a budget."""
         ...
 
-    def launch(self, request: LaunchRequest) -> str:
-        """Start a run; returns its run id once its store exists."""
+    def launch(self, request: LaunchRequest) -> Launched:
+        """Start a run; returns its id and store once the run exists."""
         ...
 
     def cancel(self, store_url: str, run_id: str) -> None:
@@ -109,8 +117,8 @@ class SchedulerActions:
             workload=dict(data.get("workload") or {}),
         )
 
-    def launch(self, request: LaunchRequest) -> str:
-        """Create the run, then start its workers; returns the run id."""
+    def launch(self, request: LaunchRequest) -> Launched:
+        """Create the run, then start its workers; returns where the run is."""
         if request.backend != "local":
             return self._launch_cloud(
                 request.recipe_path,
@@ -126,7 +134,7 @@ class SchedulerActions:
         recipe = load_recipe(request.recipe_path)
         store = prepare_run(recipe, store_url=request.store, backend="local")
         self._run_local(request.recipe_path, store.url, store.run_id, request.workers or 1)
-        return store.run_id
+        return Launched(store.run_id, store.url)
 
     def _launch_cloud(
         self,
@@ -137,7 +145,7 @@ class SchedulerActions:
         budget_usd: float | None,
         plan_index: int | None,
         run_id: str | None,
-    ) -> str:
+    ) -> Launched:
         """``skybatch launch --yes`` without waiting: returns once the jobs are submitted."""
         from scheduler.recipe import parse_duration
 
@@ -150,13 +158,11 @@ class SchedulerActions:
             plan_index=plan_index,
             yes=True,  # the TUI asked in its own confirm dialog
             run_id=run_id,
-            # A local store cannot serve cloud workers: let the recipe's store decide.
-            store_url=store_url if store_url and "://" in store_url else None,
+            store_url=store_url,
             progress=False,
         )
         result = launch.launch(req, echo=lambda line: None, confirm=lambda question: True)
-        launched: str = result.run_id
-        return launched
+        return Launched(str(result.run_id), str(result.store))
 
     def _run_local(self, recipe_path: str, store_url: str, run_id: str, workers: int) -> None:
         from scheduler.store import RunStore

@@ -170,6 +170,7 @@ class DataSource:
         self._dead: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._last_history: list[HistoryRun] = []
+        self._final: dict[str, RunStatus] = {}
 
     def store(self, run_id: str) -> RunStore:
         """The RunStore of a run, cached so commit markers are read once."""
@@ -199,8 +200,14 @@ class DataSource:
         except SkybatchError as e:
             run_ids, errors[""] = [], str(e)
         for run_id in run_ids:
+            if run_id in self._final:  # done and failed runs never change: read them once
+                runs.append(self._final[run_id])
+                continue
             try:
-                runs.append(read_status(self.store(run_id), now=now))
+                status = read_status(self.store(run_id), now=now)
+                runs.append(status)
+                if status.state.is_terminal() and not any(w.alive for w in status.workers):
+                    self._final[run_id] = status
             except (SkybatchError, OSError, ValueError) as e:
                 errors[run_id] = str(e)
         seen = set(run_ids)

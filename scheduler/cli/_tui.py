@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from scheduler.cli._common import cli
@@ -13,9 +16,10 @@ __all__ = ["tui"]
 @cli.command()
 @click.option(
     "--store",
-    default="./runs",
-    show_default=True,
-    help="Store holding the runs: a directory or an s3:// / gs:// prefix.",
+    default=None,
+    metavar="PATH|URL",
+    help="Store holding the runs: a directory or an s3:// / gs:// prefix "
+    "(default: SKYBATCH_STORE, or ./runs).",
 )
 @click.option(
     "--refresh",
@@ -25,7 +29,7 @@ __all__ = ["tui"]
     show_default=True,
     help="Seconds between refreshes (change live with + and -, pause with p).",
 )
-def tui(store: str, refresh_s: float) -> None:
+def tui(store: str | None, refresh_s: float) -> None:
     """Watch, launch and steer runs in a terminal dashboard.
 
     \b
@@ -45,5 +49,8 @@ def tui(store: str, refresh_s: float) -> None:
         raise UsageError(
             f"the TUI needs textual ({e}); install it with: pip install 'textual>=0.80'"
         ) from e
-    app = SkybatchApp(DataSource(store, history=history_provider()), refresh_s=refresh_s)
+    url = store or os.environ.get("SKYBATCH_STORE") or "./runs"
+    if "://" not in url:
+        url = str(Path(url).expanduser().resolve())
+    app = SkybatchApp(DataSource(url, history=history_provider()), refresh_s=refresh_s)
     app.run()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +24,10 @@ from tui_support import (
 )
 
 from scheduler.errors import LaunchError
-from scheduler.progress import RunState
 from scheduler.store import RunStore
-from tui import DataSource, SchedulerActions, SkybatchApp
+from tui import DataSource, Launched, LaunchRequest, SchedulerActions, SkybatchApp
 from tui._data import RunsSnapshot
+from tui._history import HistoryRun
 from tui.screens import (
     ConfirmDialog,
     HelpScreen,
@@ -437,4 +438,94 @@ async def test_a_run_that_cannot_be_read_is_named_in_the_status_line(tmp_path: P
         assert "✘ broken-000000001: run broken-000000001" in line
 
 
-_ = (asyncio, RunState)
+@pytest.mark.slow
+async def test_real_planner_table_then_a_cloud_launch_error_in_one_line(
+    store: Path, tmp_path: Path, repo: Path
+) -> None:
+    # The shipped recipe, with a local store: cloud workers cannot reach it, and the
+    # launcher says so before SkyPilot is even asked.
+    recipe = tmp_path / "summarize.yaml"
+    text = (repo / "recipes" / "summarize-vllm.yaml").read_text()
+    recipe.write_text(text.replace("store: s3://my-bucket/skybatch-runs", "store: ./runs"))
+    (tmp_path / "data").symlink_to(repo / "recipes" / "data")
+    app = make_app(store, actions=SchedulerActions())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("n")
+        plan = app.screen
+        assert isinstance(plan, PlanScreen)
+        plan.query_one("#recipe", Input).value = str(recipe)
+        plan.query_one("#deadline", Input).value = "8h"
+        plan.query_one("#backend").value = "skypilot"
+        await pilot.click("#plan")
+        await until(pilot, lambda: plan.plans >= 1, timeout_s=120)
+        line = str(plan.query_one("#plan-line", Static).render())
+        assert not line.startswith("✘"), line
+        table = plan.query_one("#options", DataTable)
+        assert table.row_count >= 2
+        chosen = [str(c) for c in table.get_row_at(plan.plan.chosen)]
+        assert chosen[0] == "★" and chosen[2] == "spot"
+        await pilot.press("enter", "y")
+        await until(
+            pilot, lambda: str(plan.query_one("#plan-line", Static).render()).startswith("✘"), 60
+        )
+        line = str(plan.query_one("#plan-line", Static).render())
+        assert line.startswith(f"✘ store {store} is a local path, which cloud workers cannot reach")
+        assert "\n" not in line and app.screen is plan
+
+
+async def test_a_launch_into_another_store_says_where_to_watch_it(store: Path) -> None:
+    class ElsewhereActions(FakeActions):
+        def launch(self, request: LaunchRequest) -> Launched:
+            super().launch(request)
+            return Launched("cloud-run-0001", "s3://bucket/runs")
+
+    app = make_app(store, actions=ElsewhereActions())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("n")
+        plan = app.screen
+        assert isinstance(plan, PlanScreen)
+        plan.query_one("#recipe", Input).value = "recipes/x.yaml"
+        await pilot.click("#launch")
+        await pilot.press("y")
+        line = plan.query_one("#plan-line", Static)
+        await until(pilot, lambda: "cloud-run-0001" in str(line.render()))
+        assert str(line.render()) == (
+            "launched cloud-run-0001 in s3://bucket/runs; "
+            "watch it with `skybatch tui --store s3://bucket/runs`"
+        )
+        assert app.screen is plan
+
+
+async def test_history_only_runs_are_listed_and_not_opened(store: Path) -> None:
+    past = HistoryRun(
+        run_id="past-run-0001", recipe="embed-minilm", backend="aws", rows=5000,
+        rows_per_s=120.0, hours=0.2, cost_usd=3.2, finished_at=FROZEN - 7200,
+    )  # fmt: skip
+    source = DataSource(str(store), clock=lambda: FROZEN, history=lambda: [past])
+    app = SkybatchApp(source)
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await loaded(pilot, app)
+        table = screen.query_one(RunsTable)
+        assert [k.value for k in table.rows][-1] == "past-run-0001"
+        cells = [str(c) for c in table.get_row_at(3)]
+        assert cells == [
+            "✔ done", "past-run-0001", "embed-minilm", "aws (history)", "████████ 100%",
+            "120.0", "ended 2h00m ago", "$3.20",
+        ]  # fmt: skip
+        assert "1 active / 4 runs" in str(screen.query_one(StatusLine).render())
+        await pilot.press("j", "j", "j")
+        assert table.current_key == "past-run-0001"
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RunsScreen)
+
+
+def test_the_cli_does_not_import_textual_until_the_tui_command_runs() -> None:
+    code = (
+        "import sys; from scheduler.cli import _register; _register(); "
+        "assert 'textual' not in sys.modules and 'tui' not in sys.modules, 'eager import'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

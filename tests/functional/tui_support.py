@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from scheduler.store import DoneMarker, RunStore, digest_ids
-from tui import DataSource, LaunchRequest, PlanResult, SkybatchApp
+from tui import DataSource, Launched, LaunchRequest, PlanResult, SkybatchApp
 
 #: The frozen "now" of every TUI test: 2026-03-01 12:00:00 UTC.
 FROZEN = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc).timestamp()
@@ -220,11 +220,11 @@ class FakeActions:
         assert self._plan is not None
         return self._plan
 
-    def launch(self, request: LaunchRequest) -> str:
+    def launch(self, request: LaunchRequest) -> Launched:
         self.calls.append(("launch", request))
         if self._launch_error is not None:
             raise self._launch_error
-        return self._launched
+        return Launched(self._launched, request.store)
 
     def cancel(self, store_url: str, run_id: str) -> None:
         self.calls.append(("cancel", run_id))

@@ -21,7 +21,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from scheduler.errors import SkybatchError
 from tui import _format as fmt
-from tui._actions import LaunchRequest, PlanResult
+from tui._actions import Launched, LaunchRequest, PlanResult
 from tui.screens.confirm import ConfirmDialog
 from tui.widgets._keyed_table import VimTable
 
@@ -237,7 +237,7 @@ class PlanScreen(Screen[None]):
         self.busy = True
         self.app.call_from_thread(self._say, f"launching {request.recipe_path}…")
         try:
-            run_id = self.app.actions.launch(request)  # type: ignore[attr-defined]
+            launched = self.app.actions.launch(request)  # type: ignore[attr-defined]
         except SkybatchError as e:
             self.app.call_from_thread(self._say, str(e), error=True)
             return
@@ -246,10 +246,17 @@ class PlanScreen(Screen[None]):
             return
         finally:
             self.busy = False
-        self.launched = run_id
-        self.app.call_from_thread(self._launched, run_id)
+        self.launched = launched.run_id
+        self.app.call_from_thread(self._launched, launched)
 
-    def _launched(self, run_id: str) -> None:
+    def _launched(self, launched: Launched) -> None:
+        if launched.store.rstrip("/") != self.store.rstrip("/"):
+            # The run lives in another store (a cloud run's bucket): say where to watch it.
+            self._say(
+                f"launched {launched.run_id} in {launched.store}; watch it with "
+                f"`skybatch tui --store {launched.store}`"
+            )
+            return
         self.app.pop_screen()
-        self.app.open_run(run_id)  # type: ignore[attr-defined]
-        self.app.notify(f"launched {run_id}")
+        self.app.open_run(launched.run_id)  # type: ignore[attr-defined]
+        self.app.notify(f"launched {launched.run_id}")
