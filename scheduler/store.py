@@ -211,6 +211,20 @@ def _fuse_mount_type(path: str) -> str | None:
     return None
 
 
+def _fsync_dir(folder: str) -> None:
+    """Make a folder's entries (a rename into it) durable; a no-op where unsupported."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class RunStore:
     """One run's folder in a store, with the operations of the store contract.
 
@@ -315,15 +329,26 @@ class RunStore:
         except ValueError:
             return None  # a torn write of an advisory file reads as absent
 
-    def _write_bytes(self, rel: str, data: bytes) -> None:
-        """Overwrite a file atomically (rename locally; object PUTs are atomic)."""
+    def _write_bytes(self, rel: str, data: bytes, *, durable: bool = False) -> None:
+        """Overwrite a file atomically (rename locally; object PUTs are atomic).
+
+        ``durable`` (outputs a marker will point to) also fsyncs the file and its folder
+        locally: the marker itself is fsynced, and after a power cut it must never name an
+        output that the page cache had not yet written.
+        """
         full = self.path(rel)
         if self.local:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
+            folder = os.path.dirname(full)
+            os.makedirs(folder, exist_ok=True)
             tmp = f"{full}.{secrets.token_hex(4)}.tmp"
             with open(tmp, "wb") as f:
                 f.write(data)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, full)
+            if durable:
+                _fsync_dir(folder)
         else:
             self.fs.pipe_file(full, data)
 
@@ -597,7 +622,7 @@ class RunStore:
         pq.write_table(table, buf, compression="zstd")
         data = buf.getvalue()
         rel = f"out/{lease.shard_id}.{lease.attempt_id}.parquet"
-        self._write_bytes(rel, data)
+        self._write_bytes(rel, data, durable=True)
         return OutputFile(rel, len(data), hashlib.sha256(data).hexdigest())
 
     def write_dead(self, lease: Lease, rows: list[dict[str, Any]]) -> OutputFile | None:
@@ -606,7 +631,7 @@ class RunStore:
             return None
         data = "".join(json.dumps(r, default=str) + "\n" for r in rows).encode()
         rel = f"dead/{lease.shard_id}.{lease.attempt_id}.jsonl"
-        self._write_bytes(rel, data)
+        self._write_bytes(rel, data, durable=True)
         return OutputFile(rel, len(data), hashlib.sha256(data).hexdigest())
 
     def verify(self, out: OutputFile) -> None:
