@@ -34,15 +34,23 @@ def slow(rows, delay_s=0.0, fail_word="boom"):
 """
 
 
-def _write_run(tmp: Path, *, rows: int, delay_s: float = 0.0, bad_json: int = 0,
-               boom: int = 0, rows_per_shard: int = 50, batch: int = 10) -> Path:
+def _write_run(
+    tmp: Path,
+    *,
+    rows: int,
+    delay_s: float = 0.0,
+    bad_json: int = 0,
+    boom: int = 0,
+    rows_per_shard: int = 50,
+    batch: int = 10,
+) -> Path:
     (tmp / "fn.py").write_text(FN)
     with (tmp / "rows.jsonl").open("w") as f:
         for i in range(rows):
             text = f"row {i} boom" if i < boom else f"row number {i}"
             f.write(json.dumps({"id": f"r{i:05d}", "text": text}) + "\n")
         for j in range(bad_json):
-            f.write('{"id": "broken%d", "text": \n' % j)
+            f.write('{"id": "broken' + str(j) + '", "text": \n')
     recipe = tmp / "recipe.yaml"
     recipe.write_text(
         f"""\
@@ -59,8 +67,13 @@ limits: {{max_error_rate: 0.5, lease_ttl: 60s}}
 
 
 def _cli(tmp: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], cwd=tmp,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", *args],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _committed_ids(store: RunStore) -> Counter[str]:
@@ -118,7 +131,10 @@ def test_sigkill_mid_shard_then_resume_is_exactly_once(tmp_path: Path) -> None:
     recipe = _write_run(tmp_path, rows=600, delay_s=0.004, rows_per_shard=40)
     driver = subprocess.Popen(
         [sys.executable, "-m", "scheduler.cli", "run", str(recipe), "--workers", "2", "--json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     runs = tmp_path / "runs"
     _wait_for(lambda: runs.exists() and any(runs.glob("*/done/*.json")), 60, "a commit")
@@ -141,7 +157,10 @@ def test_worker_killed_is_restarted_by_the_pool(tmp_path: Path) -> None:
     recipe = _write_run(tmp_path, rows=400, delay_s=0.01, rows_per_shard=40)
     driver = subprocess.Popen(
         [sys.executable, "-m", "scheduler.cli", "run", str(recipe), "--workers", "2", "--json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     runs = tmp_path / "runs"
     _wait_for(lambda: runs.exists() and any(runs.glob("*/workers/local-0.json")), 60, "worker")
@@ -164,9 +183,21 @@ def test_sigterm_stops_within_30s_and_commits_nothing_partial(tmp_path: Path) ->
     os.chdir(tmp_path)
     store = prepare_run(load_recipe(recipe_path))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.worker", "--store", store.url, "--run-id",
-         store.run_id, "--worker-id", "w-term", "--heartbeat-s", "0.5"],
-        cwd=tmp_path, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "scheduler.worker",
+            "--store",
+            store.url,
+            "--run-id",
+            store.run_id,
+            "--worker-id",
+            "w-term",
+            "--heartbeat-s",
+            "0.5",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
     )
     _wait_for(lambda: len(store.claims()) == 1, 60, "a claim")
     time.sleep(0.5)  # now in the middle of a 5 s shard

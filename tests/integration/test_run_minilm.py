@@ -22,8 +22,13 @@ def test_embed_minilm_end_to_end(tmp_path: Path, repo: Path) -> None:
     (tmp_path / "embed.yaml").write_text(recipe)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "scheduler.cli", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     run = cli("run", "embed.yaml", "--json")
     assert run.returncode == 0, run.stderr
@@ -31,9 +36,14 @@ def test_embed_minilm_end_to_end(tmp_path: Path, repo: Path) -> None:
     assert (summary["rows_in"], summary["rows_out"], summary["rows_dead"]) == (120, 120, 0)
     assert summary["shards_done"] == 3
 
-    query = cli("results", summary["run_id"], "--json", "--sql",
-                "select id, len(embedding) as dim, list_dot_product(embedding, embedding) as sq,"
-                " model_revision from results order by id")
+    query = cli(
+        "results",
+        summary["run_id"],
+        "--json",
+        "--sql",
+        "select id, len(embedding) as dim, list_dot_product(embedding, embedding) as sq,"
+        " model_revision from results order by id",
+    )
     assert query.returncode == 0, query.stderr
     rows = json.loads(query.stdout)["rows"]
     assert [r["id"] for r in rows] == sorted(json.loads(line)["id"] for line in lines)

@@ -19,12 +19,21 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r}))
 
 @pytest.mark.parametrize(
     "module",
-    ["scheduler.worker", "scheduler.store", "scheduler.engines", "scheduler.inputs",
-     "scheduler.progress"],
+    [
+        "scheduler.worker",
+        "scheduler.store",
+        "scheduler.engines",
+        "scheduler.inputs",
+        "scheduler.progress",
+    ],
 )
 def test_worker_side_loads_nothing_heavy(module: str) -> None:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(module=module, heavy=HEAVY)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(module=module, heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout) == []
 
 
