@@ -185,3 +185,95 @@ def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
         for path in root.rglob("*"):
             if path.is_file() and path.stat().st_size < 50_000_000:
                 assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> None:
+    """The exact ``run:`` script of a built task, executed by bash, runs a real worker."""
+    from scheduler.backends.skypilot import build_worker_job
+    from scheduler.recipe import recipe_from_dict
+    from scheduler.runs import prepare_run
+
+    (tmp_path / "fn.py").write_text("def f(rows):\n    return [{'n': 1} for _ in rows]\n")
+    (tmp_path / "rows.jsonl").write_text(
+        "".join(json.dumps({"id": f"r{i}", "text": "t"}) + "\n" for i in range(6))
+    )
+    recipe = recipe_from_dict(
+        {
+            "name": "landed",
+            "input": {"path": str(tmp_path / "rows.jsonl"), "id_column": "id"},
+            "task": "score",
+            "model": {"engine": "python", "name": f"{tmp_path / 'fn.py'}:f"},
+            "shards": {"rows_per_shard": 3},
+        }
+    )
+    store_url = str(tmp_path / "store with 'quotes' & spaces")
+    store = prepare_run(recipe, store_url=store_url)
+    option = {
+        "accelerator": "L4",
+        "spot": True,
+        "offerings": [
+            {
+                "cloud": "aws",
+                "region": "us-east-1",
+                "instance_type": "g6.xlarge",
+                "usd_per_hour": 0.4,
+            },
+            {
+                "cloud": "gcp",
+                "region": "us-east4",
+                "instance_type": "g2-standard-4",
+                "usd_per_hour": 0.3,
+            },
+        ],
+    }
+    job = build_worker_job(
+        recipe=recipe, run_id=store.run_id, store_url=store_url, worker_index=0, option=option
+    )
+    env = {
+        **os.environ,
+        **job.config["envs"],
+        "SKYPILOT_CLUSTER_INFO": json.dumps({"cloud": "GCP", "region": "us-east4"}),
+    }
+    proc = subprocess.run(["bash", "-c", job.config["run"]], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(store.done_shards()) == 2
+    beat = store.workers()["w0"]
+    assert (beat["cloud"], beat["region"], beat["usd_per_hour"], beat["spot"]) == (
+        "gcp",
+        "us-east4",
+        0.3,
+        True,
+    )
+
+
+def test_launched_jobs_are_recorded_in_the_store_and_duckdb(tmp_path: Path) -> None:
+    import pricing
+    from scheduler.backends.skypilot import build_worker_job, job_statuses
+    from scheduler.launch import record_jobs
+    from scheduler.recipe import recipe_from_dict
+    from scheduler.store import RunStore
+
+    recipe = recipe_from_dict(
+        {
+            "name": "rec",
+            "input": {"path": "s3://b/x.jsonl"},
+            "task": "score",
+            "model": {"engine": "python", "name": "m:f"},
+        }
+    )
+    store = RunStore(str(tmp_path), "rec-1")
+    option = {"accelerator": "L4", "spot": True, "offerings": []}
+    jobs = [
+        build_worker_job(
+            recipe=recipe, run_id="rec-1", store_url="s3://b/r", worker_index=i, option=option
+        )
+        for i in range(2)
+    ]
+    record_jobs(store, jobs, {"w0": 17, "w1": 18}, spot=True)
+    doc = store.read_meta("jobs")
+    assert {w: d["job_id"] for w, d in doc["workers"].items()} == {"w0": 17, "w1": 18}
+    rows = pricing.list_jobs("rec-1")
+    assert [(r["worker_index"], r["job_id"]) for r in rows] == [(0, "17"), (1, "18")]
+    # a store without jobs asks SkyPilot nothing
+    assert job_statuses(RunStore(str(tmp_path), "other")) == []
