@@ -56,6 +56,7 @@ __all__ = [
     "WorkerJob",
     "build_worker_job",
     "cancel_jobs",
+    "describe_job",
     "job_name",
     "job_statuses",
     "launch_jobs",
@@ -615,6 +616,19 @@ def job_statuses(
         doc["spend_usd"] = round(prices.get(state.worker_id, 0.0) * billed_s / 3600.0, 4)
         out.append(doc)
     return sorted(out, key=lambda d: str(d["worker_id"]))
+
+
+def describe_job(doc: Mapping[str, Any]) -> str:
+    """One line for ``skybatch status``: ``w0  job 17  RUNNING  gcp/us-east4  2 recoveries  $1.20``."""
+    where = f"{doc.get('cloud')}/{doc.get('region')}" if doc.get("cloud") else "(not placed yet)"
+    rec = int(doc.get("recovery_count") or 0)
+    line = (
+        f"{doc.get('worker_id', '?'):<6} job {doc.get('job_id')}  {doc.get('status')}  {where}  "
+        f"{rec} recover{'y' if rec == 1 else 'ies'}  ${float(doc.get('spend_usd') or 0.0):,.2f}"
+    )
+    if doc.get("failure_reason"):
+        line += f"  ({str(doc['failure_reason']).splitlines()[0][:80]})"
+    return line
 
 
 def cancel_jobs(job_ids: Sequence[int], *, session: SkyPilotSession | None = None) -> None:

@@ -173,7 +173,11 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
             + (f" · {w.cloud}/{w.region}" if w.cloud else "")
         )
     for job in extra.get("jobs", []):
-        click.echo(f"  job     {job}")
+        from scheduler.backends.skypilot import describe_job
+
+        click.echo(f"  job     {describe_job(job)}")
+    if extra.get("jobs_error"):
+        click.echo(f"  jobs    {extra['jobs_error']}")
 
 
 def _store_url(store_url: str | None) -> str:

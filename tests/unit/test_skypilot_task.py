@@ -183,3 +183,17 @@ def test_run_id_templates() -> None:
 def test_describe_option() -> None:
     text = describe_option({**OPTION, "hours": 2.04, "cost_usd": 41, "p_on_time": 0.97})
     assert text == "3× (A100-40GB×2) spot on gcp/us-central1 +2 · 2.0 h · $41.00 · P(on time) 0.97"
+
+
+def test_queue_records_become_per_worker_states() -> None:
+    rec = {"job_id": 17, "status": "RECOVERING", "recovery_count": 2, "cloud": "GCP",
+           "region": "us-east4", "submitted_at": 100.0, "start_at": 160.0, "end_at": None,
+           "job_duration": 50.0, "failure_reason": None}  # fmt: skip
+    state = sp._job_state("w0", rec)
+    assert (state.status, state.recovery_count, state.cloud, state.started_at) == (
+        "RECOVERING", 2, "gcp", 160.0,
+    )  # fmt: skip
+    assert not state.is_terminal
+    assert sp._job_state("w1", {**rec, "status": "FAILED_NO_RESOURCE"}).is_terminal
+    line = sp.describe_job({**state.to_json(), "spend_usd": 1.2})
+    assert line == "w0     job 17  RECOVERING  gcp/us-east4  2 recoveries  $1.20"
