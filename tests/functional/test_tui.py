@@ -248,10 +248,13 @@ async def test_results_screen_queries_committed_outputs_and_shows_errors(store: 
 
 
 async def test_pause_and_refresh_interval_keys(store: Path) -> None:
-    app = make_app(store, refresh_s=2.0)
+    app = make_app(store, refresh_s=0.5)
     async with app.run_test(size=(140, 30)) as pilot:
         screen = await loaded(pilot, app)
         line = screen.query_one(StatusLine)
+        assert "⟳ every 0.5s" in str(line.render())  # the --refresh given at start
+        await pilot.press("plus", "plus")
+        assert app.refresh_s == 2.0
         await pilot.press("p")
         assert app.paused and "⏸ paused" in str(line.render())
         await pilot.press("p", "plus")
@@ -404,6 +407,25 @@ async def test_refreshes_never_overlap_and_the_ui_stays_responsive(store: Path) 
         await pilot.press("escape")
         await until(pilot, lambda: source.calls >= 4)
     assert source.max_in_flight == 1
+
+
+async def test_an_empty_store_says_how_to_start(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "nothing-here")
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await loaded(pilot, app)
+        assert str(screen.query_one(StatusLine).render()) == (
+            "0 active / 0 runs · $0.00/h · last refresh 12:00:00Z · ⟳ every 2s · "
+            "no runs here yet: press n to plan and launch one"
+        )
+
+
+async def test_opening_a_screen_loads_once_then_waits_for_the_interval(store: Path) -> None:
+    source = SlowSource(str(store), delay_s=0.0)
+    app = SkybatchApp(source, refresh_s=60)
+    async with app.run_test(size=(140, 30)) as pilot:
+        screen = await loaded(pilot, app)
+        await pilot.pause(0.5)
+        assert source.calls == 1 and screen.loads == 1
 
 
 def test_cli_tui_has_help_with_an_example() -> None:

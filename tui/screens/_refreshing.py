@@ -43,6 +43,8 @@ class RefreshingScreen(Screen[None]):
 
     # -- the loop
     def on_mount(self) -> None:
+        # Textual calls every class's on_mount along the MRO: subclasses must not call
+        # this one again through super(), or the first load would run twice.
         self.reload()
 
     def reload(self) -> None:

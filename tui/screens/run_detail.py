@@ -59,7 +59,6 @@ class RunDetailScreen(RefreshingScreen):
 
     def on_mount(self) -> None:
         self.sub_title = f"run {self.run_id}"
-        super().on_mount()
 
     def load(self) -> RunDetail:
         return self.app.data.load_detail(self.run_id)  # type: ignore[attr-defined,no-any-return]

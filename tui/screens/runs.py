@@ -43,8 +43,10 @@ class RunsScreen(RefreshingScreen):
     def on_mount(self) -> None:
         self.sub_title = f"runs in {self.app.store_name}"  # type: ignore[attr-defined]
         self.query_one("#filter", Input).display = False
+        status = self.query_one(StatusLine)
+        status.refresh_s = self.app.refresh_s  # type: ignore[attr-defined]
+        status.paused = self.app.paused  # type: ignore[attr-defined]
         self.query_one(RunsTable).focus()
-        super().on_mount()
 
     # -- data
     def load(self) -> RunsSnapshot:
@@ -61,6 +63,8 @@ class RunsScreen(RefreshingScreen):
         if data.errors:
             run_id, error = next(iter(data.errors.items()))
             status.message = f"✘ {run_id}: {error}" if run_id else f"✘ {error}"
+        elif not data.runs and not data.history:
+            status.message = "no runs here yet: press n to plan and launch one"
         else:
             status.message = ""
 
