@@ -169,10 +169,14 @@ class TorchGenerateEngine:
         text, stopped = stop_text(text, s.stop)
         if stopped:
             reason, count = "stop", len(tokens)
-        elif end is not None and seq[end] in self._eos_ids:
+        elif end is None:
+            reason, count = "length", len(tokens)
+        elif seq[end] in self._eos_ids:
             reason, count = "stop", len(tokens) + 1  # the EOS token was generated too
         else:
-            reason, count = "length", len(tokens)
+            # Padding with no EOS: transformers stopped the row on a stop string that spans
+            # the prompt's end, which the completion's text alone cannot show.
+            reason, count = "stop", len(tokens)
         return {
             "completion": text,
             "prompt_tokens": prompt_tokens,

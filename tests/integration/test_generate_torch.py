@@ -33,8 +33,12 @@ SENTENCES = [
 TEXTS = [f"note {i}: " + SENTENCES[i % 3][: 20 + 3 * i] for i in range(12)]
 
 
-def build_tiny_lm(out: Path) -> None:
-    """Save a random two-layer Llama and a byte-level BPE tokenizer (with chat template)."""
+def build_tiny_lm(out: Path, *, eos_always: bool = False) -> None:
+    """Save a random two-layer Llama and a byte-level BPE tokenizer (with chat template).
+
+    ``eos_always``: an all-zero output layer, so every logit ties and greedy decoding picks
+    token 0, which is EOS: every row ends at once with finish_reason ``stop``.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -68,7 +72,7 @@ def build_tiny_lm(out: Path) -> None:
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=256,
-        tie_word_embeddings=True,
+        tie_word_embeddings=not eos_always,
         initializer_range=0.2,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
@@ -79,6 +83,9 @@ def build_tiny_lm(out: Path) -> None:
     with torch.no_grad():  # special tokens decode to nothing: keep greedy picks on text
         for t in SPECIALS[1:]:
             model.model.embed_tokens.weight[tok.convert_tokens_to_ids(t)] = 0.0
+        if eos_always:
+            assert tok.eos_token_id == 0
+            model.lm_head.weight.zero_()
     model.save_pretrained(out)
     tok.save_pretrained(out)
 
@@ -87,6 +94,13 @@ def build_tiny_lm(out: Path) -> None:
 def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-lm")
     build_tiny_lm(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def eos_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("eos-lm")
+    build_tiny_lm(out, eos_always=True)
     return out
 
 
@@ -189,6 +203,17 @@ def test_stop_string_cuts_the_completion(tiny_lm: Path) -> None:
     assert cut["completion"] == text[: text.find(stop)]
     assert cut["finish_reason"] == "stop"
     assert cut["completion_tokens"] <= free["completion_tokens"]
+
+
+def test_eos_ends_a_row_with_stop_and_counts_the_eos_token(eos_lm: Path) -> None:
+    out = create_engine(recipe(eos_lm, sampling={"max_tokens": 5})).infer(rows(3))
+    for res in out:
+        assert isinstance(res, dict)
+        assert (res["completion"], res["completion_tokens"], res["finish_reason"]) == (
+            "",
+            1,
+            "stop",
+        )
 
 
 def test_without_chat_template_prompt_is_system_and_template(tiny_lm_plain: Path) -> None:
