@@ -359,16 +359,23 @@ def list_offerings(
     every row does. Either way a flagged price is ``None`` on the object, so
     :meth:`Offering.price` never returns it.
     """
-    from pricing._db import connect
+    from pricing._db import cached
 
-    with connect(read_only=True) as con:
-        return _query(
-            con,
-            accelerators=accelerators,
-            clouds=clouds,
-            regions=regions,
-            include_flagged=include_flagged,
-        )
+    rows = cached(
+        "offerings",
+        lambda con: _query(con, accelerators=None, clouds=None, regions=None, include_flagged=True),
+    )
+    accs = {normalize_accelerator(a) for a in accelerators} if accelerators else None
+    cloud_set = {c.lower() for c in clouds} if clouds else None
+    region_set = set(regions) if regions else None
+    return [
+        o
+        for o in rows
+        if (accs is None or o.accelerator in accs)
+        and (cloud_set is None or o.cloud in cloud_set)
+        and (region_set is None or o.region in region_set)
+        and (include_flagged or o.usd_per_hour is not None or o.spot_usd_per_hour is not None)
+    ]
 
 
 def max_price_age_days() -> float:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from scheduler.errors import StoreError
 
@@ -118,11 +118,23 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
-_LOCK_MARKERS = ("lock", "conflicting", "being used by another process")
+# Messages DuckDB gives while another process (or thread) holds the file; the last two
+# come from a race in its per-process instance cache when threads open it at once.
+_LOCK_MARKERS = (
+    "lock",
+    "conflicting",
+    "being used by another process",
+    "unique file handle conflict",
+    "already attached",
+)
 # Paths whose schema is known to be current in this process: skip the migration check.
 _ready: set[str] = set()
 Seeder = Callable[["duckdb.DuckDBPyConnection"], None]
 _seeders: list[Seeder] = []
+# Writes made through this process (a stat may not see a change within its resolution).
+_generation = 0
+_cache: dict[str, tuple[tuple[object, ...], object]] = {}
+T = TypeVar("T")
 
 
 def skybatch_home() -> Path:
@@ -163,7 +175,7 @@ def _open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except (duckdb.IOException, duckdb.ConnectionException) as e:
+        except duckdb.Error as e:
             busy = _is_lock_error(e)
             if "different configuration" in str(e):
                 if read_only:
@@ -253,6 +265,38 @@ def session() -> Iterator[None]:
         con.close()
 
 
+def _signature(path: Path) -> tuple[object, ...]:
+    sig: list[object] = [str(path), _generation]
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = p.stat()
+            sig += [st.st_mtime_ns, st.st_size]
+        except OSError:
+            sig += [0, 0]
+    return tuple(sig)
+
+
+def cached(name: str, load: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    """``load(con)`` once per state of the database file, then from memory.
+
+    Opening the file costs tens of milliseconds; a planner asks the same tables many
+    times. Any write (this process or another) changes the file's or its WAL's size or
+    mtime, which starts a fresh load.
+    """
+    path = db_path()
+    if not path.exists():
+        _ready.discard(str(path))
+    _ensure_ready(path)
+    sig = _signature(path)
+    hit = _cache.get(name)
+    if hit is not None and hit[0] == sig:
+        return cast(T, hit[1])
+    with connect(read_only=True) as con:
+        value = load(con)
+    _cache[name] = (sig, value)  # the state before loading: a write meanwhile reloads
+    return value
+
+
 @contextmanager
 def connect(*, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection to the migrated, seeded database; closed on exit.
@@ -274,3 +318,6 @@ def connect(*, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+        if not read_only:
+            global _generation
+            _generation += 1

@@ -204,17 +204,18 @@ def record_throughput(
 
 
 def figures_for(key: str) -> list[Figure]:
-    """Every stored figure of one model (by canonical name)."""
-    from pricing._db import connect
+    """Every stored figure of one model (by canonical name), newest first."""
+    from pricing._db import cached
 
-    with connect(read_only=True) as con:
+    def load(con: duckdb.DuckDBPyConnection) -> list[Figure]:
         rows = con.execute(
             "SELECT model, model_key, engine, task, accelerator, accelerator_count, precision, "
             "input_tokens, output_tokens, rows_per_s, tokens_per_s, kind, source "
-            "FROM throughput WHERE model_key = ? ORDER BY recorded_at DESC, id DESC",
-            [key],
+            "FROM throughput ORDER BY recorded_at DESC, id DESC"
         ).fetchall()
-    return [Figure(*r) for r in rows]
+        return [Figure(*r) for r in rows]
+
+    return [f for f in cached("throughput", load) if f.model_key == key]
 
 
 def figure_to_dict(fig: Figure) -> dict[str, Any]:

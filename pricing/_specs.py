@@ -196,22 +196,18 @@ def seed_specs(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-_cache: dict[str, dict[str, GpuSpec]] = {}
-
-
 def gpu_specs() -> dict[str, GpuSpec]:
-    """Every known accelerator's spec, by normalised name (read once per process)."""
-    from pricing._db import connect, db_path
+    """Every known accelerator's spec, by normalised name."""
+    from pricing._db import cached
 
-    key = str(db_path())
-    if key not in _cache:
-        with connect(read_only=True) as con:
-            rows = con.execute(
-                "SELECT accelerator, memory_gib, mem_bandwidth_gbps, bf16_tflops, "
-                "fp8_tflops, source FROM gpu_specs"
-            ).fetchall()
-        _cache[key] = {r[0]: GpuSpec(*r) for r in rows}
-    return dict(_cache[key])
+    def load(con: duckdb.DuckDBPyConnection) -> dict[str, GpuSpec]:
+        rows = con.execute(
+            "SELECT accelerator, memory_gib, mem_bandwidth_gbps, bf16_tflops, "
+            "fp8_tflops, source FROM gpu_specs"
+        ).fetchall()
+        return {r[0]: GpuSpec(*r) for r in rows}
+
+    return dict(cached("gpu_specs", load))
 
 
 def gpu_spec(accelerator: str) -> GpuSpec | None:

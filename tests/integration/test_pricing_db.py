@@ -115,12 +115,13 @@ def test_lock_held_too_long_is_one_clear_error(
         monkeypatch.setenv("SKYBATCH_DB_LOCK_TIMEOUT_S", "1")
         started = time.monotonic()
         with pytest.raises(pricing._db.StoreError, match="stayed locked by another process"):
-            pricing.list_offerings()
+            pricing.record_run(run_id="blocked")
         assert time.monotonic() - started < 10
     finally:
         holder.kill()
         holder.wait()
-    assert pricing.list_offerings()  # free again: works
+    pricing.record_run(run_id="free again")  # the lock is gone: works
+    assert pricing.list_offerings()
 
 
 def test_threads_mix_readers_and_writers_in_one_process() -> None:
@@ -156,3 +157,18 @@ def test_threads_mix_readers_and_writers_in_one_process() -> None:
     with pricing.connect() as con:
         assert pricing.list_offerings(accelerators=["H100"])
         con.execute("SELECT 1")
+
+
+def test_cache_sees_writes_from_another_process(isolated_home: Path) -> None:
+    import subprocess
+    import sys
+
+    before = pricing.list_offerings(clouds=["lambda"])
+    assert before
+    code = (
+        "import pricing; from pricing._catalog import replace_offerings; "
+        "replace_offerings([o for o in pricing.list_offerings(clouds=['lambda'])][:1])"
+    )
+    env = {**os.environ, "SKYBATCH_HOME": str(isolated_home / ".skybatch")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    assert len(pricing.list_offerings(clouds=["lambda"])) == 1
