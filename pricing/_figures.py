@@ -184,6 +184,12 @@ def record_throughput(
 
     if kind not in ("measured", "published", "estimated"):
         raise ValueError(f"throughput kind must be measured, published or estimated: {kind!r}")
+    if not (rows_per_s > 0 and tokens_per_s >= 0) or count < 1:
+        # NaN fails the comparisons too: a broken measurement must not become a figure.
+        raise ValueError(
+            f"record_throughput: rows_per_s must be > 0, tokens_per_s >= 0 and count >= 1 "
+            f"(got {rows_per_s}, {tokens_per_s}, {count})"
+        )
     fig = Figure(
         model=model,
         model_key=model_key(model),

@@ -246,3 +246,22 @@ def test_history_blends_defaults_with_runs() -> None:
         pricing.record_run(run_id="r2", colud="aws")
     pricing.record_job(run_id="r1", job_id="7", worker_index=0, cloud="aws", region="us-east-1")
     assert [j["job_id"] for j in pricing.list_jobs("r1")] == ["7"]
+
+
+def test_record_throughput_refuses_broken_figures() -> None:
+    base = {
+        "model": "m-1B",
+        "engine": "vllm",
+        "task": "generate",
+        "accelerator": "L4",
+        "count": 1,
+        "precision": None,
+        "input_tokens": 1.0,
+        "output_tokens": 1.0,
+        "tokens_per_s": 1.0,
+        "source": "t",
+    }
+    with pytest.raises(ValueError, match="rows_per_s must be > 0"):
+        pricing.record_throughput(**base, rows_per_s=float("nan"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="kind must be"):
+        pricing.record_throughput(**base, rows_per_s=1.0, kind="guessed")  # type: ignore[arg-type]
