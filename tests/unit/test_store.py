@@ -370,6 +370,7 @@ def _race_worker(root: str, worker: str, shards: int, barrier: Any, results: Any
     results.put((worker, won))
 
 
+@pytest.mark.slow
 def test_two_processes_race_to_commit_each_shard_one_winner(tmp_path: Path) -> None:
     shards = 120
     root = str(tmp_path / "runs")
