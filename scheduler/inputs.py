@@ -44,7 +44,7 @@ import fsspec
 
 from scheduler._formats import FileCtx, FormatReader, reader_for
 from scheduler._input_types import DeadRow, InputFile, Row, ShardSpec
-from scheduler.errors import InputError
+from scheduler.errors import InputError, describe_cloud_error
 from scheduler.recipe import InputSpec
 
 __all__ = ["DeadRow", "Input", "InputFile", "Row", "ShardSpec", "format_of", "open_input"]
@@ -87,6 +87,11 @@ def _reading(what: str) -> Iterator[None]:
         raise InputError(f"cannot read {what}: permission denied; check its permissions") from e
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read {what}: {e}; check that it exists and is readable") from e
+    except Exception as e:
+        cloud = describe_cloud_error(e)
+        if cloud is None:
+            raise
+        raise InputError(f"cannot read {what}: {cloud}") from e
 
 
 def _version(info: dict[str, Any]) -> str:

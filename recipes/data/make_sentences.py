@@ -20,6 +20,8 @@ SEED = 20261123
 COUNT = 4000
 
 # topic -> (subjects, verb phrases in the past tense, places/times, reasons/after-clauses)
+# Word lists, kept dense on purpose (one item per line would make this 1,000 lines).
+# fmt: off
 TOPICS: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
     "cooking": (
         ["the head chef", "my grandmother", "a young apprentice", "the night cook",
@@ -370,6 +372,7 @@ TOPICS: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
 OPENERS = ["Later that week", "To everyone's surprise", "Without a word", "Once again",
            "For the first time", "Slowly and carefully", "In the end", "Just as planned",
            "Somewhat reluctantly", "With great care"]
+# fmt: on
 
 
 def _cap(text: str) -> str:

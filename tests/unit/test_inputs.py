@@ -532,3 +532,44 @@ def test_demo_dataset_is_what_the_readme_says() -> None:
         json.dumps(r, ensure_ascii=False) + "\n" for r in module.generate(inp.total_rows)
     )
     assert regenerated == path.read_text(encoding="utf-8")
+
+
+def test_byte_order_marks_and_long_csv_fields(tmp_path: Path) -> None:
+    bom = "\ufeff".encode()
+    j = tmp_path / "bom.jsonl"
+    j.write_bytes(bom + b'{"text": "first"}\n{"text": "second"}\n')
+    assert [r["text"] for r in read_all(open_input(spec(), str(j)), 1)[0]] == ["first", "second"]
+    long_text = "word " * 60_000  # 300 kB: past the csv module's default field limit
+    c = tmp_path / "bom.csv"
+    c.write_bytes(bom + f'text,id\n"{long_text}",1\nshort,2\n'.encode())
+    inp = open_input(spec(id_column="id"), str(c))
+    rows, dead = read_all(inp, 1)
+    assert not dead
+    assert [(r["id"], len(r["text"])) for r in rows] == [("1", len(long_text)), ("2", 5)]
+
+
+def test_a_manifest_without_line_offsets_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a"}\n{"oops": 1}\n')
+    inp = open_input(spec(), str(path))
+    shard = inp.shards(10)[0].to_dict()
+    shard.pop("line_offset")
+    rows, dead = inp.read(ShardSpec.from_dict(shard))
+    assert [r["text"] for r in rows] == ["a"]
+    assert [d.reason for d in dead] == ["missing text column 'text' at line 2"]
+    with pytest.raises(InputError, match=r"shard 00000 of .*d\.jsonl has no byte range"):
+        inp.read(ShardSpec("00000", inp.files[0].url, 0, 2))
+
+
+def test_files_without_rows_get_no_shards(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id,text\n")
+    write_csv(tmp_path / "b.csv", ROWS[:3])
+    inp = open_input(spec(), str(tmp_path))
+    assert [f.rows for f in inp.files] == [0, 3]
+    shards = inp.shards(2)
+    assert [(Path(s.file).name, s.row_offset, s.row_count) for s in shards] == [
+        ("b.csv", 0, 2),
+        ("b.csv", 2, 1),
+    ]
+    with pytest.raises(InputError, match=r"rows_per_shard must be positive \(got 0\)"):
+        inp.shards(0)
