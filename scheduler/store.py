@@ -120,8 +120,13 @@ class Lease:
 
     @property
     def attempt_id(self) -> str:
-        """Unique name of this attempt, used in output and dead-letter file names."""
-        return f"{self.attempt}-{self.token[:6]}"
+        """Unique name of this attempt, used in output and dead-letter file names.
+
+        The whole 64-bit token: two workers taking over one expired lease at once get the
+        same attempt number, and a shared file name would let the loser of the commit race
+        delete the winner's output.
+        """
+        return f"{self.attempt}-{self.token}"
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,11 @@ def _fuse_mount_type(path: str) -> str | None:
     if best_type and best_type.startswith("fuse") and best_type not in ("fuseblk",):
         return best_type
     return None
+
+
+def _same_attempt(a: DoneMarker, b: DoneMarker) -> bool:
+    """True when two markers commit the same attempt's outputs (a commit retried)."""
+    return (a.attempt_id, a.out_file, a.out_sha256) == (b.attempt_id, b.out_file, b.out_sha256)
 
 
 def _fsync_dir(folder: str) -> None:
@@ -652,30 +662,39 @@ class RunStore:
         if it names this attempt, the commit happened.
         """
         rel = f"done/{marker.shard_id}.json"
+        unclear: OSError | None = None
+        existing: DoneMarker | None = None
         try:
             self._create_exclusive(rel, marker.to_json())
             won = True
         except FileExistsError:
             won = False
         except OSError as e:
-            existing = self.read_marker(marker.shard_id)
-            if existing is None:
-                raise StoreError(
-                    f"{self.location}/{rel}: commit failed ({e}); the shard stays pending "
-                    "and will be retried"
-                ) from e
-            won = existing.attempt_id == marker.attempt_id
+            won, unclear = False, e
         if not won:
-            existing = self.read_marker(marker.shard_id)
-            won = existing is not None and existing.attempt_id == marker.attempt_id
+            try:
+                existing = self.read_marker(marker.shard_id)
+            except OSError as e:
+                raise StoreError(
+                    f"{self.location}/{rel}: commit outcome unknown ({unclear or e}); the "
+                    "shard will be retried and the marker will settle it"
+                ) from e
+            if existing is None and unclear is not None:
+                raise StoreError(
+                    f"{self.location}/{rel}: commit failed ({unclear}); the shard stays "
+                    "pending and will be retried"
+                ) from unclear
+            won = existing is not None and _same_attempt(existing, marker)
         if won:
             self._marker_cache[marker.shard_id] = marker
             with contextlib.suppress(OSError):
                 self.fs.rm_file(self.path(f"claims/{marker.shard_id}.json"))
         else:
-            # This attempt lost the race: its files will never be read; tidy them away.
+            # This attempt lost the race: its files will never be read; tidy them away
+            # (never a file the winning marker names).
+            keep = {existing.out_file, existing.dead_file} if existing else set()
             for rel_out in (marker.out_file, marker.dead_file):
-                if rel_out:
+                if rel_out and rel_out not in keep:
                     with contextlib.suppress(OSError):
                         self.fs.rm_file(self.path(rel_out))
         return won
