@@ -462,8 +462,45 @@ class _VagueRefusalFS(MemoryFileSystem):
         return super()._open(path, mode, **kwargs)
 
 
+class _AnswerLost:
+    """A write that lands but whose answer is lost (``landed``) or that never lands."""
+
+    def __init__(self, real: Any, *, landed: bool) -> None:
+        self.real, self.landed, self.data = real, landed, b""
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def __enter__(self) -> _AnswerLost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.landed:
+            self.real.write(self.data)
+            self.real.close()
+        raise TimeoutError("read timed out waiting for the PUT response")
+
+
+class _FlakyMarkerFS(MemoryFileSystem):
+    """Exclusive create works, but creating a commit marker times out; whether the
+    marker landed is set per test with ``landed``."""
+
+    protocol = "flaky"
+    store: dict[str, Any] = {}  # noqa: RUF012
+    pseudo_dirs = [""]  # noqa: RUF012
+    landed = True
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if "x" in mode and "/done/" in path:
+            real = super()._open(path, mode, **kwargs) if self.landed else None
+            return _AnswerLost(real, landed=self.landed)
+        return super()._open(path, mode, **kwargs)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _fake_protocols() -> None:
+    fsspec.register_implementation("flaky", _FlakyMarkerFS, clobber=True)
     fsspec.register_implementation("noexcl", _NoExclusiveFS, clobber=True)
     fsspec.register_implementation("noxmode", _NoXModeFS, clobber=True)
     fsspec.register_implementation("vague", _VagueRefusalFS, clobber=True)
@@ -494,6 +531,45 @@ def test_conformance_refuses_a_store_without_exclusive_mode() -> None:
 def test_conformance_refuses_a_store_that_refuses_without_saying_exists() -> None:
     with pytest.raises(StoreError, match=r"a second exclusive create failed without saying"):
         RunStore("vague://b/runs", "run-1").check_conformance()
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_commit_timeout_is_settled_by_reading_the_marker(landed: bool) -> None:
+    url = f"flaky://bucket-{landed}/runs"
+    _FlakyMarkerFS.landed = landed
+    store = RunStore(url, "run-1")
+    store.ensure(run_info(), lambda: manifest(1))
+    lease = store.claim("s00000", "w1", ttl_s=TTL, now=T0)
+    assert lease is not None
+    out, marker = write_and_mark(store, lease)
+    if landed:
+        assert store.commit(marker) is True  # the marker names this attempt
+        assert RunStore(url, "run-1").read_marker("s00000") == marker
+    else:
+        with pytest.raises(StoreError, match=r"done/s00000.json: commit failed .*stays pending"):
+            store.commit(marker)
+        assert RunStore(url, "run-1").is_done("s00000") is False
+    assert store.fs.exists(store.path(out.path))  # kept either way: it may be the winner
+
+
+def test_attempt_ids_of_simultaneous_takeovers_differ() -> None:
+    """Two takeovers of one expired lease read the same attempt number; their files must
+    still differ even when their random tokens share a prefix."""
+    a = Lease("s00000", "wa", 2, "abcdef0000000001", T0)
+    b = Lease("s00000", "wb", 2, "abcdef0000000002", T0)
+    assert a.attempt_id != b.attempt_id
+
+
+def test_losing_commit_never_deletes_a_file_the_winner_names(tmp_path: Path) -> None:
+    store = new_store(tmp_path, n=1)
+    lease = store.claim("s00000", "w1", ttl_s=TTL, now=T0)
+    assert lease is not None
+    out, winner = write_and_mark(store, lease)
+    assert store.commit(winner) is True
+    # Another attempt that (by a name clash) points at the same file, with other content.
+    clash = DoneMarker(**{**winner.__dict__, "worker": "w2", "out_sha256": "f" * 64})
+    assert RunStore(str(tmp_path / "runs"), "run-1").commit(clash) is False
+    assert os.path.exists(store.path(out.path))
 
 
 def test_exclusive_commit_on_an_fsspec_store(tmp_path: Path) -> None:
