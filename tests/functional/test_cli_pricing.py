@@ -211,3 +211,12 @@ def test_estimate_lists_gpus_per_worker_and_provenance() -> None:
         "L4",
     )
     assert code == 0 and "L4 x1" in out and "published" in out
+
+
+def test_show_warns_when_prices_are_older_than_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKYBATCH_MAX_PRICE_AGE_DAYS", "0")
+    code, out, _ = _invoke("pricing", "show", "--gpu", "L4", "--top", "2")
+    assert code == 0 and "run `skybatch pricing refresh`" in out
+    monkeypatch.setenv("SKYBATCH_MAX_PRICE_AGE_DAYS", "100000")
+    code, out, _ = _invoke("pricing", "show", "--gpu", "L4", "--top", "2")
+    assert code == 0 and "pricing refresh" not in out
