@@ -267,17 +267,22 @@ class DataSource:
         """Run SQL over view ``results`` (the run's committed outputs) in in-memory DuckDB.
 
         The connection is private and in memory: it never opens the pricing database, so
-        it can hold no lock that a CLI command would wait on.
+        it holds no lock a CLI command could wait on. For a local store, file access is
+        then limited to the run's output files, so a query cannot write (``COPY ... TO``)
+        or read anything else.
         """
         import duckdb
 
-        paths = self.store(run_id).output_paths()
+        paths = [p.removeprefix("file://") for p in self.store(run_id).output_paths()]
         if not paths:
             raise StoreError(f"run {run_id} has no committed outputs yet; wait for a shard")
         con = duckdb.connect(":memory:")
         try:
             listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
             con.execute(f"create view results as select * from read_parquet([{listing}])")
+            if all("://" not in p for p in paths):
+                con.execute(f"set allowed_paths = [{listing}]")
+                con.execute("set enable_external_access = false")
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description or []]
             rows = cur.fetchmany(limit + 1)

@@ -243,6 +243,13 @@ async def test_results_screen_queries_committed_outputs_and_shows_errors(store: 
         await until(pilot, lambda: results.queries >= 3)
         line = str(results.query_one("#result-line", Static).render())
         assert line.startswith("✘ query failed: Binder Error") and "\n" not in line
+        # Read-only: a query cannot write files (nor read outside the run's outputs).
+        sql.value = f"copy results to '{store}/leak.csv'"
+        await pilot.press("enter")
+        await until(pilot, lambda: results.queries >= 4)
+        line = str(results.query_one("#result-line", Static).render())
+        assert line.startswith("✘ query failed: Permission Error")
+        assert not (store / "leak.csv").exists()
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 
@@ -551,3 +558,19 @@ def test_the_cli_does_not_import_textual_until_the_tui_command_runs() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+async def test_a_run_that_vanishes_shows_one_line_in_the_detail_title(store: Path) -> None:
+    app = make_app(store, refresh_s=0.1)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("enter")  # the done run
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loads)
+        detail = app.screen
+        (store / DONE / "run.json").unlink()
+        title = detail.query_one("#title", Static)
+        await until(pilot, lambda: str(title.render()).startswith("✘"))
+        assert str(title.render()) == (
+            f"✘ run {DONE} not found in {store} (no run.json); check the run id and --store"
+        )
+        assert app.is_running
