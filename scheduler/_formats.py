@@ -30,6 +30,7 @@ __all__ = ["FileCtx", "FileRange", "FormatReader", "reader_for"]
 
 _MISSING = object()
 _CSV_FIELD_LIMIT = 1 << 30
+SAMPLE_SCAN_LIMIT = 10_000  # malformed rows a sample looks past before giving up
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,8 @@ class FormatReader:
             for i, (line_no, record) in enumerate(records, start=-self.header_records):
                 if i < 0:
                     continue
+                if i >= n + SAMPLE_SCAN_LIMIT:  # a file of bad rows must not make this slow
+                    break
                 row_id, got = self.parse(ctx, header, line_no, record)
                 if not isinstance(got, str):
                     got["id"] = row_id if row_id is not None else ctx.default_id(i)

@@ -12,7 +12,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scheduler._formats import FileCount, FileCtx, FileRange, FormatReader, row_from_mapping
+from scheduler._formats import (
+    SAMPLE_SCAN_LIMIT,
+    FileCount,
+    FileCtx,
+    FileRange,
+    FormatReader,
+    row_from_mapping,
+)
 from scheduler._input_types import DeadRow, Row, ShardSpec
 from scheduler.errors import InputError
 
@@ -127,6 +134,8 @@ class ParquetReader(FormatReader):
             row_number = 0
             for batch in pf.iter_batches(batch_size=max(n, 1)):
                 for obj in batch.to_pylist():
+                    if row_number >= n + SAMPLE_SCAN_LIMIT:
+                        return out
                     row_id, got = row_from_mapping(obj, ctx.spec)
                     if not isinstance(got, str):
                         got["id"] = row_id if row_id is not None else ctx.default_id(row_number)

@@ -188,7 +188,7 @@ class Input:
         """Up to ``n`` good rows from the start of the input (cheap: reads only a prefix)."""
         out: list[Row] = []
         for ctx in self._ctx.values():
-            if len(out) >= n:
+            if len(out) >= max(n, 0):
                 break
             with _reading(ctx.url):
                 out.extend(self._reader.sample(ctx, n - len(out)))

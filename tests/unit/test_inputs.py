@@ -488,6 +488,7 @@ def test_sample_is_the_first_good_rows(tmp_path: Path) -> None:
     assert [r["text"] for r in inp.sample(3)] == [r["text"] for r in ROWS[:3]]
     assert [r["id"] for r in inp.sample(2)] == ["d.jsonl:1", "d.jsonl:2"]
     assert len(inp.sample(10_000)) == len(ROWS)
+    assert inp.sample(0) == []
     csv_in = open_input(spec(), str(write_csv(tmp_path / "d.csv", ROWS)))
     assert [r["id"] for r in csv_in.sample(2)] == ["d.csv:0", "d.csv:1"]
     pq_in = open_input(spec(), str(write_parquet(tmp_path / "d.parquet", ROWS)))
