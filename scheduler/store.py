@@ -238,8 +238,9 @@ def _fsync_dir(folder: str) -> None:
 class RunStore:
     """One run's folder in a store, with the operations of the store contract.
 
-    Build one with :meth:`create_or_open` (the driver) or :meth:`open` (workers, readers).
-    Every method is safe to call from several processes and machines at once.
+    Build one with ``RunStore(url, run_id)``; the driver then calls :meth:`ensure` (create
+    or check for resume), workers and readers use it as is. Every method is safe to call
+    from several processes and machines at once.
     """
 
     def __init__(self, url: str, run_id: str) -> None:
