@@ -34,7 +34,25 @@ __all__ = [
     "SkybatchError",
     "StoreError",
     "UsageError",
+    "describe_cloud_error",
 ]
+
+_CLOUD_SDKS = ("botocore", "aiobotocore", "boto3", "s3fs", "gcsfs", "google", "adlfs", "azure")
+
+
+def describe_cloud_error(exc: BaseException) -> str | None:
+    """A one-line description of an object-store SDK error, or None for other errors.
+
+    The SDKs raise their own exception types (botocore's ``NoCredentialsError`` is not an
+    ``OSError``), so callers that touch s3:// or gs:// catch ``Exception`` and ask here.
+    """
+    module = type(exc).__module__.split(".")[0]
+    if module not in _CLOUD_SDKS:
+        return None
+    name = type(exc).__name__
+    if "Credential" in name or "credential" in str(exc).lower():
+        return f"no cloud credentials ({name}); configure them (e.g. aws configure, gcloud auth)"
+    return f"{name}: {str(exc).splitlines()[0] if str(exc) else name}"
 
 
 class SkybatchError(Exception):

@@ -47,6 +47,7 @@ __all__ = [
     "parse_duration",
     "recipe_from_dict",
     "resolve_input_path",
+    "resolve_model_name",
 ]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
@@ -184,9 +185,7 @@ class Recipe(_Spec):
     @classmethod
     def _python_name(cls, model: ModelSpec) -> ModelSpec:
         if model.engine == "python" and ":" not in model.name:
-            raise ValueError(
-                f"the python engine needs name: module:function (got {model.name!r})"
-            )
+            raise ValueError(f"the python engine needs name: module:function (got {model.name!r})")
         return model
 
     @model_validator(mode="after")
@@ -227,8 +226,16 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 
 
 def _known_fields() -> set[str]:
-    specs: list[type[BaseModel]] = [Recipe, InputSpec, ModelSpec, PromptSpec, SamplingSpec,
-                                    ShardsSpec, ScheduleSpec, LimitsSpec]
+    specs: list[type[BaseModel]] = [
+        Recipe,
+        InputSpec,
+        ModelSpec,
+        PromptSpec,
+        SamplingSpec,
+        ShardsSpec,
+        ScheduleSpec,
+        LimitsSpec,
+    ]
     return {name for spec in specs for name in spec.model_fields if name != "source"}
 
 
@@ -290,13 +297,39 @@ def load_recipe(path: str | Path) -> Recipe:
     return recipe_from_dict(data, source=str(p))
 
 
-def resolve_input_path(recipe: Recipe) -> str:
-    """The input path as a user means it (see the module docstring for the rule)."""
-    raw = recipe.input.path
-    if "://" in raw or Path(raw).is_absolute() or recipe.source is None:
-        return raw
+def _local_candidate(raw: str, recipe: Recipe) -> Path | None:
+    """``raw`` as an existing local path: from the current directory, else the recipe's."""
+    if "://" in raw or recipe.source is None:
+        return None
     beside = Path(recipe.source).parent / raw
     for candidate in (Path(raw), beside):
         if candidate.exists() or any(candidate.parent.glob(candidate.name)):
-            return str(candidate)
-    return raw
+            return candidate
+    return None
+
+
+def resolve_input_path(recipe: Recipe) -> str:
+    """The input path as a user means it (see the module docstring for the rule)."""
+    raw = recipe.input.path
+    if Path(raw).is_absolute():
+        return raw
+    found = _local_candidate(raw, recipe)
+    return str(found) if found is not None else raw
+
+
+def resolve_model_name(recipe: Recipe) -> str:
+    """``model.name`` with a relative local path made absolute (same rule as the input).
+
+    Model ids (``org/name``) that are not local paths are returned unchanged; for the
+    python engine only the ``file.py`` part of ``file.py:function`` is resolved.
+    """
+    name = recipe.model.name
+    head, sep, func = name.rpartition(":") if recipe.model.engine == "python" else ("", "", name)
+    path = head if sep else func
+    if not path or Path(path).is_absolute() or (sep and not path.endswith(".py")):
+        return name
+    found = _local_candidate(path, recipe)
+    if found is None:
+        return name
+    resolved = str(found.resolve())
+    return f"{resolved}:{func}" if sep else resolved

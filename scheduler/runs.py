@@ -19,7 +19,7 @@ from typing import Any
 
 from scheduler.inputs import open_input
 from scheduler.progress import read_status
-from scheduler.recipe import Recipe, resolve_input_path
+from scheduler.recipe import Recipe, resolve_input_path, resolve_model_name
 from scheduler.store import RunStore, make_run_id, utcnow
 
 __all__ = [
@@ -89,7 +89,9 @@ def prepare_run(
         "created_at": now.isoformat(),
         "recipe_name": recipe.name,
         "recipe_source": recipe.source,
-        "recipe": recipe.to_dict(),
+        # Workers may start elsewhere (another directory, another machine): a model given
+        # as a relative local path is recorded as an absolute one.
+        "recipe": _with_model_name(recipe.to_dict(), resolve_model_name(recipe)),
         "recipe_digest": digest,
         "input_path": input_path,
         "input_fingerprint": fingerprint,
@@ -114,6 +116,10 @@ def prepare_run(
         keys=("input_fingerprint", "model_revision", "recipe_digest", "model"),
     )
     return store
+
+
+def _with_model_name(recipe: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**recipe, "model": {**recipe["model"], "name": name}}
 
 
 def summarize(store: RunStore, *, wall_s: float) -> dict[str, Any]:

@@ -122,7 +122,8 @@ class Worker:
         self.stop = stop or threading.Event()
         self.heartbeat_s = heartbeat_s
         run = store.read_run_info()
-        self.recipe = recipe_from_dict(run["recipe"], source=f"{store.location}/run.json")
+        source = run.get("recipe_source") or f"{store.location}/run.json"
+        self.recipe = recipe_from_dict(run["recipe"], source=str(source))
         self.input: Input = open_input(self.recipe.input, str(run["input_path"]))
         self.shards = [ShardSpec.from_dict(s) for s in store.read_manifest()]
         self.id_column = self.recipe.input.id_column or "id"

@@ -17,7 +17,7 @@ def test_embed_minilm_end_to_end(tmp_path: Path, repo: Path) -> None:
     lines = (repo / "recipes/data/sentences.jsonl").read_text().splitlines()[:120]
     (tmp_path / "sentences.jsonl").write_text("\n".join(lines) + "\n")
     recipe = (repo / "recipes/embed-minilm.yaml").read_text()
-    recipe = recipe.replace("recipes/data/sentences.jsonl", "sentences.jsonl")
+    recipe = recipe.replace("data/sentences.jsonl", "sentences.jsonl")
     recipe = recipe.replace("rows_per_shard: 500", "rows_per_shard: 40")
     (tmp_path / "embed.yaml").write_text(recipe)
 
