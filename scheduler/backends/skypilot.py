@@ -391,9 +391,11 @@ def to_task(job: WorkerJob, secrets: Mapping[str, str]) -> Any:
 
 
 def _one_line(e: BaseException) -> str:
+    """SkyPilot's message on one line (it often puts the hint, e.g. a log path, on line 2)."""
     text = _ANSI.sub("", str(e)).strip()
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first or type(e).__name__
+    parts = [line.strip() for line in text.splitlines() if line.strip()]
+    line = " ".join(parts) or type(e).__name__
+    return line if len(line) <= 400 else line[:397] + "..."
 
 
 @contextmanager

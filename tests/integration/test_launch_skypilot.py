@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -143,8 +144,9 @@ def _api_servers(port: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
-def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
+def _offline_launch(
+    tmp_path: Path, **extra_env: str
+) -> tuple[subprocess.CompletedProcess[str], float, int]:
     (tmp_path / "r.yaml").write_text(
         "name: cloudy\n"
         'input: {path: "s3://bucket/in.jsonl", id_column: id}\n'
@@ -159,6 +161,7 @@ def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
         # An API server of our own: its port and runtime folder are this test's alone.
         "SKYPILOT_API_SERVER_LOCAL_PORT": str(port),
         "SKY_RUNTIME_DIR": str(tmp_path / "sky-runtime"),
+        **extra_env,
     }
     started = time.monotonic()
     proc = subprocess.run(
@@ -166,13 +169,21 @@ def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
          "--workers", "2", "--yes"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
-    elapsed = time.monotonic() - started
+    return proc, time.monotonic() - started, port
+
+
+NO_CLOUD = (
+    "skybatch: error: no cloud is enabled for SkyPilot: run `sky check` to set up "
+    "credentials, or run on this machine with `skybatch run RECIPE`"
+)
+
+
+@pytest.mark.slow
+def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
+    proc, elapsed, port = _offline_launch(tmp_path)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 5, proc.stderr
-    assert lines[-1] == (
-        "skybatch: error: no cloud is enabled for SkyPilot: run `sky check` to set up "
-        "credentials, or run on this machine with `skybatch run RECIPE`"
-    )
+    assert lines[-1] == NO_CLOUD
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert len(lines) <= 2  # the plan line, then the answer
     # Measured 10-70 s on a loaded 2-core machine: SkyPilot starts its API server and
@@ -185,6 +196,18 @@ def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
         for path in root.rglob("*"):
             if path.is_file() and path.stat().st_size < 50_000_000:
                 assert TOKEN.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_a_terminal_sees_a_spinner_while_skypilot_starts(tmp_path: Path) -> None:
+    # FORCE_COLOR makes rich treat the piped stderr as a terminal.
+    proc, _elapsed, port = _offline_launch(tmp_path, FORCE_COLOR="1")
+    assert proc.returncode == 5
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stderr)
+    assert "Starting SkyPilot (its local API server may take a few seconds)..." in plain
+    assert plain.rstrip().splitlines()[-1].strip() == NO_CLOUD
+    assert "Traceback" not in plain
+    assert _api_servers(port) == []
 
 
 def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> None:
