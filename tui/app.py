@@ -168,8 +168,8 @@ class SkybatchApp(App[None]):
             self.screen.reload()
 
     # -- command palette
-    def _selected_run(self) -> str | None:
-        screen = self.screen
+    @staticmethod
+    def _selected_run(screen: Screen[object]) -> str | None:
         if isinstance(screen, RunDetailScreen):
             return screen.run_id
         if isinstance(screen, RunsScreen):
@@ -185,7 +185,7 @@ class SkybatchApp(App[None]):
         yield SystemCommand("Refresh faster", "Shorter refresh interval", self.action_faster)
         yield SystemCommand("Refresh slower", "Longer refresh interval", self.action_slower)
         yield SystemCommand("Help", "Keys and glyphs", self.action_help)
-        run_id = self._selected_run()
+        run_id = self._selected_run(screen)  # the screen under the palette
         if run_id:
             yield SystemCommand(
                 f"Cancel {run_id}", "Stop the run (asks first)", lambda: self.confirm_cancel(run_id)

@@ -299,6 +299,14 @@ async def test_help_and_command_palette(store: Path) -> None:
         await pilot.pause(0.3)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, PlanScreen))
+        await pilot.press("escape", "ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*f"cancel {DONE}")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n", "q")
+        await until(pilot, lambda: not app.is_running)
 
 
 async def test_plan_choose_row_confirm_and_launch(store: Path) -> None:
