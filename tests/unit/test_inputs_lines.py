@@ -8,7 +8,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler._lines import iter_lines, iter_records, scan
+from scheduler._lines import _after_nth_newline, iter_lines, iter_records, scan
 
 # Few distinct bytes so that blank lines, CRLF, quotes and empty lines are common.
 texts = st.lists(st.sampled_from([b"a", b"\n", b" ", b"\r", b'"', b",", b"\t"]), max_size=150).map(
@@ -91,4 +91,40 @@ def test_big_chunks_take_the_fast_path_and_agree() -> None:
     assert [b.row for b in s.boundaries] == list(range(0, 10_000, 1000))
     assert [b.byte for b in s.boundaries] == [
         data.index(b'"row %d"' % r) - 9 for r in range(0, 10_000, 1000)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=400),
+    data=st.data(),
+)
+def test_nth_newline_search_matches_stepping(lengths: list[int], data: st.DataObject) -> None:
+    chunk = b"".join(b"x" * n + b"\n" for n in lengths) + b"tail"
+    pos = data.draw(st.integers(min_value=0, max_value=len(lengths) - 1), label="start line")
+    start = sum(n + 1 for n in lengths[:pos])
+    in_range = len(lengths) - pos
+    n = data.draw(st.integers(min_value=1, max_value=in_range), label="n")
+    expected = start
+    for _ in range(n):
+        expected = chunk.index(b"\n", expected) + 1
+    end = len(chunk) - len(b"tail")
+    assert _after_nth_newline(chunk, start, end, n, in_range) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=120), min_size=50, max_size=1500),
+    every=st.sampled_from([17, 40, 100, 333]),
+    chunk_bytes=st.sampled_from([512, 4096, 65536]),
+)
+def test_boundaries_in_long_chunks(lengths: list[int], every: int, chunk_bytes: int) -> None:
+    data = b"".join(b"y" * n + b"\n" for n in lengths)
+    s = scan(io.BytesIO(data), every=every, quoted=False, chunk_bytes=chunk_bytes)
+    starts = [0]
+    for n in lengths[:-1]:
+        starts.append(starts[-1] + n + 1)
+    assert s.rows == len(lengths)
+    assert [(b.row, b.byte) for b in s.boundaries] == [
+        (r, starts[r]) for r in range(0, len(lengths), every)
     ]
