@@ -238,6 +238,9 @@ def main() -> None:
     parser.add_argument("--rows-per-shard", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--overhead-shards", type=int, default=20)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads on both sides (default: CPUs)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--direct-child", metavar="DATA", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,7 +253,7 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     # Same thread count on both sides (the local backend sets this for one worker too).
-    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    env["OMP_NUM_THREADS"] = str(args.threads or os.cpu_count() or 1)
     direct: list[dict[str, float]] = []
     sky: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="skybatch-bench-") as tmp:
@@ -266,6 +269,9 @@ def main() -> None:
                     direct.append(run_direct(data, args.batch_size, env))
                 else:
                     sky.append(run_skybatch(recipe, folder / "runs", f"bench-{i}", env))
+                # Progress on stderr, so a long run shows (and keeps) its figures as it goes.
+                last = (direct if side == "direct" else sky)[-1]
+                print(f"repeat {i + 1} {side}: {json.dumps(last)}", file=sys.stderr)
         overhead = store_overhead(folder, args.rows_per_shard, args.overhead_shards)
 
     n = len(rows)
