@@ -276,8 +276,19 @@ def _dry_run_id(recipe: Recipe, req: LaunchRequest) -> str:
         return f"{recipe.name}-dryrun"
 
 
-def launch(req: LaunchRequest, *, echo: Echo, confirm: Confirm) -> LaunchResult:
-    """Run the whole launch flow; ``echo`` prints progress lines (stderr), ``confirm`` asks."""
+def launch(
+    req: LaunchRequest,
+    *,
+    echo: Echo,
+    confirm: Confirm,
+    session_factory: Callable[[], Any] | None = None,
+) -> LaunchResult:
+    """Run the whole launch flow; ``echo`` prints progress lines (stderr), ``confirm`` asks.
+
+    ``session_factory`` makes the SkyPilot session (a context manager with
+    ``require_cloud``, ``launch``, ``queue``, ``cancel``); the default is
+    :class:`~scheduler.backends.skypilot.SkyPilotSession`. Tests put a backend fake here.
+    """
     from scheduler.backends import skypilot as sp
     from scheduler.runs import resolve_store_url
 
@@ -325,7 +336,7 @@ def launch(req: LaunchRequest, *, echo: Echo, confirm: Confirm) -> LaunchResult:
 
     if not cloud:
         return _launch_into_store(req, recipe, store_url, option, plan, echo, session=None)
-    with sp.SkyPilotSession() as session:
+    with (session_factory or sp.SkyPilotSession)() as session:
         # Ask SkyPilot first: without a cloud nothing is written to the store.
         session.require_cloud()
         return _launch_into_store(
@@ -394,7 +405,14 @@ def _launch_into_store(
     if req.wait:
         guard = _guard(store, scaler, option, req, cloud=True)
         watch(store, guard=guard, poll_s=req.poll_s, scaler=scaler)
-        result.outcome = outcome_of(store, started=started, option=option, workers=scaler.total)
+        from scheduler.backends.skypilot import job_statuses
+
+        # SkyPilot bills from submission (provisioning and recoveries included), which a
+        # recovered worker's fresh heartbeat does not show.
+        billed = sum(float(d["spend_usd"]) for d in job_statuses(store, session=session))
+        result.outcome = outcome_of(
+            store, started=started, option=option, workers=scaler.total, spend_usd=billed
+        )
     return result
 
 
@@ -651,7 +669,12 @@ def _run_local(
 
 
 def outcome_of(
-    store: RunStore, *, started: float, option: Mapping[str, Any], workers: int
+    store: RunStore,
+    *,
+    started: float,
+    option: Mapping[str, Any],
+    workers: int,
+    spend_usd: float | None = None,
 ) -> Outcome:
     """The :class:`Outcome` of a run now (summary, deadline, budget, guard decisions)."""
     from scheduler.runs import summarize
@@ -660,6 +683,8 @@ def outcome_of(
     schedule = (info.get("recipe") or {}).get("schedule") or {}
     deadline = info.get("deadline_at")
     summary = summarize(store, wall_s=time.time() - started)
+    if spend_usd is not None and spend_usd > float(summary.get("spend_usd") or 0.0):
+        summary["spend_usd"] = round(spend_usd, 4)
     finished_at = time.time()
     if summary.get("state") in ("done", "failed"):
         # The run finished when its last shard was committed, not when we looked.
