@@ -265,6 +265,50 @@ def _skipped(rel: str) -> bool:
     return any(part.startswith((".", "_")) for part in rel.split("/"))
 
 
+def _discover(fs: Any, fs_path: str, path: str, fmt: str | None) -> tuple[str, list[str]]:
+    """The input root and its files, in order: a glob, a directory or one file."""
+    if any(c in fs_path for c in _GLOB_CHARS):
+        # A glob takes exactly what it matches (hidden files too, if the pattern says so).
+        found = [p for p in sorted(fs.glob(fs_path)) if fs.isfile(p)]
+        if not found:
+            raise InputError(f"no files match {path}; check input.path")
+        return _glob_root(fs_path), found
+    if fs.isdir(fs_path):
+        root = fs_path.rstrip("/")
+
+        def wanted(p: str) -> bool:
+            if _skipped(posixpath.relpath(p, root)):  # _SUCCESS, .crc, .hidden/...
+                return False
+            if fmt is None:
+                return format_of(p) is not None
+            return p.lower().endswith(_FORMAT_EXTENSIONS[fmt])
+
+        found = [p for p in sorted(fs.find(fs_path)) if wanted(p)]
+        if not found:
+            kinds = fmt or "parquet, jsonl or csv"
+            raise InputError(f"no {kinds} files in directory {path}; check input.path")
+        return root, found
+    if fs.exists(fs_path):
+        return posixpath.dirname(fs_path), [fs_path]
+    raise InputError(
+        f"input not found: {path}; check input.path (a relative path is looked up "
+        "from the current directory, then beside the recipe)"
+    )
+
+
+def _format_from_names(path: str, found: list[str]) -> str:
+    kinds = {format_of(p) for p in found}
+    if None in kinds:
+        odd = next(p for p in found if format_of(p) is None)
+        raise InputError(f"cannot tell the format of {odd} from its extension; set input.format")
+    if len(kinds) > 1:
+        raise InputError(
+            f"input {path} mixes formats ({', '.join(sorted(str(k) for k in kinds))}); "
+            "narrow input.path or set input.format"
+        )
+    return str(kinds.pop())
+
+
 def open_input(spec: InputSpec, path: str, *, count_rows: bool = True) -> Input:
     """Open the input a recipe names (``path`` already resolved by ``resolve_input_path``).
 
@@ -276,51 +320,12 @@ def open_input(spec: InputSpec, path: str, *, count_rows: bool = True) -> Input:
         fs, fs_path = fsspec.core.url_to_fs(path)
     except (ImportError, ValueError) as e:
         raise InputError(f"cannot open input {path}: {e}; check input.path") from e
-    fmt: str | None = spec.format
     # fsspec caches filesystem instances and their listings per process; an input opened
     # again (a new run, a changed bucket) must see the files as they are now.
     fs.invalidate_cache()
     with _reading(path):
-        if any(c in fs_path for c in _GLOB_CHARS):
-            root = _glob_root(fs_path)
-            found = [p for p in sorted(fs.glob(fs_path)) if fs.isfile(p)]
-            if not found:
-                raise InputError(f"no files match {path}; check input.path")
-        elif fs.isdir(fs_path):
-            root = fs_path.rstrip("/")
-            found = [
-                p
-                for p in sorted(fs.find(fs_path))
-                if not _skipped(posixpath.relpath(p, root))
-                and (
-                    format_of(p) is not None
-                    if fmt is None
-                    else p.lower().endswith(_FORMAT_EXTENSIONS[fmt])
-                )
-            ]
-            if not found:
-                wanted = fmt or "parquet, jsonl or csv"
-                raise InputError(f"no {wanted} files in directory {path}; check input.path")
-        elif fs.exists(fs_path):
-            root, found = posixpath.dirname(fs_path), [fs_path]
-        else:
-            raise InputError(
-                f"input not found: {path}; check input.path (a relative path is looked up "
-                "from the current directory, then beside the recipe)"
-            )
-        if fmt is None:
-            kinds = {format_of(p) for p in found}
-            if None in kinds:
-                odd = next(p for p in found if format_of(p) is None)
-                raise InputError(
-                    f"cannot tell the format of {odd} from its extension; set input.format"
-                )
-            if len(kinds) > 1:
-                raise InputError(
-                    f"input {path} mixes formats ({', '.join(sorted(str(k) for k in kinds))}); "
-                    "narrow input.path or set input.format"
-                )
-            fmt = str(kinds.pop())
+        root, found = _discover(fs, fs_path, path, spec.format)
+        fmt = spec.format or _format_from_names(path, found)
         entries = [(p, fs.info(p)) for p in found]
     opened = Input(spec=spec, path=path, fmt=fmt, fs=fs, root=root, entries=entries)
     if count_rows:
