@@ -397,7 +397,11 @@ def _launch_into_store(
         result.outcome = _run_local(store, req, option, started, echo)
         return result
     scaler = SkyScaler(store, recipe, option, secret_names, secrets or {}, session)
-    missing = int(option["workers"]) - scaler.alive_or_unknown()
+    status = read_status(store)
+    # Never pay for a VM that would find nothing to claim: a finished run launches no job,
+    # and a resumed one at most one per shard left.
+    wanted = min(int(option["workers"]), status.shards_total - status.shards_done)
+    missing = wanted - scaler.alive_or_unknown() if not status.state.is_terminal() else 0
     if missing > 0:
         scaler.add(missing, spot=bool(option.get("spot")))
     result.jobs = dict(scaler.jobs)

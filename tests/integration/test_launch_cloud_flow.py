@@ -29,12 +29,13 @@ TOKEN = "hf_PLANTEDcloudflow0123456789"
 class FakeSkyPilot:
     """SkyPilot's session seam: jobs are subprocesses running the task's ``run`` script."""
 
+    # Like SkyPilot's jobs controller, the job table outlives one session.
     launched: ClassVar[list[dict[str, Any]]] = []
+    procs: ClassVar[dict[int, subprocess.Popen[bytes]]] = {}
+    submitted: ClassVar[dict[int, float]] = {}
 
     def __init__(self) -> None:
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.submitted: dict[int, float] = {}
-        self.next_id = 100
+        self.next_id = 100 + len(self.procs)
 
     def __enter__(self) -> FakeSkyPilot:
         return self
@@ -136,3 +137,8 @@ def test_cloud_launch_wait_runs_jobs_records_them_and_keeps_secrets_out(
     # spend is billed from submission, as SkyPilot bills provisioning too
     assert 0 < result.outcome.spend_usd < 1.0
     assert result.outcome.to_json()["state"] == "done"
+    # re-triggered (same run id): the run is done, so no new job is paid for
+    before = len(FakeSkyPilot.launched)
+    again = launch(req, echo=lines.append, confirm=lambda q: True, session_factory=FakeSkyPilot)
+    assert len(FakeSkyPilot.launched) == before and again.jobs == result.jobs
+    assert again.outcome is not None and again.outcome.exit_code == 0
