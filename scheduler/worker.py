@@ -124,7 +124,10 @@ class Worker:
         run = store.read_run_info()
         source = run.get("recipe_source") or f"{store.location}/run.json"
         self.recipe = recipe_from_dict(run["recipe"], source=str(source))
-        self.input: Input = open_input(self.recipe.input, str(run["input_path"]))
+        # Only read(shard) is needed: do not rescan (or download) the whole input again.
+        self.input: Input = open_input(
+            self.recipe.input, str(run["input_path"]), count_rows=False
+        )
         self.shards = [ShardSpec.from_dict(s) for s in store.read_manifest()]
         self.id_column = self.recipe.input.id_column or "id"
         self.batch_size = self.recipe.model.batch_size
