@@ -128,3 +128,26 @@ def test_ci_workflow_and_its_documented_exit_codes() -> None:
     assert "deadline" in codes[str(DeadlineMissed.exit_code)]
     assert "sky check" in codes[str(LaunchError.exit_code)]
     assert "plan" in codes[str(PlanError.exit_code)]
+
+
+@pytest.mark.slow
+def test_watch_follows_a_run_to_its_end_with_the_launch_exit_code(tmp_path: Path) -> None:
+    _recipe(tmp_path, rows=16, delay_s=0.2)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "scheduler.cli", "run", "recipe.yaml", "--run-id", "wt",
+         "--no-progress"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "runs" / "wt" / "run.json").exists():
+            assert time.monotonic() < deadline, "the run was never created"
+            time.sleep(0.2)
+        proc = _cli("watch", "wt", "--store", "runs", "--poll", "0.5", "--json",
+                    "--summary-md", "w.md", cwd=tmp_path)  # fmt: skip
+    finally:
+        runner.wait(timeout=120)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stderr
+    assert data["state"] == "done" and data["rows_out"] == 16 and data["exit_code"] == 0
+    assert "skybatch run `wt`" in (tmp_path / "w.md").read_text()
