@@ -20,8 +20,12 @@ from scheduler.store import RunStore
 __all__ = ["connect_results", "export_results", "query_results"]
 
 
-def connect_results(store: RunStore) -> Any:
-    """An in-memory DuckDB connection with a view ``results`` over the committed outputs."""
+def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
+    """An in-memory DuckDB connection with a view ``results`` over the committed outputs.
+
+    With ``sandbox`` (the TUI's query box) a local store's connection may read only the
+    run's output files and write nothing, so a query cannot ``COPY ... TO`` anywhere.
+    """
     import duckdb
 
     con = duckdb.connect(":memory:")
@@ -38,6 +42,9 @@ def connect_results(store: RunStore) -> Any:
         con.execute(
             f"create view results as select * from read_parquet([{listed}], union_by_name=true)"
         )
+        if sandbox:
+            con.execute(f"set allowed_paths = [{listed}]")
+            con.execute("set enable_external_access = false")
         return con
     import pyarrow as pa
     import pyarrow.dataset as ds

@@ -273,16 +273,13 @@ class DataSource:
         """
         import duckdb
 
-        paths = [p.removeprefix("file://") for p in self.store(run_id).output_paths()]
-        if not paths:
+        from scheduler.results import connect_results
+
+        store = self.store(run_id)
+        if not store.done_shards():
             raise StoreError(f"run {run_id} has no committed outputs yet; wait for a shard")
-        con = duckdb.connect(":memory:")
+        con = connect_results(store, sandbox=True)
         try:
-            listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-            con.execute(f"create view results as select * from read_parquet([{listing}])")
-            if all("://" not in p for p in paths):
-                con.execute(f"set allowed_paths = [{listing}]")
-                con.execute("set enable_external_access = false")
             cur = con.execute(sql)
             columns = [d[0] for d in cur.description or []]
             rows = cur.fetchmany(limit + 1)
