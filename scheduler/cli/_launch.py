@@ -219,7 +219,7 @@ def watch(
         names = sp.secret_names_from_env()
         with sp.SkyPilotSession() as session:
             scaler = fl.SkyScaler(store, recipe, option, names, sp.secret_values(names), session)
-            guard = fl._guard(store, scaler, option, req, cloud=True)
+            guard = fl.make_guard(store, scaler, option, req, cloud=True)
             fl.watch(store, guard=guard, poll_s=poll_s, scaler=scaler)
             workers = scaler.total
     else:
@@ -230,7 +230,7 @@ def watch(
                          if option.get("offerings") else 0.0)  # fmt: skip
         price = pool.usd_per_hour
         scaler_l = fl.LocalScaler(pool, spot_usd_per_hour=price, ondemand_usd_per_hour=price)
-        guard = fl._guard(store, scaler_l, option, req, cloud=False)
+        guard = fl.make_guard(store, scaler_l, option, req, cloud=False)
         try:
             fl.watch(store, guard=guard, poll_s=poll_s)
         finally:

@@ -1,0 +1,239 @@
+"""What ``skybatch launch`` was asked for and which option it runs: run ids, plan options.
+
+Run ids may be templates for recurring jobs: ``{date}`` (2026-11-23), ``{time}`` (0215),
+``{datetime}``, ``{name}`` (the recipe's name) and any strftime code (``%Y%m%d``), in UTC.
+An option is the plain data of one plan option (``PlanOption.to_json()``): the planner's
+choice, ``--plan N``, ``--gpu G --workers N`` (the cheapest catalog offerings of G), or
+for the local backend this machine with a notional price.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from scheduler.errors import PlanError, UsageError
+from scheduler.recipe import Recipe
+from scheduler.store import validate_run_id
+from scheduler.summary import Outcome
+
+__all__ = [
+    "LaunchRequest",
+    "LaunchResult",
+    "choose_option",
+    "describe_option",
+    "render_run_id",
+    "with_schedule",
+]
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything ``skybatch launch`` was asked to do."""
+
+    recipe_path: str
+    backend: str = "skypilot"
+    deadline_s: float | None = None
+    budget_usd: float | None = None
+    plan_index: int | None = None
+    gpu: str | None = None
+    workers: int | None = None
+    dry_run: bool = False
+    wait: bool = False
+    yes: bool = False
+    run_id: str | None = None
+    store_url: str | None = None
+    summary_md: str | None = None
+    incremental: bool = False
+    secrets: tuple[str, ...] = ()
+    guard: bool = True
+    guard_interval_s: float = 180.0
+    poll_s: float = 2.0
+    usd_per_hour: float = 0.0  # local workers: a notional price, for budgets and tests
+    progress: bool = True
+
+
+@dataclass
+class LaunchResult:
+    """What a launch did."""
+
+    run_id: str
+    store: str
+    backend: str
+    option: dict[str, Any]
+    dry_run_yaml: str | None = None
+    jobs: dict[str, int] = field(default_factory=dict)
+    outcome: Outcome | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``launch --json`` object."""
+        if self.outcome is not None:
+            return {**self.outcome.to_json(), "jobs": self.jobs, "plan": self.option}
+        return {
+            "run_id": self.run_id,
+            "store": self.store,
+            "backend": self.backend,
+            "state": "dry-run" if self.dry_run_yaml is not None else "launched",
+            "jobs": self.jobs,
+            "plan": self.option,
+        }
+
+
+# ---------------------------------------------------------------------- run ids
+
+
+def render_run_id(template: str, *, name: str, now: datetime | None = None) -> str:
+    """Expand a run-id template (see the module docstring) and validate the result."""
+    now = now or datetime.now(timezone.utc)
+    fields = {
+        "date": now.strftime("%Y-%m-%d"),
+        "time": now.strftime("%H%M"),
+        "datetime": now.strftime("%Y%m%dT%H%M"),
+        "name": name,
+    }
+    try:
+        text = template.format(**fields) if "{" in template else template
+    except (KeyError, IndexError, ValueError) as e:
+        raise UsageError(
+            f"--run-id {template!r}: unknown field {e}; use {{date}}, {{time}}, "
+            "{datetime}, {name} or strftime codes such as %Y%m%d"
+        ) from e
+    if "%" in text:
+        text = now.strftime(text)
+    return validate_run_id(text)
+
+
+# ---------------------------------------------------------------------- choosing what to run
+
+
+def _local_option(workers: int, usd_per_hour: float) -> dict[str, Any]:
+    return {
+        "accelerator": "local",
+        "accelerators_per_worker": 1,
+        "spot": False,
+        "workers": workers,
+        "hours": None,
+        "cost_usd": None,
+        "p_on_time": None,
+        "offerings": [
+            {
+                "cloud": "local",
+                "region": socket.gethostname(),
+                "instance_type": "this machine",
+                "usd_per_hour": usd_per_hour,
+            }
+        ],
+    }
+
+
+def _manual_option(recipe: Recipe, gpu: str, workers: int) -> dict[str, Any]:
+    """``--gpu G --workers N``: the cheapest trusted offerings of G as candidates."""
+    import pricing
+
+    acc = pricing.normalize_accelerator(gpu)
+    spot = recipe.schedule.spot != "never"
+    offers = pricing.list_offerings(
+        accelerators=[acc],
+        clouds=recipe.schedule.clouds,
+        regions=recipe.schedule.regions,
+    )
+    priced = sorted(
+        ((o.price(spot), o) for o in offers if o.price(spot) is not None),
+        key=lambda p: (p[1].accelerator_count, p[0]),
+    )
+    if not priced and spot and recipe.schedule.spot == "prefer":
+        spot = False
+        priced = sorted(
+            ((o.price(False), o) for o in offers if o.price(False) is not None),
+            key=lambda p: (p[1].accelerator_count, p[0]),
+        )
+    if not priced:
+        raise PlanError(
+            f"--gpu {gpu}: no trusted {'spot ' if spot else ''}price for {acc} in the catalog "
+            "for this recipe's clouds/regions; see `skybatch pricing show`"
+        )
+    count = priced[0][1].accelerator_count
+    offerings = [
+        {
+            "cloud": o.cloud,
+            "region": o.region,
+            "instance_type": o.instance_type,
+            "usd_per_hour": float(price or 0.0),
+        }
+        for price, o in priced
+        if o.accelerator_count == count
+    ][:3]
+    return {
+        "accelerator": acc,
+        "accelerators_per_worker": count,
+        "spot": spot,
+        "workers": workers,
+        "hours": None,
+        "cost_usd": None,
+        "p_on_time": None,
+        "offerings": offerings,
+    }
+
+
+def choose_option(
+    recipe: Recipe, req: LaunchRequest
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The option to launch (plain data) and the whole plan when the planner made it."""
+    if req.backend == "local":
+        return _local_option(req.workers or 1, req.usd_per_hour), None
+    if req.gpu:
+        if not req.workers:
+            raise UsageError("--gpu needs --workers N (how many workers of that GPU)")
+        return _manual_option(recipe, req.gpu, req.workers), None
+    from scheduler.planner import plan_recipe
+
+    plan = plan_recipe(recipe, deadline_s=req.deadline_s, budget_usd=req.budget_usd)
+    data = plan.to_json()
+    if req.plan_index is not None:
+        if not 0 <= req.plan_index < len(plan.options):
+            raise UsageError(
+                f"--plan {req.plan_index}: the plan has options 0..{len(plan.options) - 1}; "
+                "see `skybatch plan RECIPE`"
+            )
+        option = plan.options[req.plan_index].to_json()
+    else:
+        option = plan.require().to_json()
+    if req.workers:
+        option = {**option, "workers": req.workers}
+    return option, data
+
+
+def describe_option(option: Mapping[str, Any]) -> str:
+    """``3× H100 spot on aws/us-east-1 +2 · 2.1 h · $41.00 · P(on time) 0.97``."""
+    gpu = option["accelerator"]
+    if int(option.get("accelerators_per_worker") or 1) > 1:
+        gpu = f"({gpu}×{option['accelerators_per_worker']})"
+    offs = option.get("offerings") or []
+    where = f"{offs[0]['cloud']}/{offs[0]['region']}" if offs else "anywhere"
+    if len(offs) > 1:
+        where += f" +{len(offs) - 1}"
+    parts = [
+        f"{option['workers']}× {gpu} {'spot' if option.get('spot') else 'on-demand'} on {where}"
+    ]
+    if option.get("hours") is not None:
+        parts.append(f"{float(option['hours']):.1f} h")
+    if option.get("cost_usd") is not None:
+        parts.append(f"${float(option['cost_usd']):,.2f}")
+    if option.get("p_on_time") is not None:
+        parts.append(f"P(on time) {float(option['p_on_time']):.2f}")
+    return " · ".join(parts)
+
+
+def with_schedule(recipe: Recipe, req: LaunchRequest) -> Recipe:
+    """The recipe with ``--deadline``/``--budget`` applied (they do not change the run id)."""
+    update: dict[str, Any] = {}
+    if req.deadline_s is not None:
+        update["deadline"] = req.deadline_s
+    if req.budget_usd is not None:
+        update["budget_usd"] = req.budget_usd
+    if not update:
+        return recipe
+    return recipe.model_copy(update={"schedule": recipe.schedule.model_copy(update=update)})
