@@ -197,3 +197,17 @@ def test_queue_records_become_per_worker_states() -> None:
     assert sp._job_state("w1", {**rec, "status": "FAILED_NO_RESOURCE"}).is_terminal
     line = sp.describe_job({**state.to_json(), "spend_usd": 1.2})
     assert line == "w0     job 17  RECOVERING  gcp/us-east4  2 recoveries  $1.20"
+
+
+def test_importing_the_launch_side_does_not_import_skypilot() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scheduler.backends.skypilot, scheduler.launch, scheduler.cli._launch, "
+        "scheduler.guard, scheduler.summary, scheduler.incremental\n"
+        "heavy = sorted(m for m in ('sky', 'torch', 'duckdb', 'textual') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
