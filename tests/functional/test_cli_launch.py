@@ -151,3 +151,19 @@ def test_watch_follows_a_run_to_its_end_with_the_launch_exit_code(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert data["state"] == "done" and data["rows_out"] == 16 and data["exit_code"] == 0
     assert "skybatch run `wt`" in (tmp_path / "w.md").read_text()
+
+
+def test_plan_n_launches_that_option_and_no_fitting_plan_exits_4(tmp_path: Path) -> None:
+    recipe = str(REPO / "recipes" / "summarize-vllm.yaml")
+    plan = json.loads(_cli("plan", recipe, "--json", cwd=tmp_path).stdout)
+    proc = _cli("launch", recipe, "--dry-run", "--json", "--plan", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    chosen = json.loads(proc.stdout)["plan"]
+    keys = ("accelerator", "accelerators_per_worker", "spot", "workers", "offerings")
+    assert {k: chosen[k] for k in keys} == {k: plan["options"][1][k] for k in keys}
+    assert len(list(yaml.safe_load_all(json.loads(proc.stdout)["yaml"]))) == chosen["workers"]
+    proc = _cli("launch", recipe, "--dry-run", "--plan", "99", cwd=tmp_path)
+    assert proc.returncode == 2 and "--plan 99: the plan has options 0.." in proc.stderr
+    proc = _cli("launch", recipe, "--dry-run", "--deadline", "5m", cwd=tmp_path)
+    assert proc.returncode == PlanError.exit_code == 4
+    assert proc.stderr.startswith("skybatch: error: no plan finishes within 5m")
