@@ -142,3 +142,58 @@ def test_cloud_launch_wait_runs_jobs_records_them_and_keeps_secrets_out(
     again = launch(req, echo=lines.append, confirm=lambda q: True, session_factory=FakeSkyPilot)
     assert len(FakeSkyPilot.launched) == before and again.jobs == result.jobs
     assert again.outcome is not None and again.outcome.exit_code == 0
+
+
+class RecordingSkyPilot:
+    """A session that only records what would be launched."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Any] = []
+
+    def launch(self, jobs: list[Any], secrets: dict[str, str]) -> dict[str, int]:
+        self.jobs.extend(jobs)
+        return {job.worker_id: 500 + job.worker_index for job in jobs}
+
+
+def test_guard_adds_on_demand_workers_with_on_demand_prices(tmp_path: Path) -> None:
+    import pricing
+    from scheduler._scalers import SkyScaler
+    from scheduler.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict(
+        {
+            "name": "od",
+            "input": {"path": "s3://b/x.jsonl"},
+            "task": "score",
+            "model": {"engine": "vllm", "name": "m"},
+        }
+    )
+    offers = [o for o in pricing.list_offerings(accelerators=["L4"], clouds=["aws"])
+              if o.price(True) is not None and o.price(False) is not None][:2]  # fmt: skip
+    option = {
+        "accelerator": "L4",
+        "accelerators_per_worker": offers[0].accelerator_count,
+        "spot": True,
+        "workers": 1,
+        "offerings": [
+            {
+                "cloud": o.cloud,
+                "region": o.region,
+                "instance_type": o.instance_type,
+                "usd_per_hour": o.price(True),
+            }
+            for o in offers
+        ],
+    }
+    session = RecordingSkyPilot()
+    scaler = SkyScaler(RunStore(str(tmp_path), "od-1"), recipe, option, (), {}, session)
+    assert scaler.add(1, spot=True) == 1 and scaler.add(2, spot=False) == 2
+    spot_job, *od_jobs = session.jobs
+    assert [j.worker_id for j in session.jobs] == ["w0", "w1", "w2"]
+    assert spot_job.config["resources"]["use_spot"] is True
+    for job in od_jobs:
+        assert job.config["resources"]["use_spot"] is False
+        assert "--spot" not in job.config["run"]
+        prices = json.loads(job.config["run"].split("--prices ")[1].split("'")[1])
+        assert sorted(prices.values()) == sorted(o.price(False) for o in offers)
+    assert scaler.jobs == {"w0": 500, "w1": 501, "w2": 502}
