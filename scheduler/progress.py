@@ -15,7 +15,7 @@ from typing import Any
 
 from scheduler.store import RunStore
 
-__all__ = ["RunState", "RunStatus", "ShardState", "WorkerStatus", "read_status"]
+__all__ = ["RunState", "RunStatus", "ShardState", "WorkerStatus", "parse_time", "read_status"]
 
 #: A worker whose last heartbeat is older than this is considered gone.
 WORKER_STALE_S = 90.0
@@ -76,18 +76,20 @@ class WorkerStatus:
     started_at: float | None
     last_seen: float | None
     current_shard: str | None
+    prior_s: float = 0.0  # billed seconds of earlier lives of this worker id (restarts)
+    prior_usd: float = 0.0  # what those earlier lives cost
 
     @property
     def uptime_s(self) -> float:
-        """Seconds between start and the last heartbeat."""
+        """Billed seconds: this life (start to last heartbeat) plus earlier lives."""
         if self.started_at is None or self.last_seen is None:
-            return 0.0
-        return max(0.0, self.last_seen - self.started_at)
+            return self.prior_s
+        return self.prior_s + max(0.0, self.last_seen - self.started_at)
 
     @property
     def spend_usd(self) -> float:
-        """What this worker has cost so far ($/h × billed hours)."""
-        return self.usd_per_hour * self.uptime_s / 3600.0
+        """What this worker has cost so far: $/h × billed hours, over every life."""
+        return self.prior_usd + self.usd_per_hour * (self.uptime_s - self.prior_s) / 3600.0
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,8 @@ class RunStatus:
         }
 
 
-def _ts(value: Any) -> float | None:
+def parse_time(value: Any) -> float | None:
+    """Seconds since the epoch from a number or an ISO-8601 string (None if neither)."""
     if value is None:
         return None
     if isinstance(value, int | float):
@@ -187,7 +190,7 @@ def _ts(value: Any) -> float | None:
 
 
 def _worker(worker_id: str, doc: dict[str, Any], now: float) -> WorkerStatus:
-    last_seen = _ts(doc.get("last_seen"))
+    last_seen = parse_time(doc.get("last_seen"))
     state = str(doc.get("state", "running"))
     alive = (
         last_seen is not None
@@ -207,9 +210,11 @@ def _worker(worker_id: str, doc: dict[str, Any], now: float) -> WorkerStatus:
         rows_per_s=float(doc.get("rows_per_s", 0.0)),
         shards_done=int(doc.get("shards_done", 0)),
         preemptions=int(doc.get("preemptions", 0)),
-        started_at=_ts(doc.get("started_at")),
+        started_at=parse_time(doc.get("started_at")),
         last_seen=last_seen,
         current_shard=doc.get("current_shard"),
+        prior_s=float(doc.get("prior_s") or 0.0),
+        prior_usd=float(doc.get("prior_usd") or 0.0),
     )
 
 
@@ -245,7 +250,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
     rows_done = sum(m.rows_in for m in markers.values())
     rows_out = sum(m.rows_out for m in markers.values())
     rows_dead = sum(m.rows_dead for m in markers.values())
-    created = _ts(info.get("created_at"))
+    created = parse_time(info.get("created_at"))
     started = min((w.started_at for w in workers if w.started_at), default=created)
     last = max((w.last_seen for w in workers if w.last_seen), default=now)
     alive = [w for w in workers if w.alive]
@@ -301,7 +306,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         rows_per_s=rows_per_s,
         eta_s=eta,
         elapsed_s=elapsed,
-        deadline_at=_ts(info.get("deadline_at")),
+        deadline_at=parse_time(info.get("deadline_at")),
         budget_usd=schedule.get("budget_usd"),
         spend_usd=sum(w.spend_usd for w in workers),
         usd_per_hour=sum(w.usd_per_hour for w in alive),

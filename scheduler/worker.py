@@ -125,21 +125,48 @@ class Worker:
         source = run.get("recipe_source") or f"{store.location}/run.json"
         self.recipe = recipe_from_dict(run["recipe"], source=str(source))
         # Only read(shard) is needed: do not rescan (or download) the whole input again.
-        self.input: Input = open_input(
-            self.recipe.input, str(run["input_path"]), count_rows=False
-        )
+        self.input: Input = open_input(self.recipe.input, str(run["input_path"]), count_rows=False)
         self.shards = [ShardSpec.from_dict(s) for s in store.read_manifest()]
         self.id_column = self.recipe.input.id_column or "id"
         self.batch_size = self.recipe.model.batch_size
         self.ttl_s = self.recipe.limits.lease_ttl
         self.stats = _Stats()
         self.started_at = utcnow().isoformat()
+        self.prior_s, self.prior_usd = self._carry_over_earlier_life(store.workers().get(worker_id))
         self.state = "starting"
         self.lease: Lease | None = None
         self.error: str | None = None
         self._factory = engine_factory
         self.engine: Engine | None = None
         self._beat_lock = threading.Lock()
+
+    def _carry_over_earlier_life(self, previous: dict[str, Any] | None) -> tuple[float, float]:
+        """Billed seconds and dollars of earlier lives of this worker id; count a lost life.
+
+        A worker restarted under the same id (a local restart, a SkyPilot recovery) would
+        otherwise overwrite the earlier heartbeat and its billed time with it. A previous
+        life that did not end cleanly (no ``exited``/``stopped`` state) was preempted or
+        crashed: it counts as a preemption.
+        """
+        if not previous:
+            return 0.0, 0.0
+        from scheduler.progress import parse_time
+
+        started, last = (
+            parse_time(previous.get("started_at")),
+            parse_time(previous.get("last_seen")),
+        )
+        earlier = float(previous.get("prior_s") or 0.0)
+        spent = float(previous.get("prior_usd") or 0.0)
+        if started is not None and last is not None:
+            life_s = max(0.0, last - started)
+            earlier += life_s
+            spent += float(previous.get("usd_per_hour") or 0.0) * life_s / 3600.0
+        lost = previous.get("state") not in ("exited", "stopped", "failed")
+        self.info.preemptions = max(
+            self.info.preemptions, int(previous.get("preemptions") or 0) + (1 if lost else 0)
+        )
+        return earlier, spent
 
     # ------------------------------------------------------------------ heartbeat thread
 
@@ -156,6 +183,8 @@ class Worker:
             "usd_per_hour": self.info.usd_per_hour,
             "preemptions": self.info.preemptions,
             "started_at": self.started_at,
+            "prior_s": round(self.prior_s, 3),
+            "prior_usd": round(self.prior_usd, 6),
             "rows_done": self.stats.rows_done,
             "rows_per_s": round(self.stats.rate(now), 3),
             "shards_done": self.stats.shards_done,
@@ -260,7 +289,11 @@ class Worker:
         self.stats.current_shard = shard.shard_id
         started = time.monotonic()
         try:
-            if lease.failures > self.recipe.limits.retries:
+            retries = self.recipe.limits.retries
+            # Crash loops (a worker killed mid-shard never records a failure) count too:
+            # a shard claimed this often without a commit is poison. Preemptions also
+            # re-claim, hence the generous factor.
+            if lease.failures > retries or lease.attempt > 3 * (retries + 1):
                 self._commit_poison(lease, shard, started)
             else:
                 self._run_shard(lease, shard, started)
@@ -356,7 +389,10 @@ class Worker:
 
     def _commit_poison(self, lease: Lease, shard: ShardSpec, started: float) -> None:
         rows, input_dead = self.input.read(shard)
-        reason = f"shard failed {lease.failures} attempts; last error: {lease.last_error}"
+        reason = (
+            f"shard failed {lease.failures} attempts ({lease.attempt - 1} claims); "
+            f"last error: {lease.last_error or 'its worker died (killed or out of memory)'}"
+        )
         dead = [
             {"id": d.id, "stage": "input", "reason": d.reason, "raw": d.raw} for d in input_dead
         ]

@@ -121,13 +121,20 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
 
     url = _store_url(store_url)
     if run_id is None:
-        rows = [read_status(RunStore(url, rid)) for rid in iter_runs(url)]
+        rows, broken = [], {}
+        for rid in iter_runs(url):
+            try:
+                rows.append(read_status(RunStore(url, rid)))
+            except SkybatchError as e:  # one damaged run must not hide the others
+                broken[rid] = str(e)
         if as_json:
-            emit_json({"store": url, "runs": [s.to_json() for s in rows]})
+            emit_json({"store": url, "runs": [s.to_json() for s in rows], "unreadable": broken})
             return
-        if not rows:
+        if not rows and not broken:
             click.echo(f"no runs in {url}")
             return
+        for rid, why in broken.items():
+            click.echo(f"? {rid:<40} unreadable: {why}")
         for s in rows:
             click.echo(
                 f"{s.state.glyph} {s.run_id:<40} {s.state.value:<9} "
