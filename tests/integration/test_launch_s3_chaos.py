@@ -41,6 +41,9 @@ def work(rows, delay_s=0.0):
 def test_eight_workers_killed_at_random_commit_every_row_exactly_once(
     tmp_path: Path, s3_store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # a client cached by an earlier test has no keys
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fn.py").write_text(FN)
     with (tmp_path / "rows.jsonl").open("w") as f:

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ CLOUD_RECIPES = sorted(
 )
 _COLUMNS = ["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "MemoryGiB",
             "GpuInfo", "Price", "SpotPrice", "Region", "AvailabilityZone"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _forget_s3_clients() -> Iterator[None]:
+    """Dry runs may open s3:// inputs without credentials; never leave that client cached
+    for a later test (fsspec caches filesystems by their arguments, not the environment)."""
+    yield
+    s3fs = pytest.importorskip("s3fs")
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture
