@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import socket
@@ -47,10 +48,16 @@ _COLUMNS = ["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "Mem
 
 
 @pytest.fixture(autouse=True)
-def _forget_s3_clients() -> Iterator[None]:
-    """Dry runs may open s3:// inputs without credentials; never leave that client cached
-    for a later test (fsspec caches filesystems by their arguments, not the environment)."""
+def _leave_no_trace() -> Iterator[None]:
+    """Undo what importing SkyPilot and opening s3:// inputs leave behind in this process.
+
+    ``import sky`` adds a stderr handler to the root logger; a dry run may open an s3://
+    input without credentials, and fsspec caches that client by its arguments, so a later
+    test (a moto server) would get a client with no keys.
+    """
+    handlers = list(logging.getLogger().handlers)
     yield
+    logging.getLogger().handlers[:] = handlers
     s3fs = pytest.importorskip("s3fs")
     s3fs.S3FileSystem.clear_instance_cache()
 
