@@ -7,7 +7,11 @@ Measured side by side in one run, on the same rows and batch size:
 
 each as rows/s with the model load excluded (steady state) and included (wall clock of
 the whole process, Python start-up and imports too), and the ratio skybatch ÷ direct
-(target: ≥ 0.95 in steady state). Both sides run as fresh subprocesses with the same
+(target: ≥ 0.95 in steady state). skybatch runs twice: with ``model.batch_size`` equal to
+the direct batch size, and with a window of a whole shard (``model.batch_size`` =
+rows per shard, ``options.micro_batch_size`` = the direct batch size), where the engine
+sorts a whole shard by length as ``encode`` sorts all rows; the forward passes have the
+same size on every side. Both sides run as fresh subprocesses with the same
 thread count, alternating, ``--repeats`` times; the table shows the median.
 
 Steady state for skybatch is taken from the store, not guessed: from the start of the
@@ -119,8 +123,13 @@ def run_direct(data: Path, batch_size: int, env: dict[str, str]) -> dict[str, fl
 # -- skybatch run ---------------------------------------------------------------------------
 
 
-def write_recipe(folder: Path, data: Path, batch_size: int, rows_per_shard: int) -> Path:
+def write_recipe(
+    path: Path, data: Path, batch_size: int, rows_per_shard: int, micro: int | None = None
+) -> Path:
     """A copy of the demo recipe pointed at the benchmark rows."""
+    options: dict[str, Any] = {"normalize": True, "device": "cpu"}
+    if micro is not None:
+        options["micro_batch_size"] = micro
     recipe = {
         "name": "bench-minilm",
         "input": {"path": str(data), "format": "jsonl", "id_column": "id", "text_column": "text"},
@@ -129,12 +138,10 @@ def write_recipe(folder: Path, data: Path, batch_size: int, rows_per_shard: int)
             "engine": "torch",
             "name": MODEL,
             "batch_size": batch_size,
-            "options": {"normalize": True, "device": "cpu"},
+            "options": options,
         },
         "shards": {"rows_per_shard": rows_per_shard},
-        "store": str(folder / "runs"),
     }
-    path = folder / "bench.yaml"
     path.write_text(json.dumps(recipe))  # JSON is YAML
     return path
 
@@ -254,68 +261,89 @@ def main() -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     # Same thread count on both sides (the local backend sets this for one worker too).
     env["OMP_NUM_THREADS"] = str(args.threads or os.cpu_count() or 1)
-    direct: list[dict[str, float]] = []
-    sky: list[dict[str, float]] = []
+    b, window = args.batch_size, args.rows_per_shard
+    sides = {
+        "ST.encode": f"SentenceTransformer.encode(all rows, batch_size={b})",
+        "skybatch": f"skybatch run -w 1, model.batch_size {b}",
+        "skybatch+window": f"skybatch run -w 1, model.batch_size {window}, micro_batch_size {b}",
+    }
+    runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="skybatch-bench-") as tmp:
         folder = Path(tmp)
         data = folder / "rows.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        recipe = write_recipe(folder, data, args.batch_size, args.rows_per_shard)
+        recipes = {
+            "skybatch": write_recipe(folder / "plain.yaml", data, b, window),
+            "skybatch+window": write_recipe(folder / "window.yaml", data, window, window, b),
+        }
         for i in range(args.repeats):
-            # Alternate which side goes first so drift in machine load hits both alike.
-            order = ("direct", "sky") if i % 2 == 0 else ("sky", "direct")
-            for side in order:
-                if side == "direct":
-                    direct.append(run_direct(data, args.batch_size, env))
+            # Rotate the order so drift in machine load hits every side alike.
+            names = list(sides)
+            for side in names[i % 3 :] + names[: i % 3]:
+                if side == "ST.encode":
+                    runs[side].append(run_direct(data, b, env))
                 else:
-                    sky.append(run_skybatch(recipe, folder / "runs", f"bench-{i}", env))
+                    run_id = f"bench-{side.replace('+', '-')}-{i}"
+                    runs[side].append(run_skybatch(recipes[side], folder / "runs", run_id, env))
                 # Progress on stderr, so a long run shows (and keeps) its figures as it goes.
-                last = (direct if side == "direct" else sky)[-1]
-                print(f"repeat {i + 1} {side}: {json.dumps(last)}", file=sys.stderr)
+                print(f"repeat {i + 1} {side}: {json.dumps(runs[side][-1])}", file=sys.stderr)
         overhead = store_overhead(folder, args.rows_per_shard, args.overhead_shards)
 
     n = len(rows)
+    rates = {
+        side: {
+            # CPU seconds (load included) are steadier than wall time on a shared machine.
+            key: n / _median(runs[side], f"{key}_s")
+            for key in ("steady", "wall", "cpu")
+        }
+        for side in sides
+    }
+    base = rates["ST.encode"]
+    ratios = {
+        side: {key: rates[side][key] / base[key] for key in base}
+        for side in sides
+        if side != "ST.encode"
+    }
     figures = {
         "rows": n,
         "source": source,
-        "batch_size": args.batch_size,
-        "rows_per_shard": args.rows_per_shard,
+        "batch_size": b,
+        "rows_per_shard": window,
         "repeats": args.repeats,
         "threads": int(env["OMP_NUM_THREADS"]),
         "cpus": os.cpu_count(),
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "direct_rows_per_s_steady": n / _median(direct, "steady_s"),
-        "direct_rows_per_s_wall": n / _median(direct, "wall_s"),
-        "skybatch_rows_per_s_steady": n / _median(sky, "steady_s"),
-        "skybatch_rows_per_s_wall": n / _median(sky, "wall_s"),
-        # CPU seconds (load included) are steadier than wall time on a shared machine.
-        "direct_rows_per_cpu_s": n / _median(direct, "cpu_s"),
-        "skybatch_rows_per_cpu_s": n / _median(sky, "cpu_s"),
+        "sides": sides,
+        "rows_per_s": rates,
+        "ratios": ratios,
         "store_overhead_ms": overhead,
-        "runs": {"direct": direct, "skybatch": sky},
+        "runs": runs,
     }
-    figures["ratio_steady"] = (
-        figures["skybatch_rows_per_s_steady"] / figures["direct_rows_per_s_steady"]
-    )
-    figures["ratio_wall"] = figures["skybatch_rows_per_s_wall"] / figures["direct_rows_per_s_wall"]
-    figures["ratio_cpu"] = figures["skybatch_rows_per_cpu_s"] / figures["direct_rows_per_cpu_s"]
     if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(
-        f"{n} rows ({source}), batch {args.batch_size}, {args.rows_per_shard} rows/shard, "
-        f"{figures['threads']} threads, median of {args.repeats}; "
-        f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"{n} rows ({source}), {window} rows/shard, {figures['threads']} threads, median of "
+        f"{args.repeats}; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
     )
-    print(f"{'':28}{'skybatch run -w 1':>20}{'ST.encode':>12}{'ratio':>8}")
-    for label, key in (
-        ("steady state (load excl.)", "steady"),
-        ("wall clock (load incl.)", "wall"),
-    ):
-        s, d = figures[f"skybatch_rows_per_s_{key}"], figures[f"direct_rows_per_s_{key}"]
-        print(f"{label:28}{s:>14.1f} r/s{d:>8.1f} r/s{s / d:>8.3f}")
-    s, d = figures["skybatch_rows_per_cpu_s"], figures["direct_rows_per_cpu_s"]
-    print(f"{'per CPU second (load incl.)':28}{s:>14.1f} r/s{d:>8.1f} r/s{s / d:>8.3f}")
+    for side, what in sides.items():
+        print(f"  {side:16} {what}")
+    print(f"\n{'rows/s':28}" + "".join(f"{side:>18}" for side in sides))
+    labels = {
+        "steady": "steady state (load excl.)",
+        "wall": "wall clock (load incl.)",
+        "cpu": "per CPU second (load incl.)",
+    }
+    for key, label in labels.items():
+        cells = "".join(
+            f"{rates[side][key]:>10.1f}"
+            + (f" ({ratios[side][key]:.2f})" if side in ratios else " " * 7)
+            + " "
+            for side in sides
+        )
+        print(f"{label:28}{cells}")
+    print("(ratio to ST.encode in brackets; target >= 0.95 in steady state)")
     print(
         "store per-shard overhead: "
         + ", ".join(f"{k.removesuffix('_ms')} {v:.1f} ms" for k, v in overhead.items())

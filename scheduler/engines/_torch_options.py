@@ -2,25 +2,25 @@
 
 ``model.options`` (all optional; unknown options are refused so typos do not pass):
 
-=================  ==========================================================================
-``device``         ``auto`` (CUDA, else Apple MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
-``dtype``          ``auto`` (float16 on CUDA, float32 elsewhere), ``float32``, ``float16``,
-                   ``bfloat16``
-``normalize``      embed: L2-normalise embeddings (default false)
-``max_seq_length`` truncate inputs to this many tokens (default: the model's limit)
-``num_threads``    CPU threads for torch (default: torch's choice)
-``pair_column``    classify/score: a second text column, encoded as a pair (cross-encoders)
-``labels``         classify: label names by class index (overrides the model's id2label;
-                   needed for TorchScript models, else ``LABEL_<i>``)
-``activation``     score, one logit: ``auto`` (raw for regression models, else sigmoid),
-                   ``sigmoid`` or ``none``
-``positive_label`` score, several logits: the class whose probability is the score
-                   (a label name or index; default the last class)
-``tokenizer``      TorchScript: the tokenizer (path or Hub id; default the .pt's folder)
-``torchscript``    treat ``model.name`` as a TorchScript file (default: by .pt/.pth suffix)
-``inputs``         TorchScript: tensors passed positionally (default
-                   ``[input_ids, attention_mask]``)
-=================  ==========================================================================
+* ``device``: ``auto`` (CUDA, else Apple MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
+* ``dtype``: ``auto`` (float16 on CUDA, float32 elsewhere), ``float32``, ``float16``,
+  ``bfloat16``.
+* ``normalize``: embed: L2-normalise embeddings (default false).
+* ``max_seq_length``: truncate inputs to this many tokens (default: the model's limit).
+* ``num_threads``: CPU threads for torch (default: torch's choice).
+* ``micro_batch_size``: rows per forward pass (default ``model.batch_size``); a larger
+  ``model.batch_size`` then gives length sorting a wider window.
+* ``pair_column``: classify/score: a second text column, encoded as a pair (cross-encoders).
+* ``labels``: classify: label names by class index (overrides the model's id2label;
+  needed for TorchScript models, else ``LABEL_<i>``).
+* ``activation``: score, one logit: ``auto`` (raw for regression models, else sigmoid),
+  ``sigmoid`` or ``none``.
+* ``positive_label``: score, several logits: the class whose probability is the score
+  (a label name or index; default the last class).
+* ``tokenizer``: TorchScript: the tokenizer (path or Hub id; default the .pt's folder).
+* ``torchscript``: treat ``model.name`` as a TorchScript file (default: by .pt/.pth suffix).
+* ``inputs``: TorchScript: tensors passed positionally (default
+  ``[input_ids, attention_mask]``).
 
 :func:`parse_options` turns ``model.options`` into a frozen :class:`TorchOptions`, or
 raises :class:`~scheduler.errors.RecipeError` naming ``model.options.<field>``; it imports
@@ -49,6 +49,7 @@ class TorchOptions:
     normalize: bool = False
     max_seq_length: int | None = None
     num_threads: int | None = None
+    micro_batch_size: int | None = None
     pair_column: str | None = None
     labels: tuple[str, ...] | None = None
     activation: str = "auto"
@@ -122,6 +123,7 @@ def parse_options(task: str, options: dict[str, Any]) -> TorchOptions:
         normalize=normalize,
         max_seq_length=_positive_int(options, "max_seq_length"),
         num_threads=_positive_int(options, "num_threads"),
+        micro_batch_size=_positive_int(options, "micro_batch_size"),
         pair_column=options.get("pair_column"),
         labels=_str_list(options, "labels"),
         activation=activation,

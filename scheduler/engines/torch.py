@@ -9,14 +9,18 @@ Tasks and what each row gets back:
 
 ``model.options`` are listed in :mod:`scheduler.engines._torch_options`: ``device``
 (``auto``: CUDA, else MPS, else CPU), ``dtype``, ``normalize``, ``max_seq_length``,
-``num_threads``, ``pair_column``, ``labels``, ``activation``, ``positive_label``,
-``tokenizer``, ``torchscript``, ``inputs``.
+``num_threads``, ``micro_batch_size``, ``pair_column``, ``labels``, ``activation``,
+``positive_label``, ``tokenizer``, ``torchscript``, ``inputs``.
 
-Rows in one :meth:`TorchEngine.infer` call are sorted by text length and run in
-micro-batches of ``model.batch_size`` so each padded batch holds texts of similar length;
-results come back in the original order. An empty or non-string text is a
-:class:`RowFailure` for that row. Out-of-memory errors propagate (after freeing the CUDA
-cache) so the worker can halve the batch.
+Rows in one :meth:`TorchEngine.infer` call are sorted by text length (longest first) and
+run in micro-batches of ``micro_batch_size`` (default ``model.batch_size``) so each padded
+batch holds texts of similar length; results come back in the original order. With a
+``model.batch_size`` several times ``micro_batch_size`` (e.g. 512 and 64), the worker hands
+over larger windows and length sorting saves padding on texts of varied length.
+
+An empty or non-string text is a :class:`RowFailure` for that row. Out-of-memory errors
+propagate so the worker can halve the batch; the engine first halves its micro-batch (and
+frees the CUDA cache) so the retry's forward passes are smaller too.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ class TorchEngine:
         self.task = recipe.task
         self.options = parse_options(recipe.task, dict(recipe.model.options))
         self.batch_size = recipe.model.batch_size
+        self.micro_batch_size = self.options.micro_batch_size or self.batch_size
         self.name = recipe.model.name
         _quiet_loading()
         if self.options.num_threads:
@@ -238,12 +243,17 @@ class TorchEngine:
         # Longest first: similar lengths share a padded batch, and an OOM shows up at once.
         order = sorted(valid, key=lambda i: len(rows[i]["text"]), reverse=True)
         try:
-            for chunk in _chunks(order, self.batch_size):
+            for chunk in _chunks(order, self.micro_batch_size):
                 for i, result in zip(chunk, self._run([rows[i] for i in chunk]), strict=True):
                     results[i] = result
         except Exception as e:
-            if is_out_of_memory(e) and self.device.startswith("cuda"):
-                self._torch.cuda.empty_cache()  # so the halved retry finds the memory free
+            if is_out_of_memory(e):
+                # The worker retries with half the rows; the forward pass must shrink too,
+                # also when the worker's batch holds several micro-batches.
+                size = min(self.micro_batch_size, len(order))
+                self.micro_batch_size = max(1, size // 2)
+                if self.device.startswith("cuda"):
+                    self._torch.cuda.empty_cache()  # so the retry finds the memory free
             raise
         return [r if r is not None else RowFailure("no result") for r in results]
 

@@ -328,3 +328,42 @@ def test_torchscript_without_a_tokenizer_says_what_to_set(tmp_path: Path) -> Non
     torch.jit.script(_BagOfWords(10, 2)).save(str(tmp_path / "m.pt"))
     with pytest.raises(EngineError, match=r"no tokenizer found at .* set model.options.tokenizer"):
         TorchEngine(_recipe("classify", str(tmp_path / "m.pt")))
+
+
+def test_micro_batches_inside_a_worker_batch_keep_results(
+    sentiment: tuple[Path, Any, Any],
+) -> None:
+    folder, _, _ = sentiment
+    whole = TorchEngine(_recipe("classify", str(folder), batch_size=8))
+    micro = TorchEngine(_recipe("classify", str(folder), batch_size=8, micro_batch_size=2))
+    rows = _rows(*CLASSIFY_TEXTS)
+    for a, b in zip(whole.infer(rows), micro.infer(rows), strict=True):
+        assert isinstance(a, dict) and isinstance(b, dict)
+        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+class _SmallMemory(TorchEngine):
+    """Runs out of memory on forward passes of more than two rows (a seam for OOM)."""
+
+    def _run(self, rows: list[dict[str, Any]]) -> list[Any]:
+        if len(rows) > 2:
+            raise MemoryError(f"out of memory at {len(rows)} rows")
+        return super()._run(rows)
+
+
+def test_out_of_memory_propagates_and_halves_the_micro_batch(
+    sentiment: tuple[Path, Any, Any],
+) -> None:
+    folder, _, _ = sentiment
+    engine = _SmallMemory(_recipe("classify", str(folder), batch_size=8))
+    rows = _rows(*CLASSIFY_TEXTS)
+    with pytest.raises(MemoryError, match="out of memory at 6 rows"):
+        engine.infer(rows)
+    assert engine.micro_batch_size == 3
+    with pytest.raises(MemoryError, match="out of memory at 3 rows"):
+        engine.infer(rows)
+    assert engine.micro_batch_size == 1
+    expected = TorchEngine(_recipe("classify", str(folder))).infer(rows)
+    for a, b in zip(engine.infer(rows), expected, strict=True):
+        assert isinstance(a, dict) and isinstance(b, dict)
+        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-5)
