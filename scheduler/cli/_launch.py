@@ -12,11 +12,16 @@ import os
 import signal
 import socket
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from scheduler.cli._common import cli, emit_json, recipe_argument
 from scheduler.recipe import parse_duration
+
+if TYPE_CHECKING:
+    from scheduler.store import RunStore
+    from scheduler.summary import Outcome
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 _store_option = click.option(
@@ -35,11 +40,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def _finish(
-    outcome: object, summary_md: str | None, as_json: bool, result_json: dict[str, object]
+    outcome: Outcome, summary_md: str | None, as_json: bool, result_json: dict[str, object]
 ) -> None:
-    from scheduler.summary import Outcome, write_summary
+    from scheduler.summary import write_summary
 
-    assert isinstance(outcome, Outcome)
     written = write_summary(outcome, summary_md)
     if as_json:
         emit_json(result_json)
@@ -161,7 +165,7 @@ def launch(
         )
 
 
-def _open(run_id: str, store_url: str | None) -> object:
+def _open(run_id: str, store_url: str | None) -> RunStore:
     from scheduler.store import RunStore
 
     url = store_url or os.environ.get("SKYBATCH_STORE") or "./runs"
@@ -199,10 +203,8 @@ def watch(
       skybatch watch summarize-vllm-1a2b3c4d5e --store s3://my-bucket/skybatch-runs
     """
     from scheduler import launch as fl
-    from scheduler.store import RunStore
 
     store = _open(run_id, store_url)
-    assert isinstance(store, RunStore)
     info = store.read_run_info()
     option = (info.get("launch") or {}).get("option") or {"workers": 0, "offerings": []}
     req = fl.LaunchRequest(
@@ -251,10 +253,8 @@ def cancel(run_id: str, store_url: str | None, as_json: bool) -> None:
     Example:
       skybatch cancel summarize-vllm-1a2b3c4d5e --store s3://my-bucket/skybatch-runs
     """
-    from scheduler.store import RunStore
 
     store = _open(run_id, store_url)
-    assert isinstance(store, RunStore)
     info = store.read_run_info()
     store.write_meta("cancel", {"at": time.time(), "by": "skybatch cancel"})
     store.log_event("cancelled", "cancel requested")
