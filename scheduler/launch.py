@@ -108,6 +108,11 @@ def launch(
     recipe = with_schedule(load_recipe(req.recipe_path), req)
     store_url = resolve_store_url(recipe, req.store_url)
     cloud = req.backend == "skypilot"
+    if req.dry_run and not cloud:
+        raise UsageError(
+            "--dry-run prints the SkyPilot tasks a cloud launch would submit; with "
+            "--backend local there are none (use `skybatch plan RECIPE` to see a plan)"
+        )
     if cloud:
         sp.require_object_store(store_url)
     secret_names = sp.secret_names_from_env(req.secrets) if cloud else ()
