@@ -62,7 +62,8 @@ def _finish(
 
 @cli.command()
 @recipe_argument
-@click.option("--deadline", callback=_duration, default=None, help="Finish within this (8h, 90m).")
+@click.option("--deadline", callback=_duration, default=None, metavar="DURATION",
+              help="Finish within this (8h, 90m).")  # fmt: skip
 @click.option("--budget", type=float, default=None, metavar="USD", help="Spend at most this.")
 @click.option("--plan", "plan_index", type=int, default=None, metavar="N",
               help="Launch option N of `skybatch plan` instead of the chosen one.")  # fmt: skip
@@ -82,7 +83,7 @@ def _finish(
 @click.option("--incremental", is_flag=True, help="Process only rows no earlier run committed.")
 @click.option("--secret", "secrets", multiple=True, metavar="NAME",
               help="Pass this environment variable to workers as a SkyPilot secret.")  # fmt: skip
-@click.option("--guard-interval", callback=_duration, default="3m", show_default=True,
+@click.option("--guard-interval", callback=_duration, default="3m", show_default=True, metavar="DURATION",
               help="How often the deadline guard re-plans.")  # fmt: skip
 @click.option("--no-guard", is_flag=True, help="Never add workers.")
 @click.option("--usd-per-hour", type=float, default=0.0, hidden=True,
@@ -180,7 +181,7 @@ def _open(run_id: str, store_url: str | None) -> RunStore:
 @click.argument("run_id")
 @_store_option
 @click.option("--summary-md", default=None, metavar="PATH", help="Write a markdown summary here.")
-@click.option("--guard-interval", callback=_duration, default="3m", show_default=True,
+@click.option("--guard-interval", callback=_duration, default="3m", show_default=True, metavar="DURATION",
               help="How often the deadline guard re-plans.")  # fmt: skip
 @click.option("--no-guard", is_flag=True, help="Never add workers.")
 @click.option(
