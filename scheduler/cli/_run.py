@@ -152,6 +152,8 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
             job_statuses = getattr(skypilot, "job_statuses", None)
             if job_statuses is not None:
                 extra["jobs"] = job_statuses(RunStore(url, run_id))
+                # SkyPilot bills from submission: provisioning and recoveries included.
+                extra["jobs_spend_usd"] = round(sum(j["spend_usd"] for j in extra["jobs"]), 4)
         except SkybatchError as e:
             extra["jobs_error"] = str(e)
     if as_json:
@@ -183,6 +185,8 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
         from scheduler.backends.skypilot import describe_job
 
         click.echo(f"  job     {describe_job(job)}")
+    if extra.get("jobs"):
+        click.echo(f"  billed  ${extra['jobs_spend_usd']:.2f} by SkyPilot's job times")
     if extra.get("jobs_error"):
         click.echo(f"  jobs    {extra['jobs_error']}")
 
