@@ -167,3 +167,38 @@ def test_plan_n_launches_that_option_and_no_fitting_plan_exits_4(tmp_path: Path)
     proc = _cli("launch", recipe, "--dry-run", "--deadline", "5m", cwd=tmp_path)
     assert proc.returncode == PlanError.exit_code == 4
     assert proc.stderr.startswith("skybatch: error: no plan finishes within 5m")
+
+
+@pytest.mark.slow
+def test_status_of_a_cloud_run_without_skypilot_jobs_still_shows_the_store(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    store = RunStore(str(tmp_path / "runs"), "cloudrun-1")
+    store.create(
+        {"recipe": {"name": "x"}, "recipe_name": "x", "backend": "skypilot"},
+        [{"shard_id": "s0", "file": "f", "row_offset": 0, "row_count": 5}],
+    )
+    store.write_meta("jobs", {"backend": "skypilot", "workers": {"w0": {"job_id": 1}}})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SKYPILOT_API_SERVER_LOCAL_PORT": str(port),
+           "SKY_RUNTIME_DIR": str(tmp_path / "rt")}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "status", "cloudrun-1", "--store", "runs"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "rows    0/5" in proc.stdout
+    assert re.search(r"^  jobs    SkyPilot could not read the job queue: .+$", proc.stdout, re.M)
+    assert "Traceback" not in proc.stderr
+    import psutil
+
+    servers = [
+        p.pid
+        for p in psutil.process_iter(attrs=["cmdline"])
+        if f"--port={port}" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert servers == []  # the API server status started was stopped again
