@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -142,6 +143,16 @@ def test_cloud_launch_wait_runs_jobs_records_them_and_keeps_secrets_out(
     again = launch(req, echo=lines.append, confirm=lambda q: True, session_factory=FakeSkyPilot)
     assert len(FakeSkyPilot.launched) == before and again.jobs == result.jobs
     assert again.outcome is not None and again.outcome.exit_code == 0
+    # the next night: 5 more documents in the bucket; --incremental runs only those
+    more = "".join(json.dumps({"id": f"d{i}", "text": f"doc {i}"}) + "\n" for i in range(30, 35))
+    s3.put_object(Bucket=bucket, Key="in/docs.jsonl", Body=(rows + more).encode())
+    nightly = replace(req, run_id="night2", incremental=True)
+    inc = launch(nightly, echo=lines.append, confirm=lambda q: True, session_factory=FakeSkyPilot)
+    assert inc.outcome is not None and inc.outcome.exit_code == 0
+    assert inc.outcome.summary["rows_in"] == 5 and inc.outcome.summary["rows_out"] == 5
+    info = RunStore(f"s3://{bucket}/runs", "night2").read_run_info()
+    assert info["input_path"].startswith(f"s3://{bucket}/runs/_inputs/cloudflow-")
+    assert info["incremental"]["previous_runs"] == [result.run_id]
 
 
 class RecordingSkyPilot:
