@@ -76,8 +76,9 @@ class FakeSkyPilot:
         for jid in job_ids:
             code = self.procs[jid].poll()
             status = "RUNNING" if code is None else ("SUCCEEDED" if code == 0 else "FAILED")
-            out.append({"job_id": jid, "status": status, "recovery_count": 0, "cloud": "AWS",
-                        "region": "us-east-1", "submitted_at": self.submitted[jid], "end_at": None})  # fmt: skip
+            out.append({"job_id": jid, "status": status, "cloud": "AWS",
+                        "region": "us-east-1", "submitted_at": self.submitted[jid],
+                        "start_at": self.submitted[jid] + 2.0, "end_at": None, "recovery_count": 1})  # fmt: skip
         return out
 
     def cancel(self, job_ids: list[int]) -> None:
@@ -135,6 +136,14 @@ def test_cloud_launch_wait_runs_jobs_records_them_and_keeps_secrets_out(
         everything += s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
     assert TOKEN.encode() not in everything
     assert all(TOKEN not in line for line in lines)
+    # what the run measured went back to DuckDB for the next plan
+    with pricing.connect(read_only=True) as con:
+        hist = con.execute(
+            "SELECT cloud, workers, rows, preemptions, startup_s, spot FROM run_history "
+            "WHERE run_id = ?",
+            [result.run_id],
+        ).fetchall()
+    assert hist == [("aws", 2, 30, 2, 2.0, True)]
     # spend is billed from submission, as SkyPilot bills provisioning too
     assert 0 < result.outcome.spend_usd < 1.0
     assert result.outcome.to_json()["state"] == "done"
