@@ -317,3 +317,26 @@ def test_launched_jobs_are_recorded_in_the_store_and_duckdb(tmp_path: Path) -> N
     assert [(r["worker_index"], r["job_id"]) for r in rows] == [(0, "17"), (1, "18")]
     # a store without jobs asks SkyPilot nothing
     assert job_statuses(RunStore(str(tmp_path), "other")) == []
+
+
+@pytest.mark.slow
+def test_an_api_server_the_user_started_is_left_running(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "SKYPILOT_API_SERVER_LOCAL_PORT": str(port),
+           "SKY_RUNTIME_DIR": str(tmp_path / "sky-runtime")}  # fmt: skip
+    start = "from sky.server import common; common.check_server_healthy_or_start_fn()"
+    subprocess.run([sys.executable, "-c", start], env=env, check=True, timeout=300,
+                   capture_output=True)  # fmt: skip
+    try:
+        assert _api_servers(port)
+        proc, _elapsed, _port = _offline_launch(
+            tmp_path,
+            SKYPILOT_API_SERVER_LOCAL_PORT=str(port),
+            SKY_RUNTIME_DIR=str(tmp_path / "sky-runtime"),
+        )
+        assert proc.returncode == 5 and proc.stderr.splitlines()[-1] == NO_CLOUD
+        assert _api_servers(port), "skybatch stopped an API server it did not start"
+    finally:
+        stop = "from sky.client import sdk; sdk.api_stop()"
+        subprocess.run([sys.executable, "-c", stop], env=env, timeout=120, capture_output=True)
+    assert _api_servers(port) == []
