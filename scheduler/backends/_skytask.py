@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -333,11 +333,18 @@ def _cluster_infra(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     return (str(cloud).lower() if cloud else None), info.get("region")
 
 
-def worker_argv(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+def worker_argv(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    previous: Callable[[str, str, str], Mapping[str, Any] | None] | None = None,
+) -> list[str]:
     """Translate the task's run command into ``scheduler.worker`` arguments.
 
     Adds where the job landed (cloud/region) and that offering's $/h, so heartbeats and
-    spend reflect the candidate SkyPilot actually chose.
+    spend reflect the candidate SkyPilot actually chose. ``previous(store, run_id,
+    worker_id)`` returns this worker's last heartbeat: one that did not end cleanly means
+    SkyPilot recovered this job (a preemption), which the new heartbeat counts.
     """
     import argparse
 
@@ -372,4 +379,10 @@ def worker_argv(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
         out += ["--region", str(region)]
     if args.spot:
         out.append("--spot")
+    beat = previous(args.store, args.run_id, args.worker_id) if previous else None
+    if beat:
+        # "stopped" is the spot notice (SIGTERM): also a preemption. "failed" restarts
+        # are errors, and a worker that "exited" found nothing left and is not restarted.
+        lost = beat.get("state") not in ("exited", "failed")
+        out += ["--preemptions", str(int(beat.get("preemptions") or 0) + int(lost))]
     return out

@@ -396,7 +396,13 @@ def _main(argv: Sequence[str]) -> int:
         return 2
     from scheduler import worker
 
-    return worker.main(worker_argv(argv[1:], os.environ))
+    def previous(store_url: str, run_id: str, worker_id: str) -> Mapping[str, Any] | None:
+        try:
+            return RunStore(store_url, run_id).workers().get(worker_id)
+        except Exception:  # a flaky read must not keep the worker from starting
+            return None
+
+    return worker.main(worker_argv(argv[1:], os.environ, previous=previous))
 
 
 if __name__ == "__main__":

@@ -274,11 +274,14 @@ def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> N
         **job.config["envs"],
         "SKYPILOT_CLUSTER_INFO": json.dumps({"cloud": "GCP", "region": "us-east4"}),
     }
+    # an earlier incarnation of w0 vanished mid-shard: SkyPilot recovered the job
+    store.heartbeat("w0", {"state": "running", "preemptions": 0})
     proc = subprocess.run(["bash", "-c", job.config["run"]], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert len(store.done_shards()) == 2
     beat = store.workers()["w0"]
+    assert beat["preemptions"] == 1
     assert (beat["cloud"], beat["region"], beat["usd_per_hour"], beat["spot"]) == (
         "gcp",
         "us-east4",

@@ -211,3 +211,20 @@ def test_importing_the_launch_side_does_not_import_skypilot() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_recovered_job_counts_its_preemption() -> None:
+    argv = ["--store", "s3://b/r", "--run-id", "r1", "--worker-id", "w0"]
+    beats = {"w0": {"state": "running", "preemptions": 1}}
+
+    def previous(store: str, run_id: str, worker_id: str) -> dict[str, Any] | None:
+        assert (store, run_id) == ("s3://b/r", "r1")
+        return beats.get(worker_id)
+
+    out = sp.worker_argv(argv, {}, previous=previous)
+    assert out[out.index("--preemptions") + 1] == "2"  # vanished mid-run: preempted
+    beats["w0"] = {"state": "stopped", "preemptions": 2}  # the spot notice came first
+    assert sp.worker_argv(argv, {}, previous=previous)[-1] == "3"
+    beats["w0"] = {"state": "failed", "preemptions": 2}  # an error restart is no preemption
+    assert sp.worker_argv(argv, {}, previous=previous)[-1] == "2"
+    assert "--preemptions" not in sp.worker_argv(argv, {}, previous=lambda *a: None)
