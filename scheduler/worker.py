@@ -326,16 +326,26 @@ class Worker:
             results = self._infer(rows)
             self.stats.rows_processed += len(rows)
         else:
+            # Engines that pad batches (torch) ask for the shard sorted by text length, as
+            # SentenceTransformer.encode sorts its input, so each batch holds texts of
+            # similar length; the results go back to input order below.
+            order = list(range(len(rows)))
+            if getattr(self.engine, "length_sorted", False):
+                order.sort(key=lambda k: len(str(rows[k].get("text") or "")), reverse=True)
+            work = [rows[k] for k in order]
             i = 0
-            while i < len(rows):
+            while i < len(work):
                 if self.stop.is_set():
                     raise _Stopped
                 if time.monotonic() > deadline:
                     raise _ShardTimeout
-                batch = rows[i : i + self.batch_size]
+                batch = work[i : i + self.batch_size]
                 results.extend(self._infer(batch))
                 i += len(batch)
                 self.stats.rows_processed += len(batch)
+            if len(results) == len(rows):  # else the check below names the mismatch
+                placed = sorted(zip(order, results, strict=True), key=lambda p: p[0])
+                results = [r for _, r in placed]
         if len(results) != len(rows):
             raise EngineError(f"engine returned {len(results)} results for {len(rows)} rows")
 

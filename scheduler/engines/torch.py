@@ -103,6 +103,8 @@ class TorchEngine:
     """Embeds, classifies or scores rows with a model loaded once per worker."""
 
     whole_shard = False
+    # Asks the worker to cut a shard into batches in order of text length (less padding).
+    length_sorted = True
 
     def __init__(self, recipe: Recipe) -> None:
         try:
