@@ -1,8 +1,9 @@
 """The SkyPilot backend: one managed job per worker, spot with recovery across regions.
 
-Each worker of a run becomes one SkyPilot managed job whose task is built here as plain
-task-YAML data (so ``launch --dry-run`` can print exactly what would be launched) and turned
-into a ``sky.Task`` only at launch time, when the secret values are filled in::
+Each worker of a run becomes one SkyPilot managed job whose task is built (by
+:mod:`scheduler.backends._skytask`, re-exported here) as plain task-YAML data, so
+``launch --dry-run`` can print exactly what would be launched, and turned into a
+``sky.Task`` only at launch time, when the secret values are filled in::
 
     resources:
       use_spot: true                      # as planned
