@@ -74,4 +74,9 @@ def s3_server() -> Iterator[S3Server]:
 @pytest.fixture
 def s3_store_url(s3_server: S3Server) -> str:
     """A store URL in a fresh bucket: ``s3://<bucket>/runs``."""
+    import s3fs
+
+    # An s3fs client cached by an earlier test (before the endpoint and keys were set)
+    # would be reused by fsspec and fail; every S3 test starts from fresh clients.
+    s3fs.S3FileSystem.clear_instance_cache()
     return f"s3://{s3_server.new_bucket()}/runs"
