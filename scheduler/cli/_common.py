@@ -10,7 +10,7 @@ import click
 
 from scheduler.recipe import Recipe, load_recipe
 
-__all__ = ["cli", "emit_json", "recipe_argument", "read_recipe"]
+__all__ = ["cli", "emit_json", "read_recipe", "recipe_argument"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
