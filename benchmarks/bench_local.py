@@ -29,6 +29,19 @@ Usage::
 
 The rows are ``recipes/data/sentences.jsonl`` when it exists (the demo data set), else
 generated sentences of varied length.
+
+Measured 2026-11-23 on the 2-CPU development VM (shared, load average ~4), all 4,000 demo
+rows, 500 rows/shard, batch 64, ``--threads 1 --repeats 5``, median::
+
+    rows/s                       ST.encode   skybatch      skybatch+window
+    steady state (load excl.)      149.5     144.0 (0.96)  143.2 (0.96)
+    wall clock (load incl.)        120.6     119.8 (0.99)  121.1 (1.00)
+    per CPU second (load incl.)    123.2     119.5 (0.97)  124.8 (1.01)
+    store per-shard overhead: claim 0.2 ms, write 14.4 ms, verify 1.6 ms, commit 1.1 ms
+
+Before the worker cut shards into length-sorted batches, the plain run reached 0.82-0.84
+of ``encode`` in steady state: ``encode`` sorts all its input by length, and batches of
+64 rows in file order carry more padding.
 """
 
 from __future__ import annotations

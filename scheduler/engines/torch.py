@@ -146,9 +146,11 @@ class TorchEngine:
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             if is_out_of_memory(e):
                 raise
+            first_line = str(e).splitlines()[0] if str(e) else ""
             raise EngineError(
                 f"model {self.name!r}: cannot load it for task {self.task} from "
-                f"{resolved.path} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                f"{resolved.path} ({type(e).__name__}: {first_line}); check that it holds a "
+                "model for this task (config, weights, tokenizer) or name another model"
             ) from e
 
     # -- loading ---------------------------------------------------------------------------

@@ -367,3 +367,9 @@ def test_out_of_memory_propagates_and_halves_the_micro_batch(
     for a, b in zip(engine.infer(rows), expected, strict=True):
         assert isinstance(a, dict) and isinstance(b, dict)
         assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+def test_a_folder_without_a_model_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(EngineError, match=r"model '.*': cannot load it for task classify from"):
+        TorchEngine(_recipe("classify", str(tmp_path)))
