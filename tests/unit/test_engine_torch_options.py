@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,22 @@ def test_missing_models_say_what_to_do(tmp_path: Path) -> None:
         resolve_model("acme/nothing", "r1")
     with pytest.raises(EngineError, match=r"model.name: '.*/gone.pt' does not exist"):
         resolve_model(str(tmp_path / "gone.pt"))
+
+
+def test_a_model_in_the_hf_cache_records_its_commit(tmp_path: Path) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--acme--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text("{}")
+    code = (
+        "from scheduler.engines._models import resolve_model; "
+        "r = resolve_model('acme/tiny'); print(r.source, r.revision, r.path.name)"
+    )
+    # The cache location is read when huggingface_hub is imported: use a fresh process.
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["hf-cache", commit, commit]
