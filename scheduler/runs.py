@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from scheduler.engines import check_options, model_revision
 from scheduler.inputs import open_input
 from scheduler.progress import read_status
 from scheduler.recipe import Recipe, resolve_input_path, resolve_model_name
@@ -73,7 +74,8 @@ def prepare_run(
     source = open_input(recipe.input, input_path)
     fingerprint = source.fingerprint()
     digest = recipe.digest()
-    revision = recipe.model.revision
+    check_options(recipe)
+    revision = model_revision(recipe)
     rid = run_id or make_run_id(
         recipe.name,
         fingerprint=fingerprint,

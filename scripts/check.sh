@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-PY=.venv/bin/python
+# shellcheck disable=SC1091
+. .venv/bin/activate
+PY=python
 # torch first, pinned to the CPU wheel this machine carries, so the range in
 # pyproject.toml is already met and pip never pulls a multi-GB CUDA build.
 $PY -m pip install -q --disable-pip-version-check torch==2.13.0
@@ -17,5 +19,5 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 $PY -m ruff check .
 $PY -m ruff format --check .
 $PY -m mypy scheduler pricing
-.venv/bin/lint-imports
+lint-imports
 $PY -m pytest -q "$@"

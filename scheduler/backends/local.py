@@ -56,6 +56,7 @@ class LocalPool:
     fatal_error: str | None = None
     restarts: int = 0
     _next_index: int = 0
+    _planned: int = 1  # how many workers will share this machine's cores
 
     def _log_dir(self) -> Path:
         if self.store.local:
@@ -69,8 +70,8 @@ class LocalPool:
         env = {**os.environ, **(self.env or {})}
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        # Share the cores between workers instead of oversubscribing them.
-        threads = max(1, (os.cpu_count() or 1) // max(1, len(self.procs) + 1))
+        # Share the cores between all the workers instead of oversubscribing them.
+        threads = max(1, (os.cpu_count() or 1) // max(1, self._planned))
         env.setdefault("OMP_NUM_THREADS", str(threads))
         cmd = [
             sys.executable, "-m", "scheduler.worker",
@@ -89,6 +90,7 @@ class LocalPool:
     def add(self, k: int, *, usd_per_hour: float | None = None) -> list[str]:
         """Start ``k`` more workers (the deadline guard's lever); returns their ids."""
         ids = []
+        self._planned = max(self._planned, len(self.procs) + k)
         for _ in range(k):
             worker_id = f"local-{self._next_index}"
             self._next_index += 1

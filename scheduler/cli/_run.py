@@ -31,7 +31,10 @@ def validate(recipe: str, as_json: bool) -> None:
     Example:
       skybatch validate recipes/embed-minilm.yaml
     """
+    from scheduler.engines import check_options
+
     r = read_recipe(recipe)
+    check_options(r)
     if as_json:
         emit_json({"recipe": recipe, "valid": True, "name": r.name, "task": r.task})
     else:

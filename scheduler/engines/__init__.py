@@ -15,7 +15,47 @@ from scheduler.errors import EngineError
 if TYPE_CHECKING:
     from scheduler.recipe import Recipe
 
-__all__ = ["Engine", "Result", "Row", "RowFailure", "create_engine", "is_out_of_memory"]
+__all__ = [
+    "Engine",
+    "Result",
+    "Row",
+    "RowFailure",
+    "check_options",
+    "create_engine",
+    "is_out_of_memory",
+    "model_revision",
+]
+
+
+def check_options(recipe: Recipe) -> None:
+    """Reject bad engine options up front (``validate``, before a run is created).
+
+    Cheap: no engine is loaded and torch is not imported.
+    """
+    if recipe.model.engine == "torch" and recipe.task != "generate":
+        from scheduler.engines._torch_options import parse_options
+
+        parse_options(recipe.task, dict(recipe.model.options))
+
+
+def model_revision(recipe: Recipe) -> str | None:
+    """The revision a run records: the pinned one, else what the local weights say.
+
+    For a model found on this machine (a path, the Hugging Face cache, a package that
+    ships weights) that is the cache's commit or a hash of the files, so a run made from
+    other weights gets another id and a resume from changed weights is refused. A model
+    that is not here (a cloud run downloads it on the worker) keeps the pinned revision.
+    """
+    pinned = recipe.model.revision
+    if pinned or recipe.model.engine == "python":
+        return pinned
+    from scheduler.engines._models import resolve_local
+
+    try:
+        found = resolve_local(recipe.model.name, None)
+    except (OSError, ValueError, ImportError):
+        return None
+    return found.revision if found is not None else None
 
 
 def create_engine(recipe: Recipe) -> Engine:

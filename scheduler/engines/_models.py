@@ -118,6 +118,16 @@ def _from_hub(name: str, revision: str | None) -> ResolvedModel | None:
     return ResolvedModel(path=path, revision=path.name, source="hub")
 
 
+def resolve_local(name: str, revision: str | None = None) -> ResolvedModel | None:
+    """``name`` from this machine only (path, HF cache, packaged weights), never the Hub."""
+    local = Path(name).expanduser()
+    if local.exists():
+        return ResolvedModel(
+            path=local.resolve(), revision=local_revision(local, revision), source="path"
+        )
+    return _from_hf_cache(name, revision) or _from_package(name, revision)
+
+
 def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
     """Find ``name`` locally (path, HF cache, packaged weights), or download it when online."""
     local = Path(name).expanduser()
