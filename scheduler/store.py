@@ -30,20 +30,28 @@ import hashlib
 import io
 import json
 import os
-import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scheduler._storefs import StoreIO, _fuse_mount_type, _is_local, open_store_root
+from scheduler._storetypes import (
+    _RUN_ID,
+    DoneMarker,
+    Lease,
+    OutputFile,
+    digest_ids,
+    iso_time,
+    make_run_id,
+    utcnow,
+    validate_run_id,
+)
 from scheduler.errors import ResumeRefused, StoreError
 
 __all__ = [
@@ -59,183 +67,13 @@ __all__ = [
     "validate_run_id",
 ]
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_DIGEST_MOD = 1 << 128
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
-
-
-def digest_ids(ids: Iterable[str]) -> str:
-    """An order-independent digest of a multiset of row ids.
-
-    The sum (mod 2**128) of each id's hash: the same ids in any order give the same digest,
-    and a duplicated or missing id changes it, so a reader can verify a shard's ids without
-    trusting listings or order.
-    """
-    total = 0
-    for i in ids:
-        # surrogatepass: ids parsed from JSON may hold lone surrogates ("\ud800"); valid
-        # strings encode exactly as with plain UTF-8, so existing digests do not change.
-        raw = i.encode("utf-8", "surrogatepass")
-        total = (total + int.from_bytes(hashlib.sha256(raw).digest()[:16], "big")) % _DIGEST_MOD
-    return f"{total:032x}"
-
-
-def validate_run_id(run_id: str) -> str:
-    """Return ``run_id`` or raise: ids become folder names and object keys."""
-    if not _RUN_ID.match(run_id):
-        raise StoreError(
-            f"run id {run_id!r} is not valid: use letters, digits, '.', '_' and '-' "
-            "(at most 128 characters, starting with a letter or digit)"
-        )
-    return run_id
-
-
-def make_run_id(
-    name: str, *, fingerprint: str, model: str, revision: str | None, recipe_digest: str
-) -> str:
-    """The stable run id: same input, model + revision and recipe give the same id."""
-    key = "\n".join([fingerprint, model, revision or "", recipe_digest])
-    return f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A worker's advisory claim on one shard for one attempt."""
-
-    shard_id: str
-    worker: str
-    attempt: int
-    token: str
-    expires_at: float
-    failures: int = 0
-    last_error: str | None = None
-
-    @property
-    def attempt_id(self) -> str:
-        """Unique name of this attempt, used in output and dead-letter file names.
-
-        The whole 64-bit token: two workers taking over one expired lease at once get the
-        same attempt number, and a shared file name would let the loser of the commit race
-        delete the winner's output.
-        """
-        return f"{self.attempt}-{self.token}"
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    """A file an attempt wrote: its store-relative path, size and sha256."""
-
-    path: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class DoneMarker:
-    """The commit marker of a shard: the attempt whose outputs count."""
-
-    shard_id: str
-    attempt: int
-    attempt_id: str
-    worker: str
-    out_file: str
-    out_size: int
-    out_sha256: str
-    dead_file: str | None
-    rows_in: int
-    rows_out: int
-    rows_dead: int
-    ids_digest: str
-    tokens_in: int = 0
-    tokens_out: int = 0
-    seconds: float = 0.0
-    committed_at: str = ""
-    model_revision: str | None = None
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes, *, where: str) -> DoneMarker:
-        try:
-            raw = json.loads(data)
-            if not isinstance(raw, dict):
-                raise TypeError(f"expected an object, got {type(raw).__name__}")
-            known = {f for f in cls.__dataclass_fields__}
-            return cls(**{k: v for k, v in raw.items() if k in known})
-        except (ValueError, TypeError) as e:
-            raise StoreError(f"{where}: commit marker is unreadable ({e})") from e
-
-
-def open_store_root(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """Resolve a store URL (local path, s3://, gs://, memory://) to (filesystem, root)."""
-    try:
-        fs, root = fsspec.core.url_to_fs(url)
-    except ImportError as e:
-        proto = url.split("://", 1)[0]
-        extra = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}.get(proto, proto)
-        raise StoreError(
-            f"store {url}: support for {proto}:// is not installed "
-            f"(pip install 'skybatch[{extra}]')"
-        ) from e
-    except (ValueError, OSError) as e:
-        raise StoreError(f"store {url}: cannot open ({e})") from e
-    return fs, root.rstrip("/")
-
-
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
-    from fsspec.implementations.local import LocalFileSystem
-
-    return isinstance(fs, LocalFileSystem)
-
-
-def _fuse_mount_type(path: str) -> str | None:
-    """The filesystem type if ``path`` sits on a FUSE mount (gcsfuse, s3fs-fuse, mountpoint)."""
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    best, best_type = "", None
-    real = os.path.realpath(path)
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 3 or len(parts[1]) <= len(best):
-            continue
-        if real == parts[1] or real.startswith(parts[1].rstrip("/") + "/"):
-            best, best_type = parts[1], parts[2]
-    if best_type and best_type.startswith("fuse") and best_type not in ("fuseblk",):
-        return best_type
-    return None
-
 
 def _same_attempt(a: DoneMarker, b: DoneMarker) -> bool:
     """True when two markers commit the same attempt's outputs (a commit retried)."""
     return (a.attempt_id, a.out_file, a.out_sha256) == (b.attempt_id, b.out_file, b.out_sha256)
 
 
-def _fsync_dir(folder: str) -> None:
-    """Make a folder's entries (a rename into it) durable; a no-op where unsupported."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-class RunStore:
+class RunStore(StoreIO):
     """One run's folder in a store, with the operations of the store contract.
 
     Build one with ``RunStore(url, run_id)``; the driver then calls :meth:`ensure` (create
@@ -250,162 +88,6 @@ class RunStore:
         self.root = f"{base}/{run_id}"
         self.local = _is_local(self.fs)
         self._marker_cache: dict[str, DoneMarker] = {}
-
-    # ------------------------------------------------------------------ paths and raw I/O
-
-    def path(self, *parts: str) -> str:
-        """Absolute path (in the filesystem's terms) of a file of this run."""
-        return "/".join([self.root, *parts])
-
-    @property
-    def location(self) -> str:
-        """Where the run lives, as a user would type it."""
-        return f"{self.url}/{self.run_id}"
-
-    def _forget(self, full: str) -> None:
-        """Drop what the filesystem cached about ``full`` and its folders.
-
-        s3fs/gcsfs answer ``exists``/``info``/``open`` from cached listings: once this
-        process has listed ``done/``, a marker another worker created afterwards reads as
-        missing. Other processes write here all the time, so nothing is taken from a cache.
-        """
-        if not self.local:
-            self.fs.invalidate_cache(full)
-
-    def _exists(self, rel: str) -> bool:
-        full = self.path(rel)
-        self._forget(full)
-        return bool(self.fs.exists(full))
-
-    def _read_bytes(self, rel: str) -> bytes | None:
-        full = self.path(rel)
-        try:
-            if self.local:
-                with open(full, "rb") as f:
-                    return f.read()
-            self._forget(full)
-            try:
-                # A ranged read is one GET; open() or a plain cat_file() first ask for the
-                # size (HEAD, and a LIST when the object is missing): 2-3 round trips.
-                data: bytes = self.fs.cat_file(full, start=0)
-            except FileNotFoundError:
-                raise
-            except OSError:
-                data = self.fs.cat_file(full)  # e.g. an empty object refuses a range
-            return data
-        except FileNotFoundError:
-            return None
-
-    def _read_many(self, rels: list[str]) -> dict[str, bytes]:
-        """Read several files; absent ones are left out.
-
-        On an object store the reads go out concurrently (fsspec's async ``cat``): listing
-        a run of 10,000 shards one GET at a time would take minutes on every status call.
-        """
-        if self.local or len(rels) < 2:
-            found = {rel: self._read_bytes(rel) for rel in rels}
-            return {rel: data for rel, data in found.items() if data is not None}
-        fulls = {self.path(rel): rel for rel in rels}
-        for full in fulls:
-            self._forget(full)
-        got = self.fs.cat(list(fulls), on_error="return", start=0)
-        out: dict[str, bytes] = {}
-        for full, rel in fulls.items():
-            data = got.get(full, got.get(self.fs.unstrip_protocol(full)))
-            if isinstance(data, bytes):
-                out[rel] = data
-            elif not isinstance(data, FileNotFoundError):
-                # Anything but "absent" (an empty object refusing the range, a transient
-                # error) is read again on its own, so that real errors surface as such.
-                again = self._read_bytes(rel)
-                if again is not None:
-                    out[rel] = again
-        return out
-
-    def _read_json_many(self, folder: str) -> dict[str, Any]:
-        """Every ``<folder>/<name>.json`` parsed, by name; torn or absent files left out."""
-        names = [n for n in self._listdir(folder) if n.endswith(".json")]
-        out: dict[str, Any] = {}
-        for rel, data in self._read_many([f"{folder}/{n}" for n in names]).items():
-            with contextlib.suppress(ValueError):
-                out[rel[len(folder) + 1 : -len(".json")]] = json.loads(data)
-        return out
-
-    def _read_json(self, rel: str) -> Any | None:
-        data = self._read_bytes(rel)
-        if data is None:
-            return None
-        try:
-            return json.loads(data)
-        except ValueError:
-            return None  # a torn write of an advisory file reads as absent
-
-    def _write_bytes(self, rel: str, data: bytes, *, durable: bool = False) -> None:
-        """Overwrite a file atomically (rename locally; object PUTs are atomic).
-
-        ``durable`` (outputs a marker will point to) also fsyncs the file and its folder
-        locally: the marker itself is fsynced, and after a power cut it must never name an
-        output that the page cache had not yet written.
-        """
-        full = self.path(rel)
-        if self.local:
-            folder = os.path.dirname(full)
-            os.makedirs(folder, exist_ok=True)
-            tmp = f"{full}.{secrets.token_hex(4)}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                if durable:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, full)
-            if durable:
-                _fsync_dir(folder)
-        else:
-            self.fs.pipe_file(full, data)
-
-    def _create_exclusive(self, rel: str, data: bytes) -> None:
-        """Create a file only if it does not exist; raise FileExistsError otherwise.
-
-        Locally the content is written to a temporary file and hard-linked into place
-        (``link`` fails atomically if the name exists), so the marker is never torn.
-        """
-        full = self.path(rel)
-        if self.local:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            tmp = f"{full}.{secrets.token_hex(4)}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, full)
-            finally:
-                os.unlink(tmp)
-            return
-        try:
-            with self.fs.open(full, "xb") as f:
-                f.write(data)
-        except FileExistsError:
-            raise
-        except OSError as e:
-            text = str(e)
-            if "PreconditionFailed" in text or "412" in text or "conditionNotMet" in text:
-                raise FileExistsError(full) from e
-            raise
-
-    def _listdir(self, rel: str) -> list[str]:
-        full = self.path(rel)
-        try:
-            entries = self.fs.ls(full, detail=False, refresh=True)
-        except FileNotFoundError:
-            return []
-        except TypeError:  # filesystems without ``refresh``
-            entries = self.fs.ls(full, detail=False)
-        finally:
-            # ls(refresh=True) still leaves the listing in the cache, where later
-            # exists()/open() calls would trust it; see _forget.
-            self._forget(full)
-        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
     # ------------------------------------------------------------------ creation
 
@@ -595,9 +277,9 @@ class RunStore:
             "worker": lease.worker,
             "attempt": lease.attempt,
             "token": lease.token,
-            "claimed_at": _iso(now),
+            "claimed_at": iso_time(now),
             "expires_at": 0.0 if released else lease.expires_at,
-            "expires_at_iso": _iso(0.0 if released else lease.expires_at),
+            "expires_at_iso": iso_time(0.0 if released else lease.expires_at),
             "failures": lease.failures,
             "last_error": lease.last_error,
             "released": released,
@@ -777,7 +459,7 @@ class RunStore:
     def log_event(self, kind: str, message: str, **data: Any) -> None:
         """Append an event to the run's log (one object per event: no read-modify-write)."""
         now = time.time_ns()
-        doc = {"ts": _iso(now / 1e9), "kind": kind, "message": message, **data}
+        doc = {"ts": iso_time(now / 1e9), "kind": kind, "message": message, **data}
         self._write_bytes(
             f"events/{now:020d}-{secrets.token_hex(3)}.json", json.dumps(doc, default=str).encode()
         )
