@@ -34,8 +34,12 @@ def check_options(recipe: Recipe) -> None:
     """
     if recipe.model.engine == "torch" and recipe.task != "generate":
         from scheduler.engines._torch_options import parse_options
+        from scheduler.errors import RecipeError
 
-        parse_options(recipe.task, dict(recipe.model.options))
+        try:
+            parse_options(recipe.task, dict(recipe.model.options))
+        except RecipeError as e:
+            raise RecipeError(f"{recipe.source or '<recipe>'}: {e}") from e
 
 
 def model_revision(recipe: Recipe) -> str | None:

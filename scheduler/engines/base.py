@@ -12,6 +12,10 @@ has to be honest about failures:
 * raise an out-of-memory error (``torch.cuda.OutOfMemoryError`` or ``MemoryError``): the
   worker halves the batch and retries the same rows (see :func:`is_out_of_memory`).
 
+Optional attribute: ``length_sorted = True`` asks the worker to cut each shard into batches
+in order of text length (results still come back in input order), which saves padding for
+engines that pad a batch to its longest row (torch does).
+
 Rows are plain dicts: ``id`` (str, the stable row id), ``text`` (str, from the recipe's
 text column) and every other input column under its own name. Results are plain dicts of
 JSON/Arrow-friendly values (lists of floats, str, int, float, bool).

@@ -67,6 +67,12 @@ BAD: list[tuple[str, str]] = [
     (GOOD + "sampling: {top_p: 2}\n", "sampling.top_p: Input should be less than or equal to 1"),
     (GOOD.replace("name: t", "name: 'bad name!'"), "name: String should match pattern"),
     (GOOD + "extra_top_level: 1\n", "extra_top_level: unknown field"),
+    (
+        GOOD.replace(
+            'engine: python, name: "mod:fn"', "engine: torch, name: m, options: {normalise: true}"
+        ),
+        "model.options.normalise: unknown option for the torch engine",
+    ),
 ]
 
 
