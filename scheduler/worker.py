@@ -40,9 +40,29 @@ from scheduler.inputs import Input, ShardSpec, open_input
 from scheduler.recipe import Recipe, recipe_from_dict
 from scheduler.store import DoneMarker, Lease, RunStore, digest_ids, utcnow
 
-__all__ = ["Worker", "WorkerInfo", "main"]
+__all__ = ["StopFlag", "Worker", "WorkerInfo", "main"]
 
 EXIT_DONE, EXIT_FAILED, EXIT_ENGINE, EXIT_STOPPED = 0, 1, 2, 3
+
+
+class StopFlag:
+    """A stop request that a signal handler may set.
+
+    ``threading.Event.set`` takes a lock, so a second signal arriving while the first
+    handler is inside it deadlocks the process (seen: Ctrl-C, then the driver's SIGTERM).
+    Assigning a bool takes no lock.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        """Ask the worker to stop (safe inside a signal handler)."""
+        self._set = True
+
+    def is_set(self) -> bool:
+        """True once a stop was asked for."""
+        return self._set
 
 
 class _Stopped(Exception):
@@ -114,12 +134,12 @@ class Worker:
         info: WorkerInfo | None = None,
         engine_factory: Callable[[Recipe], Engine] | None = None,
         heartbeat_s: float = 5.0,
-        stop: threading.Event | None = None,
+        stop: threading.Event | StopFlag | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
         self.info = info or WorkerInfo()
-        self.stop = stop or threading.Event()
+        self.stop: threading.Event | StopFlag = stop or StopFlag()
         self.heartbeat_s = heartbeat_s
         run = store.read_run_info()
         source = run.get("recipe_source") or f"{store.location}/run.json"
@@ -489,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scheduler.worker``."""
     args = _parse(argv)
     worker_id = args.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    stop = threading.Event()
+    stop = StopFlag()
 
     def _on_signal(signum: int, frame: object) -> None:
         stop.set()

@@ -211,7 +211,8 @@ def run_local(
     """Run the workers of a prepared run here until it ends; returns the final status.
 
     ``on_tick`` is called after every poll (the deadline guard hooks in there).
-    Ctrl-C (or ``stop``) stops the workers cleanly: the run can be resumed later.
+    ``stop`` stops the workers cleanly and returns; Ctrl-C does the same and then lets the
+    ``KeyboardInterrupt`` through so the caller can exit 130. The run can be resumed later.
     """
     stop = stop or threading.Event()
     if store.read_meta("cancel") is not None:
@@ -279,6 +280,7 @@ def run_local(
                 pool.restart_idle()
     except KeyboardInterrupt:
         stop.set()
+        raise  # after the finally: the workers are stopped and their leases released
     finally:
         pool.stop()
         if bar is not None:

@@ -80,21 +80,32 @@ def run(
     store = prepare_run(r, store_url=store_url, run_id=run_id, backend="local")
     if not as_json:
         click.echo(f"run {store.run_id} → {store.location}", err=True)
-    status = run_local(store, workers=workers, progress=not (no_progress or as_json))
+    interrupted = False
+    try:
+        run_local(store, workers=workers, progress=not (no_progress or as_json))
+    except KeyboardInterrupt:
+        interrupted = True
     summary = summarize(store, wall_s=time.monotonic() - started)
     record_history(store, summary, backend="local")
     if as_json:
         emit_json(summary)
     else:
         _print_summary(summary)
-    if not status.state.is_terminal() or status.state.value != "done":
+    if interrupted:
+        raise SystemExit(130)
+    if summary["state"] != "done":
         raise SystemExit(1)
 
 
 def _print_summary(s: dict[str, Any]) -> None:
     mark = {"done": "✔", "failed": "✘"}.get(s["state"], "⏸")
+    rows = (
+        f"{s['rows_in']:,} rows in"
+        if s["rows_done"] == s["rows_in"]
+        else f"{s['rows_done']:,} of {s['rows_in']:,} rows done"
+    )
     click.echo(
-        f"{mark} {s['state']}: {s['rows_in']:,} rows in → {s['rows_out']:,} out, "
+        f"{mark} {s['state']}: {rows} → {s['rows_out']:,} out, "
         f"{s['rows_dead']:,} dead · {s['wall_s']:.1f} s · {s['rows_per_s']:.1f} rows/s"
     )
     if s["state"] == "failed":

@@ -245,3 +245,47 @@ def test_tiny_inputs(tmp_path: Path, rows: int) -> None:
     proc = _cli(tmp_path, "run", str(recipe), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rows_out"] == rows
+
+
+def test_a_burst_of_signals_still_stops_the_worker(tmp_path: Path) -> None:
+    """Ctrl-C reaches every worker and then the driver sends SIGTERM: no deadlock."""
+    from scheduler.recipe import load_recipe
+    from scheduler.runs import prepare_run
+
+    recipe_path = _write_run(tmp_path, rows=200, delay_s=0.05, rows_per_shard=100, batch=5)
+    os.chdir(tmp_path)
+    store = prepare_run(load_recipe(recipe_path))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "scheduler.worker", "--store", store.url, "--run-id",
+         store.run_id, "--worker-id", "w-burst", "--heartbeat-s", "0.5"],
+        cwd=tmp_path, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _wait_for(lambda: len(store.claims()) == 1, 60, "a claim")
+    for _ in range(3000):
+        if worker.poll() is not None:
+            break
+        worker.send_signal(signal.SIGINT)
+        worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 3
+    assert store.done_shards() == []
+
+
+def test_ctrl_c_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
+    recipe = _write_run(tmp_path, rows=400, delay_s=0.01, rows_per_shard=40)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "scheduler.cli", "run", str(recipe), "--workers", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    runs = tmp_path / "runs"
+    _wait_for(lambda: runs.exists() and any(runs.glob("*/done/*.json")), 60, "a commit")
+    os.killpg(driver.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    out, _ = driver.communicate(timeout=60)
+    assert driver.returncode == 130
+    assert "run the same command again to resume" in out
+    store = _only_store(tmp_path)
+    assert all(c["released"] for c in store.claims().values())
+    resumed = _cli(tmp_path, "run", str(recipe), "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    ids = _committed_ids(store)
+    assert len(ids) == 400 and max(ids.values()) == 1
