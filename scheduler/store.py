@@ -68,6 +68,19 @@ __all__ = [
 ]
 
 
+def _parquet_table(data: bytes) -> pa.Table:
+    """A Parquet file held in memory, read entirely on the calling thread.
+
+    ``pq.read_table`` on a Python file object scans it with Arrow's async dataset scanner,
+    whose pool threads may drop the last reference to that file object after the read has
+    returned; that needs the GIL, and during interpreter shutdown a thread asking for it is
+    unwound through a C++ destructor: ``terminate called without an active exception``,
+    exit -6, after the command had already printed its result. Stores hold small files
+    (manifests, one shard's results), so a single-threaded read costs nothing.
+    """
+    return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+
+
 def _same_attempt(a: DoneMarker, b: DoneMarker) -> bool:
     """True when two markers commit the same attempt's outputs (a commit retried)."""
     return (a.attempt_id, a.out_file, a.out_sha256) == (b.attempt_id, b.out_file, b.out_sha256)
@@ -216,7 +229,7 @@ class RunStore(StoreIO):
                 f"run {self.run_id} in {self.url} has no manifest.parquet (its creation was "
                 "interrupted: run the same command again to complete it)"
             )
-        rows: list[dict[str, Any]] = pq.read_table(io.BytesIO(data)).to_pylist()
+        rows: list[dict[str, Any]] = _parquet_table(data).to_pylist()
         return rows
 
     def write_meta(self, name: str, obj: Any) -> None:
@@ -428,7 +441,7 @@ class RunStore(StoreIO):
         data = self._read_bytes(marker.out_file)
         if data is None:
             raise StoreError(f"{self.location}/{marker.out_file}: committed output is missing")
-        return pq.read_table(io.BytesIO(data))
+        return _parquet_table(data)
 
     def read_dead(self, marker: DoneMarker) -> list[dict[str, Any]]:
         """The dead rows of one committed shard."""

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import multiprocessing
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
@@ -32,6 +35,7 @@ from scheduler.store import (
     make_run_id,
     validate_run_id,
 )
+from scheduler.store import _parquet_table as parquet_table
 
 T0 = 1_700_000_000.0
 TTL = 60.0
@@ -345,6 +349,20 @@ def test_committed_outputs_and_dead_rows_read_back(tmp_path: Path) -> None:
     ids += [r["id"] for m in markers.values() for r in reader.read_dead(m)]
     assert sorted(ids) == sorted(shard_ids("s00000") + shard_ids("s00001"))
     assert digest_ids(ids[:10]) != m1.ids_digest
+
+
+def test_parquet_reads_let_go_of_the_file_before_they_return() -> None:
+    # A read whose Arrow pool threads still held the file afterwards made `skybatch launch`
+    # abort at exit (-6, "terminate called without an active exception") under CPU load:
+    # the last reference dropped on a pool thread needs the GIL while Python shuts down.
+    table = pa.table({"id": [f"r{i:05d}" for i in range(200)], "n": list(range(200))})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    data = buf.getvalue()
+    base = sys.getrefcount(data)
+    for _ in range(500):
+        assert parquet_table(data).equals(table)
+        assert sys.getrefcount(data) == base
 
 
 @pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b'{"shard_id": "s00000"}'])
