@@ -105,7 +105,13 @@ class ParquetReader(FormatReader):
                     f"{ctx.url} changed since it was sharded: shard {shard.shard_id} needs rows "
                     f"{first}-{stop - 1}, the file has {group_start}; start a new run"
                 )
-            table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+            # use_threads=False: Arrow pool threads must not outlive the read holding our
+            # Python file object (they abort the interpreter at exit; see store._parquet_table).
+            table = (
+                pf.read_row_groups(groups, use_threads=False)
+                if groups
+                else pf.schema_arrow.empty_table()
+            )
         records = table.slice(skip, shard.row_count).to_pylist()
         rows: list[Row] = []
         dead: list[DeadRow] = []
@@ -132,7 +138,7 @@ class ParquetReader(FormatReader):
         with ctx.open() as fh:
             pf = self._file(ctx, fh)
             row_number = 0
-            for batch in pf.iter_batches(batch_size=max(n, 1)):
+            for batch in pf.iter_batches(batch_size=max(n, 1), use_threads=False):
                 for obj in batch.to_pylist():
                     if row_number >= n + SAMPLE_SCAN_LIMIT:
                         return out
