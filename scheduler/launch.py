@@ -55,7 +55,6 @@ __all__ = [
     "launch",
     "make_guard",
     "outcome_of",
-    "record_history",
     "record_jobs",
     "render_run_id",
     "watch",
@@ -236,65 +235,13 @@ def _launch_into_store(
             store, started=started, option=option, workers=scaler.total, spend_usd=billed
         )
         if result.outcome.state == "done":
-            record_history(store, result.outcome, option, jobs, echo=echo)
+            from scheduler.runs import record_history
+
+            record_history(
+                store, result.outcome.summary, backend="skypilot", jobs=jobs,
+                workers=result.outcome.workers, spend_usd=result.outcome.spend_usd,
+            )  # fmt: skip
     return result
-
-
-def record_history(
-    store: RunStore,
-    outcome: Outcome,
-    option: Mapping[str, Any],
-    jobs: list[dict[str, Any]],
-    *,
-    echo: Echo,
-) -> None:
-    """Send what a finished cloud run measured to DuckDB's run history (plan vs actual).
-
-    The planner blends these into its start-up and preemption figures for the next plan:
-    start-up is submission → running per job, preemptions are SkyPilot's recovery counts.
-    """
-    info = store.read_run_info()
-    recipe = info.get("recipe") or {}
-    model = recipe.get("model") or {}
-    s = outcome.summary
-    starts = [
-        float(j["started_at"]) - float(j["submitted_at"])
-        for j in jobs
-        if j.get("started_at") and j.get("submitted_at")
-    ]
-    where = next((j for j in jobs if j.get("cloud")), None)
-    worker_s = sum(float(j.get("billed_s") or 0.0) for j in jobs)
-    planned_rate = option.get("rows_per_s")
-    try:
-        import pricing
-
-        pricing.record_run(
-            run_id=store.run_id,
-            recipe=info.get("recipe_name"),
-            model=model.get("name"),
-            engine=model.get("engine"),
-            task=recipe.get("task"),
-            cloud=where.get("cloud") if where else None,
-            region=where.get("region") if where else None,
-            accelerator=option.get("accelerator"),
-            accelerator_count=int(option.get("accelerators_per_worker") or 1),
-            spot=bool(option.get("spot")),
-            workers=outcome.workers,
-            planned_hours=option.get("hours"),
-            actual_hours=float(s.get("wall_s") or 0.0) / 3600.0,
-            planned_cost_usd=option.get("cost_usd"),
-            actual_cost_usd=outcome.spend_usd,
-            planned_rows_per_s=(
-                float(planned_rate) * int(option["workers"]) if planned_rate else None
-            ),
-            actual_rows_per_s=s.get("rows_per_s"),
-            worker_hours=worker_s / 3600.0,
-            preemptions=sum(int(j.get("recovery_count") or 0) for j in jobs),
-            startup_s=sum(starts) / len(starts) if starts else None,
-            rows=s.get("rows_in"),
-        )
-    except Exception as e:  # history improves the next plan; it never fails this run
-        echo(f"note: run history not recorded ({e})")
 
 
 # ---------------------------------------------------------------------- watching
@@ -357,7 +304,11 @@ def _run_local(
         usd_per_hour=req.usd_per_hour,
         on_tick=on_tick,
     )
-    return outcome_of(store, started=started, option=option, workers=seen["max"])
+    from scheduler.runs import record_history
+
+    outcome = outcome_of(store, started=started, option=option, workers=seen["max"])
+    record_history(store, outcome.summary, backend="local", workers=seen["max"])
+    return outcome
 
 
 def outcome_of(

@@ -148,12 +148,31 @@ def summarize(store: RunStore, *, wall_s: float) -> dict[str, Any]:
     }
 
 
-def record_history(store: RunStore, summary: dict[str, Any], *, backend: str) -> None:
+def _chosen_option(info: dict[str, Any]) -> dict[str, Any]:
+    plan = info.get("plan") or {}
+    options, chosen = plan.get("options") or [], plan.get("chosen")
+    if isinstance(chosen, int) and 0 <= chosen < len(options):
+        return dict(options[chosen])
+    return {}
+
+
+def record_history(
+    store: RunStore,
+    summary: dict[str, Any],
+    *,
+    backend: str,
+    jobs: list[dict[str, Any]] | None = None,
+    workers: int | None = None,
+    spend_usd: float | None = None,
+) -> None:
     """Send what a finished run measured back to the pricing DB (best effort).
 
-    The run goes into ``run_history`` (plan vs actual) and, when it ran long enough to
-    mean something, its per-worker rows/s goes into the throughput table as a measured
-    figure, so the next plan for this model and accelerator starts from it.
+    The run goes into ``run_history``, plan (the chosen option in ``run.json``) against
+    actual, which the planner blends into its start-up and preemption figures. When it
+    ran long enough to mean something, its per-worker rows/s goes into the throughput
+    table as a measured figure, so the next plan for this model and accelerator starts
+    from it. ``jobs`` (SkyPilot's queue, cloud runs) add where the workers ran, start-up
+    (submission → running), recovery counts and billed worker-hours.
     """
     if summary.get("state") != "done":
         return
@@ -163,28 +182,53 @@ def record_history(store: RunStore, summary: dict[str, Any], *, backend: str) ->
         info = store.read_run_info()
         recipe = info.get("recipe") or {}
         model = recipe.get("model") or {}
-        plan = info.get("plan") or {}
+        option = _chosen_option(info)
         status = read_status(store)
-        workers = max(1, len(status.workers))
-        accelerators = {w.accelerator for w in status.workers if w.accelerator}
-        accelerator = accelerators.pop() if len(accelerators) == 1 else None
+        jobs = jobs or []
+        n_workers = workers or max(1, len(status.workers))
+        seen = {w.accelerator for w in status.workers if w.accelerator}
+        accelerator = option.get("accelerator") if jobs else None
+        if accelerator is None and len(seen) == 1:
+            accelerator = seen.pop()
+        count = int(option.get("accelerators_per_worker") or 1)
         wall_s = float(summary["wall_s"])
+        starts = [
+            float(j["started_at"]) - float(j["submitted_at"])
+            for j in jobs
+            if j.get("started_at") and j.get("submitted_at")
+        ]
+        where = next((j for j in jobs if j.get("cloud")), {})
+        planned_rate = option.get("rows_per_s")
         pricing.record_run(
             run_id=store.run_id,
             recipe=info.get("recipe_name"),
             model=model.get("name"),
             engine=model.get("engine"),
             task=recipe.get("task"),
+            cloud=where.get("cloud"),
+            region=where.get("region"),
             accelerator=accelerator,
-            workers=workers,
+            accelerator_count=count,
+            spot=bool(option.get("spot")) if jobs else None,
+            workers=n_workers,
             rows=summary["rows_in"],
+            planned_hours=option.get("hours"),
             actual_hours=wall_s / 3600,
-            actual_cost_usd=summary["spend_usd"],
+            planned_cost_usd=option.get("cost_usd"),
+            actual_cost_usd=summary["spend_usd"] if spend_usd is None else spend_usd,
+            planned_rows_per_s=(
+                float(planned_rate) * int(option.get("workers") or 1) if planned_rate else None
+            ),
             actual_rows_per_s=summary["rows_per_s"],
-            planned_hours=plan.get("hours"),
-            planned_cost_usd=plan.get("cost_usd"),
-            preemptions=sum(w.preemptions for w in status.workers),
-            cloud=None if backend == "local" else plan.get("cloud"),
+            worker_hours=(
+                sum(float(j.get("billed_s") or 0.0) for j in jobs) / 3600 if jobs else None
+            ),
+            preemptions=(
+                sum(int(j.get("recovery_count") or 0) for j in jobs)
+                if jobs
+                else sum(w.preemptions for w in status.workers)
+            ),
+            startup_s=sum(starts) / len(starts) if starts else None,
         )
         if accelerator and wall_s >= 5 and summary["rows_in"] >= 100:
             tokens = float(summary.get("tokens_in", 0)) + float(summary.get("tokens_out", 0))
@@ -192,15 +236,15 @@ def record_history(store: RunStore, summary: dict[str, Any], *, backend: str) ->
                 model=str(model.get("name")),
                 engine=str(model.get("engine")),
                 task=str(recipe.get("task")),
-                accelerator=accelerator,
-                count=1,
+                accelerator=str(accelerator),
+                count=count,
                 precision=(model.get("options") or {}).get("dtype"),
                 input_tokens=summary.get("tokens_in", 0) / max(1, summary["rows_in"]),
                 output_tokens=summary.get("tokens_out", 0) / max(1, summary["rows_in"]),
-                rows_per_s=summary["rows_per_s"] / workers,
-                tokens_per_s=tokens / wall_s / workers,
+                rows_per_s=summary["rows_per_s"] / n_workers,
+                tokens_per_s=tokens / wall_s / n_workers,
                 kind="measured",
-                source=f"run {store.run_id} ({backend}, wall clock)",
+                source=f"run {store.run_id} ({backend}, wall clock incl. start-up)",
             )
     except Exception as e:  # history must never turn a finished run into a failure
         print(f"skybatch: note: run history not recorded ({e})", file=sys.stderr)

@@ -289,3 +289,17 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr
     ids = _committed_ids(store)
     assert len(ids) == 400 and max(ids.values()) == 1
+
+
+def test_a_finished_run_goes_into_the_run_history(tmp_path: Path) -> None:
+    import pricing
+
+    recipe = _write_run(tmp_path, rows=120)
+    proc = _cli(tmp_path, "run", str(recipe), "--run-id", "hist", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "run history not recorded" not in proc.stderr
+    with pricing.connect(read_only=True) as con:
+        row = con.execute(
+            "SELECT rows, workers, accelerator FROM run_history WHERE run_id = 'hist'"
+        ).fetchone()
+    assert row == (120, 1, "cpu")
