@@ -8,6 +8,8 @@ checkout even when it is not installed.
 from __future__ import annotations
 
 import os
+import random
+import socket
 import sys
 from pathlib import Path
 
@@ -42,3 +44,24 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def repo() -> Path:
     """The repository root (recipes/ and its data live there)."""
     return REPO
+
+
+@pytest.fixture
+def sky_api_port() -> int:
+    """A free port for a SkyPilot API server of the test's own, below Linux's ephemeral range.
+
+    The server binds it seconds after we pick it. A port from the ephemeral range
+    (32768-60999), which is what binding port 0 hands out, can meanwhile be taken by any
+    outgoing connection on the machine, and the server then exits at start-up ("port is
+    not available"); below that range only a listener could take it.
+    """
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port in 20000-31999 for a SkyPilot API server")

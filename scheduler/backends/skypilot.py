@@ -31,6 +31,7 @@ SkyPilot's client: it shows a spinner while SkyPilot starts its local API server
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -156,6 +157,53 @@ def _spinner(message: str) -> Iterator[None]:
         yield
 
 
+def _start_server_with_one_retry(start: Any) -> None:
+    """Run SkyPilot's "make sure a server answers" once more if its new server died at once.
+
+    A local API server exits at start-up when its port is taken, and on a busy machine the
+    port can be held for a moment by an unrelated outgoing connection (SkyPilot's default
+    port lies in Linux's ephemeral range). One retry after a pause rides that out; a port
+    that some other program really holds fails twice, and :func:`_why` says so.
+    """
+    try:
+        start()
+    except Exception as e:
+        if "exited unexpectedly" not in str(e):
+            raise
+        time.sleep(2.0)
+        start()
+
+
+def _server_log_reason() -> str | None:
+    """The last line of the local API server's log, where it says why it exited."""
+    try:
+        from sky.skylet import constants, runtime_utils
+
+        path = runtime_utils.expanduser(constants.API_SERVER_LOGS)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [ln.strip() for ln in f.read()[-20_000:].splitlines() if ln.strip()]
+    except Exception:  # no log (or another SkyPilot layout): the caller keeps SkyPilot's words
+        return None
+    return lines[-1] if lines else None
+
+
+def _why(e: BaseException) -> str:
+    """SkyPilot's start-up failure on one line, with the reason from the server's log."""
+    text = one_line(e)
+    if "exited unexpectedly" not in text:
+        return text
+    reason = _server_log_reason()
+    if reason is None:
+        return text
+    port = re.search(r"Port (\d+) is not available", reason)
+    if port:
+        return (
+            f"port {port.group(1)} is in use by another program; stop it, or pick a free "
+            "port with SKYPILOT_API_SERVER_LOCAL_PORT"
+        )
+    return f"{text} The log ends: {reason[:200]}"
+
+
 class SkyPilotSession:
     """A conversation with SkyPilot's API server.
 
@@ -181,14 +229,14 @@ class SkyPilotSession:
                 self._silent.__enter__()
                 endpoint = server_common.get_server_url()
                 was_up = self._healthy(endpoint)
-                server_common.check_server_healthy_or_start_fn()
+                _start_server_with_one_retry(server_common.check_server_healthy_or_start_fn)
                 self.started_server = not was_up and server_common.is_api_server_local(endpoint)
             except LaunchError:
                 self._close()
                 raise
             except Exception as e:
                 self._close()
-                raise LaunchError(f"SkyPilot's API server did not start: {one_line(e)}") from e
+                raise LaunchError(f"SkyPilot's API server did not start: {_why(e)}") from e
         return self
 
     @staticmethod

@@ -171,19 +171,15 @@ def test_plan_n_launches_that_option_and_no_fitting_plan_exits_4(tmp_path: Path)
 
 @pytest.mark.slow
 def test_status_of_a_cloud_run_without_skypilot_jobs_still_shows_the_store(
-    tmp_path: Path,
+    tmp_path: Path, sky_api_port: int
 ) -> None:
-    import socket
-
     store = RunStore(str(tmp_path / "runs"), "cloudrun-1")
     store.create(
         {"recipe": {"name": "x"}, "recipe_name": "x", "backend": "skypilot"},
         [{"shard_id": "s0", "file": "f", "row_offset": 0, "row_count": 5}],
     )
     store.write_meta("jobs", {"backend": "skypilot", "workers": {"w0": {"job_id": 1}}})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = sky_api_port
     env = {**os.environ, "SKYPILOT_API_SERVER_LOCAL_PORT": str(port),
            "SKY_RUNTIME_DIR": str(tmp_path / "rt")}  # fmt: skip
     proc = subprocess.run(

@@ -144,12 +144,6 @@ def test_dry_run_yaml_is_valid_skypilot(
             assert sum(r.accelerators.values()) == plan["accelerators_per_worker"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _api_servers(port: int) -> list[int]:
     import psutil
 
@@ -161,9 +155,13 @@ def _api_servers(port: int) -> list[int]:
     return found
 
 
-def _offline_launch(
-    tmp_path: Path, **extra_env: str
-) -> tuple[subprocess.CompletedProcess[str], float, int]:
+def _server_log(tmp_path: Path) -> str:
+    """The tail of the test's API server log, for a failure message."""
+    log = tmp_path / "sky-runtime" / ".sky" / "api_server" / "server.log"
+    return log.read_text(errors="replace")[-3000:] if log.exists() else "(no server.log)"
+
+
+def _launch_argv(tmp_path: Path, port: int, **extra_env: str) -> tuple[list[str], dict[str, str]]:
     (tmp_path / "r.yaml").write_text(
         "name: cloudy\n"
         'input: {path: "s3://bucket/in.jsonl", id_column: id}\n'
@@ -171,7 +169,6 @@ def _offline_launch(
         'model: {engine: python, name: "fn.py:f"}\n'
         "store: s3://bucket/runs\n"
     )
-    port = _free_port()
     env = {
         **os.environ,
         "HF_TOKEN": TOKEN,
@@ -180,13 +177,19 @@ def _offline_launch(
         "SKY_RUNTIME_DIR": str(tmp_path / "sky-runtime"),
         **extra_env,
     }
+    argv = [sys.executable, "-m", "scheduler.cli", "launch", "r.yaml", "--gpu", "L4",
+            "--workers", "2", "--yes"]  # fmt: skip
+    return argv, env
+
+
+def _offline_launch(
+    tmp_path: Path, port: int, **extra_env: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    argv, env = _launch_argv(tmp_path, port, **extra_env)
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "scheduler.cli", "launch", "r.yaml", "--gpu", "L4",
-         "--workers", "2", "--yes"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
-    return proc, time.monotonic() - started, port
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=400)  # fmt: skip
+    return proc, time.monotonic() - started
 
 
 NO_CLOUD = (
@@ -196,11 +199,12 @@ NO_CLOUD = (
 
 
 @pytest.mark.slow
-def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
-    proc, elapsed, port = _offline_launch(tmp_path)
+def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path, sky_api_port: int) -> None:
+    port = sky_api_port
+    proc, elapsed = _offline_launch(tmp_path, port)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode == 5, proc.stderr
-    assert lines[-1] == NO_CLOUD
+    assert proc.returncode == 5, proc.stderr + _server_log(tmp_path)
+    assert lines[-1] == NO_CLOUD, _server_log(tmp_path)
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert len(lines) <= 2  # the plan line, then the answer
     # Measured 10-70 s on a loaded 2-core machine: SkyPilot starts its API server and
@@ -216,15 +220,55 @@ def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_terminal_sees_a_spinner_while_skypilot_starts(tmp_path: Path) -> None:
+def test_a_terminal_sees_a_spinner_while_skypilot_starts(tmp_path: Path, sky_api_port: int) -> None:
+    port = sky_api_port
     # FORCE_COLOR makes rich treat the piped stderr as a terminal.
-    proc, _elapsed, port = _offline_launch(tmp_path, FORCE_COLOR="1")
-    assert proc.returncode == 5
+    proc, _elapsed = _offline_launch(tmp_path, port, FORCE_COLOR="1")
+    assert proc.returncode == 5, proc.stderr + _server_log(tmp_path)
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stderr)
     assert "Starting SkyPilot (its local API server may take a few seconds)..." in plain
     assert plain.rstrip().splitlines()[-1].strip() == NO_CLOUD
     assert "Traceback" not in plain
     assert _api_servers(port) == []
+
+
+@pytest.mark.slow
+def test_a_port_taken_for_a_moment_is_retried(tmp_path: Path, sky_api_port: int) -> None:
+    """The server's port is held (bound, not listening) until the first server gives up."""
+    port = sky_api_port
+    log = tmp_path / "sky-runtime" / ".sky" / "api_server" / "server.log"
+    argv, env = _launch_argv(tmp_path, port)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", port))
+    try:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 200
+        while "is not available" not in (log.read_text() if log.exists() else ""):
+            assert proc.poll() is None and time.monotonic() < deadline, _server_log(tmp_path)
+            time.sleep(0.05)
+    finally:
+        holder.close()
+    out, err = proc.communicate(timeout=400)
+    assert proc.returncode == 5, err + _server_log(tmp_path)
+    assert [ln for ln in err.splitlines() if ln.strip()][-1] == NO_CLOUD
+    assert out == "" and "Traceback" not in err
+    assert _api_servers(port) == []
+
+
+@pytest.mark.slow
+def test_a_port_another_program_holds_is_named(tmp_path: Path, sky_api_port: int) -> None:
+    port = sky_api_port
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        proc, _elapsed = _offline_launch(tmp_path, port)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 5
+    assert lines[-1] == (
+        f"skybatch: error: SkyPilot's API server did not start: port {port} is in use by "
+        "another program; stop it, or pick a free port with SKYPILOT_API_SERVER_LOCAL_PORT"
+    )
+    assert len(lines) <= 2 and "Traceback" not in proc.stderr
 
 
 def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> None:
@@ -323,8 +367,8 @@ def test_launched_jobs_are_recorded_in_the_store_and_duckdb(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_an_api_server_the_user_started_is_left_running(tmp_path: Path) -> None:
-    port = _free_port()
+def test_an_api_server_the_user_started_is_left_running(tmp_path: Path, sky_api_port: int) -> None:
+    port = sky_api_port
     env = {**os.environ, "SKYPILOT_API_SERVER_LOCAL_PORT": str(port),
            "SKY_RUNTIME_DIR": str(tmp_path / "sky-runtime")}  # fmt: skip
     start = "from sky.server import common; common.check_server_healthy_or_start_fn()"
@@ -332,14 +376,50 @@ def test_an_api_server_the_user_started_is_left_running(tmp_path: Path) -> None:
                    capture_output=True)  # fmt: skip
     try:
         assert _api_servers(port)
-        proc, _elapsed, _port = _offline_launch(
-            tmp_path,
-            SKYPILOT_API_SERVER_LOCAL_PORT=str(port),
-            SKY_RUNTIME_DIR=str(tmp_path / "sky-runtime"),
-        )
+        proc, _elapsed = _offline_launch(tmp_path, port)
         assert proc.returncode == 5 and proc.stderr.splitlines()[-1] == NO_CLOUD
         assert _api_servers(port), "skybatch stopped an API server it did not start"
     finally:
         stop = "from sky.client import sdk; sdk.api_stop()"
         subprocess.run([sys.executable, "-c", stop], env=env, timeout=120, capture_output=True)
     assert _api_servers(port) == []
+
+
+def test_a_server_that_dies_is_explained_from_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scheduler.backends import skypilot as sp
+
+    monkeypatch.setenv("SKY_RUNTIME_DIR", str(tmp_path))
+    died = RuntimeError(
+        "SkyPilot API server process exited unexpectedly.\n"
+        "View logs at: ~/.sky/api_server/server.log"
+    )
+    flat = "SkyPilot API server process exited unexpectedly. View logs at: ~/.sky/api_server/server.log"
+    assert sp._why(died) == flat  # no log yet: SkyPilot's words
+    log = tmp_path / ".sky" / "api_server" / "server.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("INFO: Initializing\nTraceback (most recent call last):\n  ...\n"
+                   "sqlite3.OperationalError: database is locked\n\n")  # fmt: skip
+    assert sp._why(died) == f"{flat} The log ends: sqlite3.OperationalError: database is locked"
+    assert sp._why(ValueError("bad\nthing")) == "bad thing"  # other errors: unchanged
+
+    calls: list[int] = []
+
+    def dies_twice() -> None:
+        calls.append(1)
+        raise died
+
+    monkeypatch.setattr(sp.time, "sleep", lambda _s: None)
+    with pytest.raises(RuntimeError):
+        sp._start_server_with_one_retry(dies_twice)
+    assert len(calls) == 2  # one retry, not a loop
+
+    def refuses() -> None:
+        calls.append(1)
+        raise PermissionError("not allowed")
+
+    calls.clear()
+    with pytest.raises(PermissionError):
+        sp._start_server_with_one_retry(refuses)
+    assert len(calls) == 1  # only a server that died is retried
