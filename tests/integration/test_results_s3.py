@@ -1,0 +1,76 @@
+"""``skybatch results`` over a run whose store is a real S3 API (moto on loopback).
+
+A cloud run's outputs live in the bucket; the first thing its owner does is query and
+export them from a laptop. Those reads go through a pyarrow dataset over fsspec (no DuckDB
+extension), which is also the path where Arrow threads call back into Python, so each
+command is run several times in a fresh process and must exit 0 every time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+ROWS = 60
+FN = """\
+def work(rows):
+    out = []
+    for r in rows:
+        if r["text"] == "bad":
+            raise ValueError("bad row")
+        out.append({"n": len(r["text"])})
+    return out
+"""
+
+
+def _skybatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scheduler.cli", *argv], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_results_query_and_export_a_run_in_s3(tmp_path: Path, s3_store_url: str) -> None:
+    (tmp_path / "fn.py").write_text(FN)
+    with (tmp_path / "rows.jsonl").open("w") as f:
+        for i in range(ROWS):
+            # rows 50-59 all fail: their shard commits dead rows and no output columns
+            text = "bad" if i >= 50 or i == 7 else "x" * (i % 5 + 1)
+            f.write(json.dumps({"id": f"r{i:03d}", "text": text}) + "\n")
+    (tmp_path / "r.yaml").write_text(
+        "name: s3res\n"
+        "input: {path: rows.jsonl, id_column: id}\n"
+        "task: score\n"
+        "model: {engine: python, name: 'fn.py:work', batch_size: 5}\n"
+        "shards: {rows_per_shard: 10}\n"
+        "limits: {retries: 0, max_error_rate: 1.0}\n"
+    )
+    run = _skybatch("run", "r.yaml", "--store", s3_store_url, "--run-id", "s3res-1",
+                    "--no-progress", "--json", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    done = json.loads(run.stdout)
+    assert (done["rows_out"], done["rows_dead"]) == (49, 11)
+
+    sql = "select count(*) as n, count(distinct id) as ids, sum(n) as total from results"
+    for attempt in range(5):
+        proc = _skybatch("results", "s3res-1", "--store", s3_store_url, "--sql", sql,
+                         "--json", cwd=tmp_path)  # fmt: skip
+        assert proc.returncode == 0, f"attempt {attempt}: {proc.returncode} {proc.stderr}"
+        assert "Traceback" not in proc.stderr
+    answer = json.loads(proc.stdout)
+    expected_total = sum(i % 5 + 1 for i in range(50) if i != 7)
+    assert answer["rows"] == [{"n": 49, "ids": 49, "total": expected_total}]
+
+    for attempt in range(3):
+        out = tmp_path / f"export-{attempt}.parquet"
+        proc = _skybatch("results", "s3res-1", "--store", s3_store_url, "--export", str(out),
+                         cwd=tmp_path)  # fmt: skip
+        assert proc.returncode == 0, f"attempt {attempt}: {proc.returncode} {proc.stderr}"
+        table = pq.read_table(out)
+        ids = table.column("id").to_pylist()
+        assert len(ids) == len(set(ids)) == 49
+        assert set(ids) == {f"r{i:03d}" for i in range(50)} - {"r007"}
