@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 from scheduler.engines.base import Engine, Result, Row, RowFailure, is_out_of_memory
-from scheduler.errors import EngineError, SkybatchError
+from scheduler.errors import EngineError, InputError, SkybatchError
 from scheduler.inputs import Input, ShardSpec, open_input
 from scheduler.recipe import Recipe, recipe_from_dict
 from scheduler.store import DoneMarker, Lease, RunStore, digest_ids, utcnow
@@ -268,6 +268,8 @@ class Worker:
             return self._finish(done, "stopped", EXIT_STOPPED)
         except _Stopped:
             return self._finish(done, "stopped", EXIT_STOPPED)
+        except InputError as e:
+            return self._finish(done, "failed", EXIT_ENGINE, f"cannot read the input: {e}")
         finally:
             done.set()
             if self.engine is not None:
@@ -319,6 +321,15 @@ class Worker:
                 self._run_shard(lease, shard, started)
         except _Stopped:
             self.store.release(self.lease or lease)
+            raise
+        except InputError as e:
+            # The shard's rows cannot be read (the input changed or vanished since it was
+            # sharded): no retry can help, and retrying at once would spin. Stop this worker.
+            self.store.release(self.lease or lease, error=str(e))
+            self.store.log_event(
+                "shard_failed", f"shard {shard.shard_id}: {e}", worker=self.worker_id,
+                shard=shard.shard_id,
+            )  # fmt: skip
             raise
         except _ShardTimeout:
             msg = f"shard {shard.shard_id} timed out after {self.recipe.limits.shard_timeout:.0f} s"

@@ -183,3 +183,22 @@ def test_stop_between_batches_releases_the_lease(tmp_path: Path) -> None:
     assert store.done_shards() == []
     claim = store.read_claim("00000")
     assert claim is not None and claim["released"] and claim["failures"] == 0
+
+
+def test_an_input_changed_after_sharding_stops_the_worker_instead_of_spinning(
+    tmp_path: Path,
+) -> None:
+    store = _run(tmp_path, rows=40, rows_per_shard=20)
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:25]))  # truncated
+    worker = Worker(store, worker_id="w0", engine_factory=lambda _: FakeEngine(), heartbeat_s=60)
+    started = time.monotonic()
+    assert worker.run() == 2  # EXIT_ENGINE: the pool reports it and stops
+    assert time.monotonic() - started < 60
+    assert worker.error is not None and worker.error.startswith("cannot read the input: ")
+    failed = [e for e in store.events() if e["kind"] == "shard_failed"]
+    assert len(failed) == 1  # one attempt, not a loop
+    assert store.workers()["w0"]["state"] == "failed"
+    assert len(store.done_shards()) <= 1  # the intact first shard may have committed
+    (claim,) = store.claims().values()  # the broken shard's lease was released, with why
+    assert claim["expires_at"] == 0 and "changed since it was sharded" in claim["last_error"]
