@@ -157,18 +157,25 @@ def _spinner(message: str) -> Iterator[None]:
         yield
 
 
+_SERVER_DIED = "exited unexpectedly"  # SkyPilot's words when its new local server dies
+_PORT_TAKEN = re.compile(r"Port (\d+) is not available")  # the server log's, then
+
+
 def _start_server_with_one_retry(start: Any) -> None:
-    """Run SkyPilot's "make sure a server answers" once more if its new server died at once.
+    """Run SkyPilot's "make sure a server answers" once more if its port was taken.
 
     A local API server exits at start-up when its port is taken, and on a busy machine the
     port can be held for a moment by an unrelated outgoing connection (SkyPilot's default
-    port lies in Linux's ephemeral range). One retry after a pause rides that out; a port
-    that some other program really holds fails twice, and :func:`_why` says so.
+    port lies in Linux's ephemeral range). One retry after a pause rides that out; any other
+    start-up death (bad config, a broken install) would only fail again, so it is not
+    retried, and a port that another program really holds fails twice; :func:`_why` says
+    which.
     """
     try:
         start()
     except Exception as e:
-        if "exited unexpectedly" not in str(e):
+        reason = _server_log_reason() if _SERVER_DIED in str(e) else None
+        if reason is None or not _PORT_TAKEN.search(reason):
             raise
         time.sleep(2.0)
         start()
@@ -190,12 +197,12 @@ def _server_log_reason() -> str | None:
 def _why(e: BaseException) -> str:
     """SkyPilot's start-up failure on one line, with the reason from the server's log."""
     text = one_line(e)
-    if "exited unexpectedly" not in text:
+    if _SERVER_DIED not in text:
         return text
     reason = _server_log_reason()
     if reason is None:
         return text
-    port = re.search(r"Port (\d+) is not available", reason)
+    port = _PORT_TAKEN.search(reason)
     if port:
         return (
             f"port {port.group(1)} is in use by another program; stop it, or pick a free "

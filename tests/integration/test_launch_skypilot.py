@@ -413,7 +413,13 @@ def test_a_server_that_dies_is_explained_from_its_log(
     monkeypatch.setattr(sp.time, "sleep", lambda _s: None)
     with pytest.raises(RuntimeError):
         sp._start_server_with_one_retry(dies_twice)
-    assert len(calls) == 2  # one retry, not a loop
+    assert len(calls) == 1  # a server that died of something else would only die again
+    log.write_text("ERROR:__main__:Port 46580 is not available, exiting.\n"
+                   "RuntimeError: Port 46580 is not available\n")  # fmt: skip
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        sp._start_server_with_one_retry(dies_twice)
+    assert len(calls) == 2  # a taken port: one retry, not a loop
 
     def refuses() -> None:
         calls.append(1)
