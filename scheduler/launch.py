@@ -72,16 +72,13 @@ def _dry_run_id(recipe: Recipe, req: LaunchRequest) -> str:
         return render_run_id(req.run_id, name=recipe.name)
     # The real id needs the input's fingerprint; a bucket may be out of reach from here.
     try:
+        from scheduler.engines import model_revision
         from scheduler.inputs import open_input
-        from scheduler.store import make_run_id
+        from scheduler.runs import derive_run_id
 
         source = open_input(recipe.input, resolve_input_path(recipe))
-        return make_run_id(
-            recipe.name,
-            fingerprint=source.fingerprint(),
-            model=recipe.model.name,
-            revision=recipe.model.revision,
-            recipe_digest=recipe.digest(),
+        return derive_run_id(
+            recipe, fingerprint=source.fingerprint(), revision=model_revision(recipe)
         )
     except Exception:
         return f"{recipe.name}-dryrun"

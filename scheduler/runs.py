@@ -56,6 +56,21 @@ def _version() -> str:
         return "0+unknown"
 
 
+def derive_run_id(recipe: Recipe, *, fingerprint: str, revision: str | None) -> str:
+    """The run id a recipe gets over an input with this fingerprint and model revision.
+
+    ``revision`` is :func:`~scheduler.engines.model_revision` of the recipe; callers that
+    already have it pass it, since it may hash local weights.
+    """
+    return make_run_id(
+        recipe.name,
+        fingerprint=fingerprint,
+        model=recipe.model.name,
+        revision=revision,
+        recipe_digest=recipe.digest(),
+    )
+
+
 def prepare_run(
     recipe: Recipe,
     *,
@@ -76,13 +91,7 @@ def prepare_run(
     digest = recipe.digest()
     check_options(recipe)
     revision = model_revision(recipe)
-    rid = run_id or make_run_id(
-        recipe.name,
-        fingerprint=fingerprint,
-        model=recipe.model.name,
-        revision=revision,
-        recipe_digest=digest,
-    )
+    rid = run_id or derive_run_id(recipe, fingerprint=fingerprint, revision=revision)
     store = RunStore(url, rid)
     store.check_conformance()
     now = utcnow()

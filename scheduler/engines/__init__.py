@@ -54,9 +54,12 @@ def model_revision(recipe: Recipe) -> str | None:
     if pinned or recipe.model.engine == "python":
         return pinned
     from scheduler.engines._models import resolve_local
+    from scheduler.recipe import resolve_model_name
 
     try:
-        found = resolve_local(recipe.model.name, None)
+        # A relative model path is found as everywhere else (cwd, then beside the
+        # recipe), so the run id does not depend on where skybatch was started.
+        found = resolve_local(resolve_model_name(recipe), None)
     except (OSError, ValueError, ImportError):
         return None
     return found.revision if found is not None else None

@@ -174,3 +174,28 @@ def test_incremental_processes_only_new_rows(tmp_path: Path) -> None:
     proc = _launch(tmp_path, "--run-id", "day3", "--incremental")
     third = _json(proc)
     assert proc.returncode == 0 and third["rows_in"] == 0 and third["rows_reused"] == 27
+
+
+def test_the_run_id_does_not_depend_on_the_directory_or_on_dry_run(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """generate-tiny names its model by a path relative to the recipe: the id that
+    ``launch --dry-run`` prints is the id ``run`` makes, from the repo root or recipes/."""
+    from scheduler._launchplan import LaunchRequest
+    from scheduler.launch import _dry_run_id
+    from scheduler.recipe import load_recipe
+    from scheduler.runs import prepare_run
+
+    path = repo / "recipes" / "generate-tiny.yaml"
+    ids = set()
+    revisions = set()
+    for cwd in (repo, repo / "recipes"):
+        monkeypatch.chdir(cwd)
+        recipe = load_recipe(str(path))
+        store = prepare_run(recipe, store_url=str(tmp_path / "runs"))
+        ids.add(store.run_id)
+        revisions.add(store.read_run_info()["model_revision"])
+        ids.add(_dry_run_id(recipe, LaunchRequest(recipe_path=str(path), dry_run=True)))
+    assert len(ids) == 1, ids
+    (revision,) = revisions
+    assert revision and revision.startswith("local-")  # the weights' hash, from either cwd
