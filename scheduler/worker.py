@@ -144,6 +144,9 @@ class Worker:
         run = store.read_run_info()
         source = run.get("recipe_source") or f"{store.location}/run.json"
         self.recipe = recipe_from_dict(run["recipe"], source=str(source))
+        # What the run was created with (pinned, or the local weights' hash): recorded on
+        # rows whose engine cannot tell which revision it loaded.
+        self.run_revision: str | None = run.get("model_revision")
         # Only read(shard) is needed: do not rescan (or download) the whole input again.
         self.input: Input = open_input(self.recipe.input, str(run["input_path"]), count_rows=False)
         self.shards = [ShardSpec.from_dict(s) for s in store.read_manifest()]
@@ -496,7 +499,7 @@ class Worker:
     def _revision(self) -> str | None:
         assert self.engine is not None
         rev = self.engine.describe().get("revision")
-        return str(rev) if rev is not None else self.recipe.model.revision
+        return str(rev) if rev is not None else self.run_revision
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -319,6 +319,14 @@ limits: {{max_error_rate: 0.5, retries: 1}}
     assert sum(r["prompt_tokens"] for r in got["rows"]) == first["tokens_in"]
     assert sum(r["completion_tokens"] for r in got["rows"]) == first["tokens_out"]
     assert all(r["finish_reason"] in ("stop", "length") for r in got["rows"])
+    # Every row records the revision the run was created with (the weights' hash).
+    from scheduler.store import RunStore
+
+    revision = RunStore(store, "gen-a").read_run_info()["model_revision"]
+    assert revision and revision.startswith("local-")
+    revs = _run(["results", "gen-a", "--store", store, "--sql",
+                 "select distinct model_revision from results"], capsys)  # fmt: skip
+    assert revs["rows"] == [{"model_revision": revision}]
 
     # The same recipe again under another run id: the seed makes every completion repeat.
     second = _run(
