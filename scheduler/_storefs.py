@@ -223,8 +223,7 @@ class StoreIO:
         except FileExistsError:
             raise
         except OSError as e:
-            text = str(e)
-            if "PreconditionFailed" in text or "412" in text or "conditionNotMet" in text:
+            if _precondition_failed(e):
                 raise FileExistsError(full) from e
             raise
 
@@ -241,3 +240,19 @@ class StoreIO:
             # exists()/open() calls would trust it; see _forget.
             self._forget(full)
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+
+def _precondition_failed(e: OSError) -> bool:
+    """Whether an object store refused a conditional create because the object exists.
+
+    Current s3fs and gcsfs already raise ``FileExistsError`` for that; an older s3fs
+    raises a plain ``OSError`` whose cause is botocore's error, with the HTTP status. The
+    status is read from that structure, never from the message (which holds the key, and
+    a key may contain "412").
+    """
+    response = getattr(e.__cause__, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = (response.get("Error") or {}).get("Code")
+    status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return code == "PreconditionFailed" or status == 412

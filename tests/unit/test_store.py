@@ -642,3 +642,26 @@ def test_iter_runs_lists_only_created_runs(tmp_path: Path) -> None:
     assert list(iter_runs(url)) == ["a-run", "b-run"]
     new_store(tmp_path, run_id="c-run")
     assert list(iter_runs(url)) == ["a-run", "b-run", "c-run"]
+
+
+def test_only_a_structured_412_means_the_marker_exists() -> None:
+    from scheduler._storefs import _precondition_failed
+
+    class ClientError(Exception):  # the shape of botocore's
+        def __init__(self, code: str, status: int) -> None:
+            self.response = {
+                "Error": {"Code": code},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+
+    def wrapped(cause: Exception, text: str) -> OSError:
+        e = OSError(text)
+        e.__cause__ = cause
+        return e
+
+    assert _precondition_failed(wrapped(ClientError("PreconditionFailed", 412), "x"))
+    assert _precondition_failed(wrapped(ClientError("", 412), "x"))
+    # A timeout while committing shard 00412 names the key: not an "exists".
+    timeout = OSError("Read timeout on endpoint URL: http://s3/b/runs/r/done/00412.json")
+    assert not _precondition_failed(timeout)
+    assert not _precondition_failed(wrapped(ClientError("SlowDown", 503), "PreconditionFailed 412"))
