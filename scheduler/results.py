@@ -52,10 +52,15 @@ def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
 
     fs = PyFileSystem(FSSpecHandler(store.fs))
     paths = [store.path(m.out_file) for m in markers]
-    schemas = [ds.dataset(p, filesystem=fs, format="parquet").schema for p in paths[:64]]
+    # Every output of a run has the same columns, except a shard whose rows all died
+    # (only the id and the revision): take the schema from shards that have rows.
+    sample = [store.path(m.out_file) for m in markers if m.rows_out > 0][:64] or paths[:1]
+    schemas = [ds.dataset(p, filesystem=fs, format="parquet").schema for p in sample]
     dataset = ds.dataset(paths, filesystem=fs, format="parquet", schema=pa.unify_schemas(schemas))
     con.register("results_arrow", dataset)
     con.execute("create view results as select * from results_arrow")
+    if sandbox:
+        con.execute("set enable_external_access = false")
     return con
 
 
@@ -72,11 +77,6 @@ def query_results(store: RunStore, sql: str) -> tuple[list[str], list[tuple[Any,
     return columns, cur.fetchall()
 
 
-def _dead_rows(store: RunStore) -> Iterator[dict[str, Any]]:
-    for _, marker in sorted(store.markers().items()):
-        yield from store.read_dead(marker)
-
-
 def export_results(store: RunStore, path: str, *, fmt: str = "auto") -> dict[str, Any]:
     """Write the committed outputs to one Parquet or JSONL file (by extension)."""
     suffix = Path(path).suffix.lower()
@@ -88,10 +88,12 @@ def export_results(store: RunStore, path: str, *, fmt: str = "auto") -> dict[str
     kind = "parquet" if suffix == ".parquet" else "json"
     target = str(Path(path).expanduser())
     try:
-        con.execute(f"copy (select * from results) to '{_quote(target)}' (format {kind})")
+        copied = con.execute(
+            f"copy (select * from results) to '{_quote(target)}' (format {kind})"
+        ).fetchone()
     except Exception as e:
         raise StoreError(f"--export {path}: cannot write ({str(e).splitlines()[0]})") from e
-    (rows,) = con.execute("select count(*) from results").fetchone() or (0,)
+    rows = copied[0] if copied else 0  # COPY answers with the rows it wrote
     return {"run_id": store.run_id, "path": target, "rows": int(rows), "format": kind}
 
 
@@ -105,11 +107,15 @@ def _export_openai(store: RunStore, path: str) -> dict[str, Any]:
     info = store.read_run_info()
     id_column = (info.get("recipe", {}).get("input", {}) or {}).get("id_column") or "id"
 
+    # One listing for both files: a shard committed in between would otherwise show up
+    # with its dead rows but without its outputs.
+    markers = [m for _, m in sorted(store.markers().items())]
+
     def outputs() -> Iterator[dict[str, Any]]:
-        for _, marker in sorted(store.markers().items()):
+        for marker in markers:
             yield from store.read_output(marker).to_pylist()
 
-    dead = ({**d, id_column: d["id"]} for d in _dead_rows(store))
+    dead = ({**d, id_column: d["id"]} for m in markers for d in store.read_dead(m))
     wrote = write_openai_batch(
         outputs(),
         dead,

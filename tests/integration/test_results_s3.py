@@ -74,3 +74,39 @@ def test_results_query_and_export_a_run_in_s3(tmp_path: Path, s3_store_url: str)
         ids = table.column("id").to_pylist()
         assert len(ids) == len(set(ids)) == 49
         assert set(ids) == {f"r{i:03d}" for i in range(50)} - {"r007"}
+
+
+@pytest.mark.slow
+def test_all_dead_first_shards_keep_the_columns_and_the_sandbox_holds(
+    tmp_path: Path, s3_store_url: str
+) -> None:
+    import duckdb
+
+    from scheduler.results import connect_results
+    from scheduler.store import RunStore
+
+    (tmp_path / "fn.py").write_text(FN)
+    with (tmp_path / "rows.jsonl").open("w") as f:
+        for i in range(80):
+            # the first 70 shards (more than a schema sample) hold only dead rows, so
+            # their outputs have no `n` column
+            text = "bad" if i < 70 else "x" * (i % 5 + 1)
+            f.write(json.dumps({"id": f"r{i:03d}", "text": text}) + "\n")
+    (tmp_path / "r.yaml").write_text(
+        "name: s3dead\n"
+        "input: {path: rows.jsonl, id_column: id}\n"
+        "task: score\n"
+        "model: {engine: python, name: 'fn.py:work', batch_size: 5}\n"
+        "shards: {rows_per_shard: 1}\n"
+        "limits: {retries: 0, max_error_rate: 1.0}\n"
+    )
+    run = _skybatch("run", "r.yaml", "--store", s3_store_url, "--run-id", "s3dead-1",
+                    "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    store = RunStore(s3_store_url, "s3dead-1")
+    con = connect_results(store, sandbox=True)
+    got = con.execute("select count(*), sum(n) from results where n is not null").fetchone()
+    assert got == (10, sum(i % 5 + 1 for i in range(70, 80)))
+    with pytest.raises(duckdb.Error):
+        con.execute(f"copy (select * from results) to '{tmp_path / 'leak.csv'}'")
+    assert not (tmp_path / "leak.csv").exists()
