@@ -25,7 +25,7 @@ from scheduler.errors import UsageError
 from scheduler.recipe import Recipe, resolve_input_path
 from scheduler.store import RunStore, iter_runs, open_store_root
 
-__all__ = ["committed_ids", "incremental_recipe", "previous_runs"]
+__all__ = ["committed_ids", "incremental_recipe", "previous_runs", "unfinished_run"]
 
 _READ_ROWS_PER_SHARD = 50_000
 
@@ -40,6 +40,22 @@ def previous_runs(store_url: str, recipe_name: str, *, exclude: str | None = Non
         if info.get("recipe_name") == recipe_name:
             found.append((str(info.get("created_at", "")), rid))
     return [rid for _, rid in sorted(found)]
+
+
+def unfinished_run(store_url: str, recipe_name: str) -> str | None:
+    """The newest incremental run of ``recipe_name`` that has not finished, if any.
+
+    A re-triggered job without ``--run-id`` resumes it: counting its committed rows as
+    done would give the rest of its rows a new digest, hence a new run, while the old
+    run's workers may still be processing them.
+    """
+    from scheduler.progress import read_status
+
+    for rid in reversed(previous_runs(store_url, recipe_name)):
+        store = RunStore(store_url, rid)
+        if "incremental" in store.read_run_info() and not read_status(store).state.is_terminal():
+            return rid
+    return None
 
 
 def committed_ids(store: RunStore, id_column: str) -> set[str]:
@@ -67,6 +83,10 @@ def incremental_recipe(
             f"{recipe.source or recipe.name}: --incremental needs input.id_column (stable row "
             "ids) to tell new rows from rows an earlier run already processed"
         )
+    if run_id is None and (resume := unfinished_run(store_url, recipe.name)) is not None:
+        info = RunStore(store_url, resume).read_run_info()["incremental"]
+        new_input = recipe.input.model_copy(update={"path": info["input"], "format": "parquet"})
+        return recipe.model_copy(update={"input": new_input}), {**info, "resumed_run": resume}
     earlier = previous_runs(store_url, recipe.name, exclude=run_id)
     done: set[str] = set()
     for rid in earlier:

@@ -180,6 +180,8 @@ def _launch_into_store(
 
         recipe, inc = incremental_recipe(recipe, store_url=store_url, run_id=wanted_id)
         extra["incremental"] = inc
+        if inc.get("resumed_run"):
+            echo(f"incremental: resuming the unfinished run {inc['resumed_run']}")
         echo(
             f"incremental: {inc['rows_reused']:,} row(s) already done in "
             f"{len(inc['previous_runs'])} earlier run(s); {inc['rows_new']:,} new"

@@ -176,6 +176,33 @@ def test_incremental_processes_only_new_rows(tmp_path: Path) -> None:
     assert proc.returncode == 0 and third["rows_in"] == 0 and third["rows_reused"] == 27
 
 
+@pytest.mark.slow
+def test_incremental_without_run_id_resumes_an_unfinished_run(tmp_path: Path) -> None:
+    _recipe(tmp_path, rows=20, delay_s=0.0)
+    assert _json(_launch(tmp_path, "--run-id", "day1"))["state"] == "done"
+    _rows(tmp_path / "rows.jsonl", range(20, 32))
+    first = _json(_launch(tmp_path, "--incremental"))
+    assert first["rows_in"] == 12 and first["state"] == "done"
+    store = RunStore(str(tmp_path / "runs"), first["run_id"])
+    # As if the job had been cut off: two of its shards never committed.
+    done = sorted(store.markers())
+    assert len(done) >= 3
+    for shard in done[:2]:
+        Path(store.path(f"done/{shard}.json")).unlink()
+    proc = _launch(tmp_path, "--incremental")
+    again = _json(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert f"incremental: resuming the unfinished run {first['run_id']}" in proc.stderr
+    assert again["run_id"] == first["run_id"] and again["state"] == "done"
+    fresh = RunStore(str(tmp_path / "runs"), first["run_id"])
+    ids = [
+        i for m in fresh.markers().values() for i in fresh.read_output(m).column("id").to_pylist()
+    ]
+    assert sorted(ids) == [f"r{i:05d}" for i in range(20, 32)]  # each new row once
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith("_"))
+    assert runs == sorted(["day1", first["run_id"]])  # no third run
+
+
 def test_the_run_id_does_not_depend_on_the_directory_or_on_dry_run(
     tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
