@@ -10,6 +10,7 @@ imported when a :class:`CatalogMarket` is built, never when this module is impor
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -138,7 +139,11 @@ class CatalogMarket:
         self._offerings: dict[tuple[object, ...], Sequence[OfferingLike]] = {}
         self._needed: dict[tuple[str, str, int], int | None] = {}
         self._age: tuple[float | None] | None = None
-        self._batch: contextlib.ExitStack | None = None
+        # Per thread (context), not per object: the process shares one market, and the
+        # TUI plans from worker threads; a batch's DuckDB session belongs to its thread.
+        self._batch: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+            f"skybatch-market-batch-{id(self)}", default=None
+        )
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -147,19 +152,20 @@ class CatalogMarket:
         The connection opens at the first question not answered from memory, so a plan
         that the memo answers in full touches no file at all.
         """
-        if self._batch is not None:
+        if self._batch.get() is not None:
             yield
             return
         with contextlib.ExitStack() as stack:
-            self._batch = stack
+            token = self._batch.set(stack)
             try:
                 yield
             finally:
-                self._batch = None
+                self._batch.reset(token)
 
     def _read(self) -> None:
         """Before a pricing call: join the batch's session if one is open."""
-        stack, self._batch = self._batch, None  # enter once per batch
+        stack = self._batch.get()
+        self._batch.set(None)  # enter once per batch
         session = getattr(self._pricing, "session", None)
         if stack is not None and session is not None:
             stack.enter_context(session())

@@ -102,7 +102,9 @@ def _build_candidates(
     )
     by_acc: dict[str, list[OfferingLike]] = {}
     for o in offerings:
-        if not o.flags:  # a flagged price is never chosen, whatever the source says
+        # A row with any flag is left out whole: no plan uses a flagged offering, even
+        # on its other price that sanitising kept (pricing show still lists both).
+        if not o.flags:
             by_acc.setdefault(o.accelerator, []).append(o)
     cap = max(1, min(req.max_workers, workload.rows))
     cannot_hold: list[str] = []

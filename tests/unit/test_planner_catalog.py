@@ -61,3 +61,40 @@ def test_every_shipped_cloud_recipe_has_a_choice() -> None:
         choice = plan.require()
         assert choice.p_on_time >= 0.95
         assert plan.request.budget_usd is None or choice.cost_usd <= plan.request.budget_usd
+
+
+def test_two_threads_batching_on_the_shared_market_keep_their_own_sessions() -> None:
+    """The TUI plans from worker threads on the process's one market."""
+    import threading
+
+    market = CatalogMarket()
+    market.offerings(accelerators=None, clouds=None, regions=None)  # memoised from now on
+    a_inside, b_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def a() -> None:
+        try:
+            with market.batch():
+                market.offerings(accelerators=None, clouds=None, regions=None)  # the memo
+                a_inside.set()
+                assert b_done.wait(30)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    def b() -> None:
+        try:
+            assert a_inside.wait(30)
+            with market.batch():  # a question the memo cannot answer: opens a session
+                market.gpus_needed(model="meta-llama/Llama-3.1-8B-Instruct",
+                                   accelerator="H100", context_tokens=12_345)  # fmt: skip
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            b_done.set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
