@@ -128,10 +128,19 @@ class SchedulerActions:
                 plan_index=request.option_index,
                 run_id=None,
             )
-        from scheduler.recipe import load_recipe
+        from scheduler._launchplan import LaunchRequest as Asked
+        from scheduler._launchplan import with_schedule
+        from scheduler.recipe import load_recipe, parse_duration
         from scheduler.runs import prepare_run
 
-        recipe = load_recipe(request.recipe_path)
+        asked = Asked(
+            recipe_path=request.recipe_path,
+            backend="local",
+            deadline_s=parse_duration(request.deadline) if request.deadline else None,
+            budget_usd=request.budget_usd,
+        )
+        # The form's deadline and budget go into run.json (they do not change the run id).
+        recipe = with_schedule(load_recipe(request.recipe_path), asked)
         store = prepare_run(recipe, store_url=request.store, backend="local")
         self._run_local(request.recipe_path, store.url, store.run_id, request.workers or 1)
         return Launched(store.run_id, store.url)

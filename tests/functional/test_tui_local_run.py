@@ -40,13 +40,17 @@ def wait_children(actions: SchedulerActions) -> None:
         child.wait(60)
 
 
-async def launch_from_plan_screen(pilot, app: SkybatchApp, recipe: Path, workers: int) -> None:
+async def launch_from_plan_screen(
+    pilot, app: SkybatchApp, recipe: Path, workers: int, deadline: str = "", budget: str = ""
+) -> None:
     await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loads, 30, "runs")
     await pilot.press("n")
     plan = app.screen
     assert isinstance(plan, PlanScreen)
     plan.query_one("#recipe", Input).value = str(recipe)
     plan.query_one("#workers", Input).value = str(workers)
+    plan.query_one("#deadline", Input).value = deadline
+    plan.query_one("#budget", Input).value = budget
     assert plan.query_one("#backend", Select).value == "local"
     await pilot.click("#launch")
     assert isinstance(app.screen, ConfirmDialog)
@@ -63,7 +67,8 @@ async def test_launch_a_local_run_from_the_tui_and_watch_it_reach_100_percent(
     app = SkybatchApp(DataSource(str(tmp_path / "runs")), actions=actions, refresh_s=0.2)
     try:
         async with app.run_test(size=(140, 50)) as pilot:
-            await launch_from_plan_screen(pilot, app, recipe, workers=2)
+            launched_at = time.time()
+            await launch_from_plan_screen(pilot, app, recipe, workers=2, deadline="2h", budget="5")
             detail = app.screen
             assert isinstance(detail, RunDetailScreen)
 
@@ -80,6 +85,10 @@ async def test_launch_a_local_run_from_the_tui_and_watch_it_reach_100_percent(
             assert status.shards_done == status.shards_total == 6
             assert "300 / 300 rows (297 out, 3 dead)" in str(detail.query_one("#figures").render())
             assert detail.detail.dead.reasons == [("ValueError", 3)]
+            # the form's deadline and budget are the run's
+            assert status.budget_usd == 5.0
+            assert status.deadline_at is not None
+            assert abs(status.deadline_at - (launched_at + 7200)) < 120
             await pilot.press("escape")
             runs = app.screen
             assert isinstance(runs, RunsScreen)
