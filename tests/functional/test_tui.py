@@ -337,6 +337,32 @@ async def test_plan_choose_row_confirm_and_launch(store: Path) -> None:
     assert request.option["accelerator"] == "A100-80GB"
 
 
+async def test_a_form_changed_after_planning_must_be_planned_again(store: Path) -> None:
+    actions = FakeActions(plan=SAMPLE_PLAN, launched=CANCELLED)
+    app = make_app(store, actions=actions)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("n")
+        plan = app.screen
+        assert isinstance(plan, PlanScreen)
+        plan.query_one("#recipe", Input).value = "recipes/summarize-vllm.yaml"
+        plan.query_one("#deadline", Input).value = "8h"
+        plan.query_one("#backend").value = "skypilot"
+        await pilot.click("#plan")
+        await until(pilot, lambda: plan.plans >= 1)
+        plan.query_one("#deadline", Input).value = "2h"  # the options were for 8 h
+        await pilot.click("#launch")
+        await pilot.pause()
+        assert isinstance(app.screen, PlanScreen)  # no confirm, no launch
+        line = str(plan.query_one("#plan-line").render())
+        assert line == "✘ the recipe, deadline or budget changed since the plan: plan again"
+        await pilot.click("#plan")
+        await until(pilot, lambda: plan.plans >= 2)
+        await pilot.click("#launch")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+    assert [kind for kind, _ in actions.calls] == ["plan", "plan"]
+
+
 @pytest.mark.parametrize(
     ("error", "expected"),
     [

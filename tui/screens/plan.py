@@ -62,6 +62,8 @@ class PlanScreen(Screen[None]):
         self.recipe = recipe
         self.store = store
         self.plan: PlanResult | None = None
+        self.planned_for: tuple[str, str | None, float | None] | None = None
+        """The form (recipe, deadline, budget) that :attr:`plan` answers."""
         self.busy = False
         self.launched: str | None = None
         """The run id of the last launch (tests read it)."""
@@ -164,14 +166,16 @@ class PlanScreen(Screen[None]):
         except Exception as e:  # a bug in a provider must not take the TUI down
             self.app.call_from_thread(self._plan_failed, f"{type(e).__name__}: {e}")
             return
-        self.app.call_from_thread(self._show_plan, result)
+        self.app.call_from_thread(self._show_plan, result, (recipe, deadline, budget))
 
     def _plan_failed(self, message: str) -> None:
         self._say(message, error=True)
         self.plans += 1
 
-    def _show_plan(self, result: PlanResult) -> None:
-        self.plan = result
+    def _show_plan(
+        self, result: PlanResult, planned_for: tuple[str, str | None, float | None]
+    ) -> None:
+        self.plan, self.planned_for = result, planned_for
         table = self.query_one("#options", DataTable)
         table.clear()
         for i, option in enumerate(result.options):
@@ -207,6 +211,12 @@ class PlanScreen(Screen[None]):
         index, option = self._chosen_option()
         if backend == "skypilot" and option is None:
             self._say("plan first, then choose an option to launch on SkyPilot", error=True)
+            return
+        if backend == "skypilot" and self.planned_for != (recipe, deadline, budget):
+            # The launcher plans again from the form and takes the option by its index.
+            self._say(
+                "the recipe, deadline or budget changed since the plan: plan again", error=True
+            )
             return
         request = LaunchRequest(
             recipe_path=recipe,
