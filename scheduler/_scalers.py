@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scheduler._launchplan import LaunchRequest
+from scheduler.errors import LaunchError
 from scheduler.guard import DeadlineGuard, GuardConfig
 from scheduler.recipe import Recipe
 from scheduler.store import RunStore
@@ -84,7 +85,9 @@ class SkyScaler:
         option = {**self.option, "spot": spot}
         if not spot and self.option.get("spot"):
             option["offerings"] = ondemand_offerings(self.option)
-        start = len(self.jobs)
+        # After the highest index ever used: a job whose submission failed may still have
+        # left later ones running, and two jobs must never share a worker id.
+        start = 1 + max((int(w[1:]) for w in self.jobs if w[1:].isdigit()), default=-1)
         jobs = [
             sp.build_worker_job(
                 recipe=self.recipe,
@@ -96,7 +99,13 @@ class SkyScaler:
             )
             for i in range(k)
         ]
-        ids = self.session.launch(jobs, self.secrets)
+        try:
+            ids = self.session.launch(jobs, self.secrets)
+        except LaunchError as e:
+            if e.launched:  # these run: record them, so status, cancel and resume see them
+                record_jobs(self.store, jobs, e.launched, spot=spot)
+                self.jobs.update(e.launched)
+            raise
         record_jobs(self.store, jobs, ids, spot=spot)
         self.jobs.update(ids)
         return len(ids)

@@ -104,9 +104,17 @@ class PlanError(SkybatchError):
 
 
 class LaunchError(SkybatchError):
-    """SkyPilot could not launch the workers (no cloud enabled, quota, ...)."""
+    """SkyPilot could not launch the workers (no cloud enabled, quota, ...).
+
+    ``launched`` holds the jobs that were submitted before the failure (worker id ->
+    managed job id): they run, so they must be recorded like any other.
+    """
 
     exit_code = 5
+
+    def __init__(self, message: str, *, launched: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.launched: dict[str, int] = dict(launched or {})
 
 
 class BudgetError(SkybatchError):

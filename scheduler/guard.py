@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from scheduler.errors import SkybatchError
 from scheduler.progress import RunStatus, read_status
 from scheduler.store import RunStore
 
@@ -216,8 +217,6 @@ class DeadlineGuard:
         self.clock = clock
         self.budget_stopped = False
         self.next_at = clock() + cfg.interval_s
-        self.decisions: list[Decision] = []
-        self.added = 0
 
     def due(self) -> bool:
         """True when the interval has passed since the last decision."""
@@ -238,20 +237,22 @@ class DeadlineGuard:
             reporting=reporting,
             budget_stopped=self.budget_stopped,
         )
-        started = 0
+        started, failed = 0, None
         if d.action == "add":
-            started = self.scaler.add(d.add_workers, spot=d.spot)
-            self.added += started
+            try:
+                started = self.scaler.add(d.add_workers, spot=d.spot)
+            except SkybatchError as e:  # a cloud hiccup must not end a healthy run's watch
+                started = len(getattr(e, "launched", None) or {})
+                failed = f"{d.reason}; adding workers failed ({e}); trying again next interval"
         warn_once = d.action == "over_budget" and not self.budget_stopped
         if d.action == "over_budget":
             self.budget_stopped = True
-        self.decisions.append(d)
         # "on track"/"hold" repeat every interval: log them too, the log is the audit trail.
         self.store.log_event(
             "guard",
-            d.reason,
-            action=d.action,
-            level="warning" if warn_once else "info",
+            failed or d.reason,
+            action="add_failed" if failed else d.action,
+            level="warning" if warn_once or failed else "info",
             add_workers=d.add_workers,
             started=started,
             spot=d.spot,

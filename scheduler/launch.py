@@ -336,7 +336,7 @@ def outcome_of(
     events = [
         f"{e.get('ts', '')[11:19]} {e.get('action')}: {e.get('message')}"
         for e in store.events()
-        if e.get("kind") == "guard" and e.get("action") in ("add", "over_budget")
+        if e.get("kind") == "guard" and e.get("action") in ("add", "add_failed", "over_budget")
     ]
     return Outcome(
         summary=summary,

@@ -298,22 +298,24 @@ class SkyPilotSession:
 
         tasks = [(job, to_task(job, secrets)) for job in jobs]
         requests = []
+        ids: dict[str, int] = {}
         try:
             with _spinner(f"Submitting {len(jobs)} managed job(s) to SkyPilot..."):
                 for job, task in tasks:
                     requests.append((job, sky.jobs.launch(task, name=job.name)))
-                ids: dict[str, int] = {}
                 for job, request in requests:
                     job_ids, _handle = sdk.get(request)
                     if not job_ids:
                         raise LaunchError(f"SkyPilot returned no job id for {job.name}")
                     ids[job.worker_id] = int(job_ids[0])
-        except LaunchError:
-            raise
+        except LaunchError as e:
+            raise LaunchError(str(e), launched=ids) from e
         except Exception as e:
             if type(e).__name__ == "NoCloudAccessError":
-                raise LaunchError(NO_CLOUD_MESSAGE) from e
-            raise LaunchError(f"SkyPilot could not launch the workers: {one_line(e)}") from e
+                raise LaunchError(NO_CLOUD_MESSAGE, launched=ids) from e
+            raise LaunchError(
+                f"SkyPilot could not launch the workers: {one_line(e)}", launched=ids
+            ) from e
         return ids
 
     def queue(self, job_ids: Sequence[int]) -> list[dict[str, Any]]:

@@ -130,3 +130,56 @@ def test_workers_still_starting_count_as_capacity() -> None:
     after = decide(status, _cfg(deadline_at=NOW + 700), now=NOW, alive=1 + first.add_workers,
                    reporting=1)  # fmt: skip
     assert after.action == "on_track", after.reason
+
+
+def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> None:
+    from typing import Any
+
+    from scheduler._scalers import SkyScaler
+    from scheduler.errors import LaunchError
+    from scheduler.guard import DeadlineGuard
+    from scheduler.recipe import recipe_from_dict
+    from scheduler.store import RunStore
+
+    store = RunStore(str(tmp_path / "runs"), "r-1")
+    store.create({"recipe": {"name": "x"}}, [{"shard_id": "s0", "file": "f", "row_offset": 0,
+                                              "row_count": 1000}])  # fmt: skip
+    store.write_meta("jobs", {"backend": "skypilot", "workers": {"w0": {"job_id": 1}}})
+    recipe = recipe_from_dict({"name": "x", "input": {"path": "s3://b/in.jsonl"},
+                               "task": "score", "model": {"engine": "python", "name": "m:f"}})  # fmt: skip
+
+    class Session:  # SkyPilot took the first job, then failed on the second
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def launch(self, jobs: list[Any], secrets: Any) -> dict[str, int]:
+            self.calls.append([j.worker_id for j in jobs])
+            raise LaunchError(
+                "SkyPilot could not launch the workers: quota", launched={jobs[0].worker_id: 7}
+            )
+
+    session = Session()
+    option = {"accelerator": "L4", "spot": True, "offerings": []}
+    scaler = SkyScaler(store, recipe, option, (), {}, session)
+    scaler.states = {"w0": "RUNNING"}
+    guard = DeadlineGuard(store, scaler, _cfg(), clock=lambda: NOW)
+    from scheduler.progress import WorkerStatus
+
+    w0 = WorkerStatus(worker_id="w0", state="running", alive=True, accelerator="L4", cloud=None,
+                      region=None, spot=True, usd_per_hour=1.0, rows_done=100, rows_per_s=1.0,
+                      shards_done=0, preemptions=0, started_at=NOW - 100, last_seen=NOW,
+                      current_shard="s0")  # fmt: skip
+    d = guard.step(_status(rows_total=3000, workers=(w0,)))  # late: wants more workers
+    assert d.action == "add" and d.add_workers >= 2
+    (event,) = [e for e in store.events() if e["kind"] == "guard"]
+    assert event["action"] == "add_failed" and event["level"] == "warning"
+    assert event["started"] == 1 and "quota" in event["message"]
+    jobs = store.read_meta("jobs")["workers"]
+    assert jobs["w1"]["job_id"] == 7  # the job that did start is on record
+    assert session.calls[0][0] == "w1"
+    # the next try never reuses an index that may be running
+    scaler.jobs.pop("w1")
+    scaler.jobs["w5"] = 9
+    with pytest.raises(LaunchError):
+        scaler.add(1, spot=True)
+    assert session.calls[-1] == ["w6"]
