@@ -32,12 +32,16 @@ def check_options(recipe: Recipe) -> None:
 
     Cheap: no engine is loaded and torch is not imported.
     """
-    if recipe.model.engine == "torch" and recipe.task != "generate":
-        from scheduler.engines._torch_options import parse_options
+    if recipe.model.engine == "torch":
+        from scheduler.engines._torch_options import parse_generate_options, parse_options
         from scheduler.errors import RecipeError
 
+        options = dict(recipe.model.options)
         try:
-            parse_options(recipe.task, dict(recipe.model.options))
+            if recipe.task == "generate":
+                parse_generate_options(options)
+            else:
+                parse_options(recipe.task, options)
         except RecipeError as e:
             raise RecipeError(f"{recipe.source or '<recipe>'}: {e}") from e
 

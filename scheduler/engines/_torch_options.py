@@ -34,7 +34,7 @@ from typing import Any
 
 from scheduler.errors import RecipeError
 
-__all__ = ["TASKS", "TorchOptions", "parse_options"]
+__all__ = ["TASKS", "GenerateOptions", "TorchOptions", "parse_generate_options", "parse_options"]
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 TASKS = ("embed", "classify", "score")
@@ -81,6 +81,43 @@ def _str_list(options: dict[str, Any], key: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _device_and_dtype(options: dict[str, Any]) -> tuple[str, str]:
+    device = options.get("device", "auto")
+    if not isinstance(device, str) or not (
+        device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")
+    ):
+        raise _bad("device", f"use auto, cpu, cuda, cuda:N or mps (got {device!r})")
+    dtype = options.get("dtype", "auto")
+    if dtype not in DTYPES:
+        raise _bad("dtype", f"use one of {', '.join(DTYPES)} (got {dtype!r})")
+    return device, dtype
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """The validated ``model.options`` of torch generation (task ``generate``).
+
+    ``device`` and ``dtype`` as for the torch engine; ``max_model_len``: the context limit
+    prompts are checked against (default: the model's).
+    """
+
+    device: str = "auto"
+    dtype: str = "auto"
+    max_model_len: int | None = None
+
+
+def parse_generate_options(options: dict[str, Any]) -> GenerateOptions:
+    """Validate ``model.options`` for torch generation without importing torch."""
+    known = set(GenerateOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise _bad(
+            unknown[0], f"unknown option for torch generation (known: {', '.join(sorted(known))})"
+        )
+    device, dtype = _device_and_dtype(options)
+    return GenerateOptions(device, dtype, _positive_int(options, "max_model_len"))
+
+
 def parse_options(task: str, options: dict[str, Any]) -> TorchOptions:
     """Validate ``model.options`` for ``task`` without importing torch (usable by validate)."""
     if task not in TASKS:
@@ -94,14 +131,7 @@ def parse_options(task: str, options: dict[str, Any]) -> TorchOptions:
         raise _bad(
             unknown[0], f"unknown option for the torch engine (known: {', '.join(sorted(known))})"
         )
-    device = options.get("device", "auto")
-    if not isinstance(device, str) or not (
-        device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:")
-    ):
-        raise _bad("device", f"use auto, cpu, cuda, cuda:N or mps (got {device!r})")
-    dtype = options.get("dtype", "auto")
-    if dtype not in DTYPES:
-        raise _bad("dtype", f"use one of {', '.join(DTYPES)} (got {dtype!r})")
+    device, dtype = _device_and_dtype(options)
     normalize = options.get("normalize", False)
     if not isinstance(normalize, bool):
         raise _bad("normalize", f"must be true or false (got {normalize!r})")

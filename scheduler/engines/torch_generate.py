@@ -9,10 +9,12 @@ follows the vLLM engine's fields: temperature 0 is greedy; ``seed`` seeds torch'
 (inside a forked RNG state, so the process's own stream is untouched) before each call, so
 the same rows in the same batches give the same completions.
 
-``model.options``: ``device`` (``cpu``, ``cuda``, ``cuda:1``; default: CUDA when present),
-``dtype`` (``float32``, ``float16``, ``bfloat16``; default float32 on CPU, the model's own
-on GPU) and ``max_model_len`` (the context limit prompts are checked against; default the
-model's ``max_position_embeddings``).
+``model.options`` (checked by ``skybatch validate`` too, see
+:func:`~scheduler.engines._torch_options.parse_generate_options`): ``device`` (``auto``:
+CUDA, else MPS, else CPU; ``cpu``, ``cuda``, ``cuda:1``, ``mps``), ``dtype`` (``auto``:
+bfloat16 on a CUDA GPU that has it, else float16 there, float32 elsewhere; ``float32``,
+``float16``, ``bfloat16``) and ``max_model_len`` (the context limit prompts are checked
+against; default the model's ``max_position_embeddings``).
 """
 
 from __future__ import annotations
@@ -27,16 +29,14 @@ from scheduler.engines._prompts import (
     encode_prompt,
     stop_text,
 )
+from scheduler.engines._torch_options import parse_generate_options
 from scheduler.engines.base import Result, Row, RowFailure
-from scheduler.errors import EngineError
+from scheduler.errors import EngineError, RecipeError
 
 if TYPE_CHECKING:
     from scheduler.recipe import Recipe
 
 __all__ = ["TorchGenerateEngine"]
-
-_OPTIONS = frozenset({"device", "dtype", "max_model_len"})
-_DTYPES = ("float32", "float16", "bfloat16")
 
 
 class TorchGenerateEngine:
@@ -45,13 +45,10 @@ class TorchGenerateEngine:
     whole_shard = False
 
     def __init__(self, recipe: Recipe) -> None:
-        options = recipe.model.options
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise EngineError(
-                f"model.options.{unknown[0]}: unknown option for torch generation "
-                f"(use {', '.join(sorted(_OPTIONS))})"
-            )
+        try:
+            opts = parse_generate_options(dict(recipe.model.options))
+        except RecipeError as e:
+            raise EngineError(str(e)) from e
         try:
             import torch
             import transformers
@@ -60,6 +57,8 @@ class TorchGenerateEngine:
                 "model.engine: torch generation needs torch and transformers; "
                 "run: pip install 'skybatch[torch]'"
             ) from e
+        from scheduler.engines.torch import _pick_device, _pick_dtype
+
         # transformers' own stubs are stricter than its runtime; one Any handle keeps
         # mypy about our code, not theirs.
         tf: Any = transformers
@@ -67,22 +66,20 @@ class TorchGenerateEngine:
         self._tf = tf
         self._torch = torch
         self._recipe = recipe
-        self.device = str(options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype_name = options.get("dtype")
-        if dtype_name is not None and dtype_name not in _DTYPES:
-            raise EngineError(
-                f"model.options.dtype: {dtype_name!r} is not one of {', '.join(_DTYPES)}"
-            )
-        dtype: Any = getattr(torch, dtype_name) if dtype_name else None
-        if dtype is None and self.device == "cpu":
-            dtype = torch.float32  # half precision on CPU is slow and sometimes unsupported
+        self.device = _pick_device(opts.device)  # auto: CUDA, else MPS, else CPU
+        dtype: Any = _pick_dtype(opts.dtype, self.device)
+        if (
+            opts.dtype == "auto"
+            and self.device.startswith("cuda")
+            and torch.cuda.is_bf16_supported()
+        ):
+            dtype = torch.bfloat16  # LLM weights are trained in bf16, where fp16 can overflow
         name, revision = recipe.model.name, recipe.model.revision
         try:
             self._tokenizer: Any = tf.AutoTokenizer.from_pretrained(name, revision=revision)
-            kwargs: dict[str, Any] = {"revision": revision}
-            if dtype is not None:
-                kwargs["dtype"] = dtype
-            self._model: Any = tf.AutoModelForCausalLM.from_pretrained(name, **kwargs)
+            self._model: Any = tf.AutoModelForCausalLM.from_pretrained(
+                name, revision=revision, dtype=dtype
+            )
         except (OSError, ValueError) as e:
             raise EngineError(
                 f"model.name: cannot load {name!r}"
@@ -96,7 +93,7 @@ class TorchGenerateEngine:
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         self._eos_ids = _eos_ids(self._model, tok)
-        self.max_model_len = _context_limit(options.get("max_model_len"), self._model.config)
+        self.max_model_len = _context_limit(opts.max_model_len, self._model.config)
 
     def infer(self, rows: list[Row]) -> list[Result]:
         """One result per row, in order; rows that cannot be prompted are row failures."""
@@ -219,12 +216,8 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return {int(x) for x in (raw if isinstance(raw, list) else [raw])}
 
 
-def _context_limit(asked: object, config: Any) -> int | None:
+def _context_limit(asked: int | None, config: Any) -> int | None:
     if asked is not None:
-        if isinstance(asked, bool) or not isinstance(asked, int) or asked <= 0:
-            raise EngineError(
-                f"model.options.max_model_len: must be a positive integer (got {asked!r})"
-            )
         return asked
     for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
         value = getattr(config, attr, None)

@@ -264,6 +264,25 @@ def test_unknown_option_and_missing_model_are_clear_errors(tmp_path: Path) -> No
         create_engine(recipe(tmp_path / "nowhere"))
 
 
+def test_generate_options_are_the_torch_engines_and_validate_checks_them(
+    tiny_lm: Path, tmp_path: Path
+) -> None:
+    from scheduler.engines import check_options
+    from scheduler.errors import RecipeError
+
+    engine = create_engine(recipe(tiny_lm, options={"device": "auto", "dtype": "auto"}))
+    assert engine.describe()["device"] == "cpu"  # auto, on a machine without CUDA
+    engine.close()
+    with pytest.raises(
+        RecipeError, match=r"model.options.beams: unknown option for torch generation"
+    ):
+        check_options(recipe(tiny_lm, options={"beams": 4}))  # before any worker starts
+    with pytest.raises(RecipeError, match=r"model.options.dtype: use one of auto, float32"):
+        check_options(recipe(tiny_lm, options={"dtype": "fp8"}))
+    with pytest.raises(RecipeError, match=r"model.options.max_model_len: must be a positive"):
+        check_options(recipe(tiny_lm, options={"max_model_len": 0}))
+
+
 # --- end to end through `skybatch run` -----------------------------------------------------
 
 
