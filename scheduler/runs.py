@@ -82,6 +82,7 @@ def prepare_run(
     extra_info: dict[str, Any] | None = None,
 ) -> RunStore:
     """Create the run for ``recipe`` in its store, or open it to resume; returns the store."""
+    check_options(recipe)  # cheap: before the input is scanned
     url = resolve_store_url(recipe, store_url)
     input_path = resolve_input_path(recipe)
     if "://" not in input_path:
@@ -89,7 +90,6 @@ def prepare_run(
     source = open_input(recipe.input, input_path)
     fingerprint = source.fingerprint()
     digest = recipe.digest()
-    check_options(recipe)
     revision = model_revision(recipe)
     rid = run_id or derive_run_id(recipe, fingerprint=fingerprint, revision=revision)
     store = RunStore(url, rid)

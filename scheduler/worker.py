@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from scheduler.engines.base import Engine, Result, Row, RowFailure, is_out_of_memory
 from scheduler.errors import EngineError, InputError, SkybatchError
-from scheduler.inputs import Input, ShardSpec, open_input
+from scheduler.inputs import DeadRow, Input, ShardSpec, open_input
 from scheduler.recipe import Recipe, recipe_from_dict
 from scheduler.store import DoneMarker, Lease, RunStore, digest_ids, utcnow
 
@@ -89,7 +89,6 @@ class WorkerInfo:
 class _Stats:
     rows_done: int = 0
     shards_done: int = 0
-    shards_lost: int = 0
     rows_processed: int = 0
     current_shard: str | None = None
     samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=120))
@@ -385,17 +384,7 @@ class Worker:
 
         ok_rows: list[Row] = []
         ok_results: list[dict[str, Any]] = []
-        dead: list[dict[str, Any]] = [
-            {
-                "id": d.id,
-                "file": d.file,
-                "row_number": d.row_number,
-                "stage": "input",
-                "reason": d.reason,
-                "raw": d.raw,
-            }
-            for d in input_dead
-        ]
+        dead = _input_dead(input_dead)
         for row, res in zip(rows, results, strict=True):
             if isinstance(res, RowFailure):
                 dead.append({"id": row["id"], "stage": "engine", "reason": res.reason})
@@ -437,9 +426,7 @@ class Worker:
             f"shard failed {lease.failures} attempts ({lease.attempt - 1} claims); "
             f"last error: {lease.last_error or 'its worker died (killed or out of memory)'}"
         )
-        dead = [
-            {"id": d.id, "stage": "input", "reason": d.reason, "raw": d.raw} for d in input_dead
-        ]
+        dead = _input_dead(input_dead)
         dead += [{"id": r["id"], "stage": "shard", "reason": reason} for r in rows]
         self.store.log_event(
             "shard_poisoned",
@@ -459,6 +446,11 @@ class Worker:
         started: float,
     ) -> None:
         lease = self.lease or lease
+        rows_in = len(rows) + len(dead)
+        if rows_in != shard.row_count:  # before writing anything that would be orphaned
+            raise EngineError(
+                f"shard {shard.shard_id} read {rows_in} rows, manifest says {shard.row_count}"
+            )
         revision = self._revision()
         table = _to_table(self.id_column, rows, results, revision)
         out = self.store.write_output(lease, table)
@@ -466,11 +458,6 @@ class Worker:
         self.store.verify(out)
         if dead_file is not None:
             self.store.verify(dead_file)
-        rows_in = len(rows) + len(dead)
-        if rows_in != shard.row_count:
-            raise EngineError(
-                f"shard {shard.shard_id} read {rows_in} rows, manifest says {shard.row_count}"
-            )
         marker = DoneMarker(
             shard_id=shard.shard_id,
             attempt=lease.attempt,
@@ -493,13 +480,16 @@ class Worker:
         if self.store.commit(marker):
             self.stats.rows_done += rows_in
             self.stats.shards_done += 1
-        else:
-            self.stats.shards_lost += 1
 
     def _revision(self) -> str | None:
         assert self.engine is not None
         rev = self.engine.describe().get("revision")
         return str(rev) if rev is not None else self.run_revision
+
+
+def _input_dead(input_dead: Sequence[DeadRow]) -> list[dict[str, Any]]:
+    """Rows the input could not parse, as dead-row records (one shape everywhere)."""
+    return [{**d.to_dict(), "stage": "input"} for d in input_dead]
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

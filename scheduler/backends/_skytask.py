@@ -25,6 +25,7 @@ import yaml
 
 from scheduler.errors import LaunchError, StoreError, UsageError
 from scheduler.recipe import Recipe
+from scheduler.worker import EXIT_STOPPED
 
 __all__ = [
     "DEFAULT_SECRET_NAMES",
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 #: The worker's exit code after a SIGTERM (spot notice, cancel): recovered, not an error.
-RECOVER_EXIT_CODES = (3,)
+RECOVER_EXIT_CODES = (EXIT_STOPPED,)
 #: Secrets passed to workers when they are set in the launching environment.
 DEFAULT_SECRET_NAMES = ("HF_TOKEN",)
 #: Most resource candidates put in one task (the optimizer walks them all).

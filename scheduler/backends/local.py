@@ -28,10 +28,9 @@ from typing import IO, Any
 from scheduler.errors import EngineError, SkybatchError
 from scheduler.progress import RunStatus, read_status
 from scheduler.store import RunStore
+from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED
 
 __all__ = ["LocalPool", "run_local"]
-
-EXIT_ENGINE, EXIT_STOPPED = 2, 3
 
 
 @dataclass
@@ -40,7 +39,6 @@ class _Proc:
     popen: subprocess.Popen[bytes]
     log: IO[bytes]
     usd_per_hour: float
-    restarts: int = 0
 
 
 @dataclass
@@ -130,9 +128,7 @@ class LocalPool:
                 happened.append(self.fatal_error)
                 continue
             self.restarts += 1
-            restarted = self._spawn(worker_id, proc.usd_per_hour)
-            restarted.restarts = proc.restarts + 1
-            self.procs[worker_id] = restarted
+            self.procs[worker_id] = self._spawn(worker_id, proc.usd_per_hour)
             msg = f"worker {worker_id} exited with {code}; restarted ({self.restarts}/{self.max_restarts})"
             self.store.log_event("worker_restarted", msg, worker=worker_id, exit_code=code)
             happened.append(msg)
