@@ -86,11 +86,6 @@ class Offering:
             self.accelerator_count,
         )
 
-    @property
-    def trusted(self) -> bool:
-        """True when the row carries no flag at all."""
-        return not self.flags
-
 
 def _positive(value: float | None) -> bool:
     return value is not None and value == value and value > 0  # NaN != NaN

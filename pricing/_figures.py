@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pricing._models import model_key
 from pricing._specs import normalize_accelerator
@@ -27,7 +27,6 @@ __all__ = [
     "SHORT_SENTENCE_TOKENS",
     "Figure",
     "engine_family",
-    "figure_to_dict",
     "figures_for",
     "published_figures",
     "record_throughput",
@@ -222,8 +221,3 @@ def figures_for(key: str) -> list[Figure]:
         return [Figure(*r) for r in rows]
 
     return [f for f in cached("throughput", load) if f.model_key == key]
-
-
-def figure_to_dict(fig: Figure) -> dict[str, Any]:
-    """A figure as plain data (for ``--json``)."""
-    return dict(fig.__dict__)

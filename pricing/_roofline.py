@@ -109,11 +109,6 @@ class RooflineTime:
         """Both phases."""
         return self.prefill_s + self.decode_s
 
-    @property
-    def decode_share(self) -> float:
-        """Share of the time spent decoding."""
-        return self.decode_s / self.total_s if self.total_s > 0 else 0.0
-
 
 def generate_time(
     *,

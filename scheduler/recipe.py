@@ -190,9 +190,6 @@ class Recipe(_Spec):
 
     @model_validator(mode="after")
     def _task_fits_engine(self) -> Recipe:
-        if self.task == "generate" and self.model.engine == "torch" and self.prompt is None:
-            # A plain template over the text column is a sensible default; nothing to do.
-            pass
         if self.task != "generate" and self.prompt is not None:
             raise ValueError("prompt: only task 'generate' takes a prompt; remove it")
         if self.input.format == "openai-batch" and self.task != "generate":

@@ -450,13 +450,6 @@ class RunStore(StoreIO):
         data = self._read_bytes(marker.dead_file) or b""
         return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
-    def output_paths(self) -> list[str]:
-        """Full paths (with protocol) of the committed output files, in shard order."""
-        paths = []
-        for _, marker in sorted(self.markers().items()):
-            paths.append(self.fs.unstrip_protocol(self.path(marker.out_file)))
-        return paths
-
     # ------------------------------------------------------------------ heartbeats, events
 
     def heartbeat(self, worker: str, info: dict[str, Any]) -> None:

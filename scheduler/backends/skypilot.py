@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from scheduler.backends._skytask import (
@@ -74,7 +74,6 @@ __all__ = [
     "describe_job",
     "job_name",
     "job_statuses",
-    "launch_jobs",
     "pip_spec",
     "render_yaml",
     "require_object_store",
@@ -106,7 +105,6 @@ class JobState:
     ended_at: float | None = None
     duration_s: float | None = None
     failure_reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_terminal(self) -> bool:
@@ -347,18 +345,6 @@ class SkyPilotSession:
             raise LaunchError(
                 f"SkyPilot could not cancel jobs {list(job_ids)}: {one_line(e)}"
             ) from e
-
-
-def launch_jobs(
-    jobs: Sequence[WorkerJob], secrets: Mapping[str, str], *, session: SkyPilotSession | None = None
-) -> dict[str, int]:
-    """Launch ``jobs`` (after checking that a cloud is enabled); worker id -> job id."""
-    if session is not None:
-        session.require_cloud()
-        return session.launch(jobs, secrets)
-    with SkyPilotSession() as s:
-        s.require_cloud()
-        return s.launch(jobs, secrets)
 
 
 def _job_state(worker_id: str, rec: Mapping[str, Any]) -> JobState:

@@ -156,18 +156,16 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
                 f"dead {s.rows_dead:,}"
             )
         return
-    st = read_status(RunStore(url, run_id))
+    store = RunStore(url, run_id)
+    st = read_status(store)
     extra: dict[str, Any] = {}
-    info = RunStore(url, run_id).read_run_info()
-    if info.get("backend") == "skypilot":
+    if st.backend == "skypilot":
         try:
-            from scheduler.backends import skypilot
+            from scheduler.backends.skypilot import job_statuses
 
-            job_statuses = getattr(skypilot, "job_statuses", None)
-            if job_statuses is not None:
-                extra["jobs"] = job_statuses(RunStore(url, run_id))
-                # SkyPilot bills from submission: provisioning and recoveries included.
-                extra["jobs_spend_usd"] = round(sum(j["spend_usd"] for j in extra["jobs"]), 4)
+            extra["jobs"] = job_statuses(store)
+            # SkyPilot bills from submission: provisioning and recoveries included.
+            extra["jobs_spend_usd"] = round(sum(j["spend_usd"] for j in extra["jobs"]), 4)
         except SkybatchError as e:
             extra["jobs_error"] = str(e)
     if as_json:
