@@ -17,6 +17,7 @@ from typing import Any
 from scheduler._launchplan import LaunchRequest
 from scheduler.errors import LaunchError
 from scheduler.guard import DeadlineGuard, GuardConfig
+from scheduler.progress import parse_time
 from scheduler.recipe import Recipe
 from scheduler.store import RunStore
 
@@ -186,10 +187,9 @@ def make_guard(
     store: RunStore, scaler: Any, option: Mapping[str, Any], req: LaunchRequest, *, cloud: bool
 ) -> DeadlineGuard | None:
     info = store.read_run_info()
-    deadline = info.get("deadline_at")
-    if not req.guard or not deadline:
+    deadline_at = parse_time(info.get("deadline_at"))
+    if not req.guard or deadline_at is None:
         return None
-    deadline_at = datetime.fromisoformat(str(deadline)).timestamp()
     recipe = info.get("recipe") or {}
     schedule = recipe.get("schedule") or {}
     offs = option.get("offerings") or [{}]

@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from scheduler._launchplan import (
@@ -40,7 +39,7 @@ from scheduler._launchplan import (
 from scheduler._scalers import LocalScaler, SkyScaler, make_guard, record_jobs
 from scheduler.errors import UsageError
 from scheduler.guard import DeadlineGuard
-from scheduler.progress import RunStatus, read_status
+from scheduler.progress import RunStatus, parse_time, read_status
 from scheduler.recipe import Recipe, load_recipe, resolve_input_path
 from scheduler.store import RunStore
 from scheduler.summary import Outcome
@@ -330,9 +329,9 @@ def outcome_of(
     finished_at = time.time()
     if summary.get("state") in ("done", "failed"):
         # The run finished when its last shard was committed, not when we looked.
-        stamps = [m.committed_at for m in store.markers().values() if m.committed_at]
-        if stamps:
-            finished_at = max(datetime.fromisoformat(t).timestamp() for t in stamps)
+        stamps = [parse_time(m.committed_at) for m in store.markers().values()]
+        if any(stamps):
+            finished_at = max(t for t in stamps if t)
     events = [
         f"{e.get('ts', '')[11:19]} {e.get('action')}: {e.get('message')}"
         for e in store.events()
@@ -341,7 +340,7 @@ def outcome_of(
     return Outcome(
         summary=summary,
         finished_at=finished_at,
-        deadline_at=datetime.fromisoformat(str(deadline)).timestamp() if deadline else None,
+        deadline_at=parse_time(deadline),
         budget_usd=schedule.get("budget_usd"),
         planned_cost_usd=option.get("cost_usd"),
         planned_hours=option.get("hours"),

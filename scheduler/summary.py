@@ -21,12 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from scheduler.errors import BudgetError, DeadlineMissed
+
 __all__ = ["EXIT_DONE", "EXIT_FAILED", "EXIT_LATE", "EXIT_OVER_BUDGET", "Outcome", "write_summary"]
 
 EXIT_DONE = 0
 EXIT_FAILED = 1
-EXIT_OVER_BUDGET = 6  # BudgetError.exit_code
-EXIT_LATE = 7  # DeadlineMissed.exit_code
+EXIT_OVER_BUDGET = BudgetError.exit_code
+EXIT_LATE = DeadlineMissed.exit_code
 
 
 def _fmt_time(ts: float | None) -> str:

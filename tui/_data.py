@@ -18,11 +18,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from scheduler.errors import SkybatchError, StoreError
-from scheduler.progress import RunStatus, WorkerStatus, read_status
+from scheduler.progress import RunStatus, WorkerStatus, parse_time, read_status
 from scheduler.store import DoneMarker, RunStore, iter_runs
 from tui._history import HistoryRun
 
@@ -94,15 +93,6 @@ class QueryResult:
     truncated: bool
 
 
-def _ts(value: Any) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None
-
-
 def rate_series(
     markers: Iterable[DoneMarker],
     workers: Iterable[WorkerStatus],
@@ -122,7 +112,7 @@ def rate_series(
     width = (end - start) / points
     rows = [0.0] * points
     for m in markers:
-        t = _ts(m.committed_at)
+        t = parse_time(m.committed_at)
         if t is None or t < start or t > end:
             continue
         rows[min(points - 1, int((t - start) / width))] += m.rows_in
@@ -221,12 +211,12 @@ class DataSource:
         status = read_status(store, now=now)
         markers = store.markers()
         dead = self._dead_rows(store, list(markers.values()))
-        start = _ts(status.created_at)
+        start = parse_time(status.created_at)
         starts = [w.started_at for w in status.workers if w.started_at]
         if starts:
             start = min(starts)
         alive = any(w.alive for w in status.workers)
-        ends = [t for t in (_ts(m.committed_at) for m in markers.values()) if t]
+        ends = [t for t in (parse_time(m.committed_at) for m in markers.values()) if t]
         ends += [w.last_seen for w in status.workers if w.last_seen]
         end = now if alive or not ends else max(ends)
         rows_series, usd_series = (

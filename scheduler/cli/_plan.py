@@ -29,13 +29,11 @@ def _deadline(value: str | None) -> float | None:
         raise UsageError(f"--deadline: {e}") from None
 
 
-def _money(usd: float) -> str:
-    return f"${usd:,.0f}" if usd >= 100 else f"${usd:,.2f}"
-
-
 def render_table(plan: Plan, *, top: int) -> object:
     """The options as a rich Table (chosen ★, Pareto frontier ◆)."""
     from rich.table import Table
+
+    from scheduler._plantypes import money as _money
 
     target = plan.request.p_target
     table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1))
@@ -168,6 +166,7 @@ def _print_human(result: Plan, *, top: int, plot: bool) -> None:
 
     from rich.console import Console
 
+    from scheduler._plantypes import money as _money
     from scheduler.planner import format_duration
 
     # Piped output gets 120 columns (rich would cut it at 80); a terminal keeps its width.

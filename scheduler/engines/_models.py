@@ -130,12 +130,7 @@ def resolve_local(name: str, revision: str | None = None) -> ResolvedModel | Non
 
 def resolve_model(name: str, revision: str | None = None) -> ResolvedModel:
     """Find ``name`` locally (path, HF cache, packaged weights), or download it when online."""
-    local = Path(name).expanduser()
-    if local.exists():
-        return ResolvedModel(
-            path=local.resolve(), revision=local_revision(local, revision), source="path"
-        )
-    found = _from_hf_cache(name, revision) or _from_package(name, revision)
+    found = resolve_local(name, revision)
     if found is not None:
         return found
     if not _offline() and name.count("/") == 1:
