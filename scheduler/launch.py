@@ -51,6 +51,7 @@ __all__ = [
     "SkyScaler",
     "choose_option",
     "describe_option",
+    "finish_cloud",
     "launch",
     "make_guard",
     "outcome_of",
@@ -223,23 +224,32 @@ def _launch_into_store(
     if req.wait:
         guard = make_guard(store, scaler, option, req, cloud=True)
         watch(store, guard=guard, poll_s=req.poll_s, scaler=scaler)
-        from scheduler.backends.skypilot import job_statuses
-
-        # SkyPilot bills from submission (provisioning and recoveries included), which a
-        # recovered worker's fresh heartbeat does not show.
-        jobs = job_statuses(store, session=session)
-        billed = sum(float(d["spend_usd"]) for d in jobs)
-        result.outcome = outcome_of(
-            store, started=started, option=option, workers=scaler.total, spend_usd=billed
-        )
-        if result.outcome.state == "done":
-            from scheduler.runs import record_history
-
-            record_history(
-                store, result.outcome.summary, backend="skypilot", jobs=jobs,
-                workers=result.outcome.workers, spend_usd=result.outcome.spend_usd,
-            )  # fmt: skip
+        result.outcome = finish_cloud(store, scaler, session, started=started, option=option)
     return result
+
+
+def finish_cloud(
+    store: RunStore, scaler: SkyScaler, session: Any, *, started: float, option: Mapping[str, Any]
+) -> Outcome:
+    """The outcome of a watched cloud run, with SkyPilot's billed spend; a finished run
+    goes into the run history (``launch --wait`` and ``watch`` alike)."""
+    from scheduler.backends.skypilot import job_statuses
+
+    # SkyPilot bills from submission (provisioning and recoveries included), which a
+    # recovered worker's fresh heartbeat does not show.
+    jobs = job_statuses(store, session=session)
+    billed = sum(float(d["spend_usd"]) for d in jobs)
+    outcome = outcome_of(
+        store, started=started, option=option, workers=scaler.total, spend_usd=billed
+    )
+    if outcome.state == "done":
+        from scheduler.runs import record_history
+
+        record_history(
+            store, outcome.summary, backend="skypilot", jobs=jobs,
+            workers=outcome.workers, spend_usd=outcome.spend_usd,
+        )  # fmt: skip
+    return outcome
 
 
 # ---------------------------------------------------------------------- watching

@@ -224,7 +224,7 @@ def watch(
             scaler = fl.SkyScaler(store, recipe, option, names, sp.secret_values(names), session)
             guard = fl.make_guard(store, scaler, option, req, cloud=True)
             fl.watch(store, guard=guard, poll_s=poll_s, scaler=scaler)
-            workers = scaler.total
+            outcome = fl.finish_cloud(store, scaler, session, started=started, option=option)
     else:
         from scheduler.backends.local import LocalPool
 
@@ -238,8 +238,7 @@ def watch(
             fl.watch(store, guard=guard, poll_s=poll_s)
         finally:
             pool.stop()
-        workers = len(store.workers())
-    outcome = fl.outcome_of(store, started=started, option=option, workers=workers)
+        outcome = fl.outcome_of(store, started=started, option=option, workers=len(store.workers()))
     _finish(outcome, summary_md, as_json, outcome.to_json())
 
 
