@@ -33,7 +33,7 @@ from pricing._history import (
     record_run,
     startup_s,
 )
-from pricing._models import ModelInfo, model_info, model_key
+from pricing._models import ModelInfo, model_info, model_key, name_precision
 from pricing._specs import (
     GpuSpec,
     gpu_spec,
@@ -66,6 +66,7 @@ __all__ = [
     "memory_fit",
     "model_info",
     "model_key",
+    "name_precision",
     "normalize_accelerator",
     "preemption_rate_per_hour",
     "prices_age_days",

@@ -55,6 +55,12 @@ def bytes_per_param(precision: str | None) -> float:
     return 2.0
 
 
+def kv_cache_bytes(weight_bytes: float) -> float:
+    """Bytes per KV-cache element for weights of ``weight_bytes``: quantised (FP8/INT4)
+    deployments keep the cache in 8 bits, everything else in 16 (never 32)."""
+    return min(2.0, max(1.0, weight_bytes))
+
+
 def kv_bytes_per_token(model: ModelInfo, kv_dtype_bytes: float = 2.0) -> float:
     """KV-cache bytes one token occupies (all layers), Llama-like guess when unknown."""
     if model.layers and model.kv_heads and model.head_dim:
@@ -79,7 +85,7 @@ def fits(
 ) -> bool:
     """True when weights + the KV cache of ``batch_seqs`` full contexts fit."""
     weights = model.params_b * 1e9 * dtype_bytes
-    kv = kv_bytes_per_token(model, min(dtype_bytes, 2.0)) * context_tokens * batch_seqs
+    kv = kv_bytes_per_token(model, kv_cache_bytes(dtype_bytes)) * context_tokens * batch_seqs
     if model.encoder:
         kv = 0.0  # no cache: activations only, covered by the reserve
     return weights + kv <= _usable_bytes(spec, count)
@@ -125,7 +131,7 @@ def generate_time(
     weights = params * bytes_per_param(precision)
     # FP8/FP4 deployments keep the KV cache in FP8 too (TensorRT-LLM and vLLM defaults
     # for quantised checkpoints), which doubles the batch that fits.
-    kv_tok = kv_bytes_per_token(model, min(2.0, max(1.0, bytes_per_param(precision))))
+    kv_tok = kv_bytes_per_token(model, kv_cache_bytes(bytes_per_param(precision)))
     free = _usable_bytes(spec, count) - weights
     if free <= 0:
         return None

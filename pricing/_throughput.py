@@ -30,7 +30,7 @@ from pricing._figures import (
     figures_for,
 )
 from pricing._models import ModelInfo, is_encoder, model_info, model_key, name_precision
-from pricing._roofline import encoder_time_per_row_s, fits, generate_time
+from pricing._roofline import bytes_per_param, encoder_time_per_row_s, fits, generate_time
 from pricing._specs import GpuSpec, gpu_spec, normalize_accelerator
 
 __all__ = [
@@ -103,14 +103,27 @@ def memory_fit(
 
 
 def gpus_needed(
-    *, model: ModelInfo, accelerator: str, context_tokens: int, max_count: int = 8
+    *,
+    model: ModelInfo,
+    accelerator: str,
+    context_tokens: int,
+    max_count: int = 8,
+    precision: str | None = None,
 ) -> int | None:
-    """Smallest tensor-parallel size of 1, 2, 4, 8 that holds the model, or None."""
+    """Smallest tensor-parallel size of 1, 2, 4, 8 that holds the model, or None.
+
+    ``precision`` is the weights' (``FP8``, ``INT4``... as :func:`name_precision` reads
+    it from a model name); BF16 when None.
+    """
     for count in (1, 2, 4, 8):
         if count > max_count:
             break
         if memory_fit(
-            model=model, accelerator=accelerator, count=count, context_tokens=context_tokens
+            model=model,
+            accelerator=accelerator,
+            count=count,
+            context_tokens=context_tokens,
+            dtype_bytes=bytes_per_param(precision),
         ):
             return count
     return None

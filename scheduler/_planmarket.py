@@ -204,7 +204,12 @@ class CatalogMarket:
                 1
                 if info is None
                 else self._pricing.gpus_needed(
-                    model=info, accelerator=accelerator, context_tokens=context_tokens
+                    model=info,
+                    accelerator=accelerator,
+                    context_tokens=context_tokens,
+                    # FP8/INT4 checkpoints (by name) take 1 or 0.5 bytes a weight, as the
+                    # throughput estimate assumes too.
+                    precision=self._pricing.name_precision(model),
                 )
             )
         return self._needed[key]

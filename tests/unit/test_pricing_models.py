@@ -67,6 +67,27 @@ def test_70b_needs_more_than_one_h100() -> None:
     assert pricing.memory_fit(
         model=llama70, accelerator="H100", count=1, context_tokens=4096, dtype_bytes=1.0
     )
+    assert (
+        pricing.gpus_needed(model=llama70, accelerator="H100", context_tokens=4096, precision="FP8")
+        == 1
+    )
+
+
+def test_the_planner_sizes_a_quantised_checkpoint_by_its_name() -> None:
+    from scheduler._planmarket import CatalogMarket
+
+    market = CatalogMarket()
+    need = {
+        name: market.gpus_needed(model=name, accelerator="H100", context_tokens=4096)
+        for name in ("meta-llama/Llama-3.1-70B-Instruct", "neuralmagic/Llama-3.1-70B-Instruct-FP8",
+                     "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4")
+    }  # fmt: skip
+    assert list(need.values()) == [2, 1, 1]
+    # the throughput estimate agrees: one H100 holds the FP8 weights
+    est = market.estimate(model="neuralmagic/Llama-3.1-70B-Instruct-FP8", engine="vllm",
+                          task="generate", accelerator="H100", count=1, input_tokens=500,
+                          output_tokens=200)  # fmt: skip
+    assert est.rows_per_s > 0
 
 
 def test_405b_and_small_encoders() -> None:
