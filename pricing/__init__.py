@@ -24,7 +24,7 @@ from pricing._catalog import (
     prices_age_days,
     sanitise,
 )
-from pricing._db import connect, db_path, register_seeder, session, skybatch_home
+from pricing._db import connect, db_path, db_signature, register_seeder, session, skybatch_home
 from pricing._figures import record_throughput
 from pricing._history import (
     list_jobs,
@@ -56,6 +56,7 @@ __all__ = [
     "ThroughputEstimate",
     "connect",
     "db_path",
+    "db_signature",
     "estimate_throughput",
     "gpu_spec",
     "gpu_specs",

@@ -265,6 +265,11 @@ def session() -> Iterator[None]:
         con.close()
 
 
+def db_signature() -> tuple[object, ...]:
+    """Changes with every write to the database file (this process's or another's)."""
+    return _signature(db_path())
+
+
 def _signature(path: Path) -> tuple[object, ...]:
     sig: list[object] = [str(path), _generation]
     for p in (path, path.with_name(path.name + ".wal")):

@@ -266,20 +266,6 @@ class CatalogMarket:
 _shared: tuple[tuple[object, ...], CatalogMarket] | None = None
 
 
-def _db_signature() -> tuple[object, ...]:
-    from pricing import db_path
-
-    path = db_path()
-    sig: list[object] = [str(path)]
-    for p in (path, path.with_name(path.name + ".wal")):
-        try:
-            st = p.stat()
-            sig += [st.st_mtime_ns, st.st_size]
-        except OSError:
-            sig += [0, 0]
-    return tuple(sig)
-
-
 def catalog_market() -> CatalogMarket:
     """A :class:`CatalogMarket` shared within this process while the database is unchanged.
 
@@ -287,7 +273,9 @@ def catalog_market() -> CatalogMarket:
     a new throughput figure, run history) changes its mtime and starts a fresh market.
     """
     global _shared
-    sig = _db_signature()
+    from pricing import db_signature
+
+    sig = db_signature()
     if _shared is None or _shared[0] != sig:
         _shared = (sig, CatalogMarket())
     return _shared[1]
