@@ -250,6 +250,18 @@ async def test_results_screen_queries_committed_outputs_and_shows_errors(store: 
         line = str(results.query_one("#result-line", Static).render())
         assert line.startswith("✘ query failed: Permission Error")
         assert not (store / "leak.csv").exists()
+        # A failure that is not a query error (a store gone away) is shown too.
+        data = app.data  # type: ignore[attr-defined]
+
+        def broken(run_id: str, sql: str) -> None:
+            raise OSError("the bucket answered 503")
+
+        data.query_results = broken
+        sql.value = "select 1"
+        await pilot.press("enter")
+        await until(pilot, lambda: results.queries >= 5)
+        line = str(results.query_one("#result-line", Static).render())
+        assert line == "✘ OSError: the bucket answered 503"
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 
@@ -583,6 +595,12 @@ async def test_history_only_runs_are_listed_and_not_opened(store: Path) -> None:
         await pilot.press("enter")
         await pilot.pause(0.1)
         assert isinstance(app.screen, RunsScreen)
+        # cancel, resume and results refuse it the same way (and ask for no confirmation)
+        assert screen.selected_run is None
+        for key in ("c", "u", "o"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, RunsScreen), key
 
 
 def test_the_cli_does_not_import_textual_until_the_tui_command_runs() -> None:

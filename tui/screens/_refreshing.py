@@ -27,6 +27,7 @@ class RefreshingScreen(Screen[None]):
         self._again = False
         self.loads = 0
         """Completed loads (tests wait on it)."""
+        self._settled = False  # a first load has ended, well or not
 
     # -- subclass hooks
     def load(self) -> Any:
@@ -70,6 +71,7 @@ class RefreshingScreen(Screen[None]):
         elif event.state != WorkerState.CANCELLED:
             return
         self._loading = False
+        self._settled = self._settled or event.state != WorkerState.CANCELLED
         if event.state == WorkerState.CANCELLED:
             return
         if self._again:
@@ -88,7 +90,9 @@ class RefreshingScreen(Screen[None]):
         self._timer = self.set_timer(float(getattr(self.app, "refresh_s", 2.0)), self.reload)
 
     def on_screen_resume(self) -> None:
-        if self.loads:
+        # After the first load, even a failed one: a load that failed while another screen
+        # covered this one armed no timer, and would otherwise never be retried.
+        if self._settled:
             self.reload()
 
     def on_screen_suspend(self) -> None:

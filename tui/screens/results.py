@@ -54,6 +54,9 @@ class ResultsScreen(Screen[None]):
         except SkybatchError as e:
             self.app.call_from_thread(self._show_error, str(e))
             return
+        except Exception as e:  # a store or DuckDB failure: say it, never stay silent
+            self.app.call_from_thread(self._show_error, f"{type(e).__name__}: {e}")
+            return
         self.app.call_from_thread(self._show, result)
 
     def _show(self, result: QueryResult) -> None:

@@ -109,36 +109,46 @@ class RunsScreen(RefreshingScreen):
     # -- actions on the selected run
     @property
     def selected_run(self) -> str | None:
-        """The run under the cursor."""
-        return self.query_one(RunsTable).current_key
+        """The run under the cursor, when it is in this store (not history only)."""
+        run_id = self.query_one(RunsTable).current_key
+        return None if run_id is None or self._history_only(run_id) else run_id
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        run_id = event.row_key.value
-        if not run_id:
-            return
-        if self.snapshot and any(h.run_id == run_id for h in self.snapshot.history):
+    def _history_only(self, run_id: str) -> bool:
+        return bool(self.snapshot) and any(
+            h.run_id == run_id
+            for h in self.snapshot.history  # type: ignore[union-attr]
+        )
+
+    def _selected_or_explain(self) -> str | None:
+        """:attr:`selected_run`, or say why a history-only row cannot be acted on."""
+        run_id = self.selected_run
+        current = self.query_one(RunsTable).current_key
+        if run_id is None and current is not None:
             self.notify(
-                f"{run_id} is known from the run history only: its store is not "
+                f"{current} is known from the run history only: its store is not "
                 f"{self.app.store_name}; open it with `skybatch tui --store URL`",  # type: ignore[attr-defined]
                 severity="warning",
             )
-            return
-        self.app.open_run(run_id)  # type: ignore[attr-defined]
+        return run_id
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value and (run_id := self._selected_or_explain()):
+            self.app.open_run(run_id)  # type: ignore[attr-defined]
 
     def action_cancel(self) -> None:
         """Cancel the selected run (asks first)."""
-        if self.selected_run:
-            self.app.confirm_cancel(self.selected_run)  # type: ignore[attr-defined]
+        if run_id := self._selected_or_explain():
+            self.app.confirm_cancel(run_id)  # type: ignore[attr-defined]
 
     def action_resume(self) -> None:
         """Resume the selected run."""
-        if self.selected_run:
-            self.app.resume_run(self.selected_run)  # type: ignore[attr-defined]
+        if run_id := self._selected_or_explain():
+            self.app.resume_run(run_id)  # type: ignore[attr-defined]
 
     def action_results(self) -> None:
         """Open the results of the selected run."""
-        if self.selected_run:
-            self.app.open_results(self.selected_run)  # type: ignore[attr-defined]
+        if run_id := self._selected_or_explain():
+            self.app.open_results(run_id)  # type: ignore[attr-defined]
 
     def action_refresh_now(self) -> None:
         """Reload now."""
