@@ -268,7 +268,6 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         eta = None
 
     max_error_rate = float(limits.get("max_error_rate", 0.001))
-    cancelled = store.read_meta("cancel") is not None
     if manifest and all(str(s["shard_id"]) in markers for s in manifest):
         too_many = rows_done and rows_dead / rows_done > max_error_rate
         # Input rows = output + dead rows, or the run is not finished (DESIGN.md): a
@@ -281,7 +280,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         state = RunState.FAILED if too_many or unbalanced else RunState.DONE
     elif alive:
         state = RunState.RUNNING
-    elif cancelled:
+    elif store.read_meta("cancel") is not None:  # read only when it decides the state
         state = RunState.CANCELLED
     elif markers or workers:
         state = RunState.STOPPED

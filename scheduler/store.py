@@ -101,6 +101,7 @@ class RunStore(StoreIO):
         self.root = f"{base}/{run_id}"
         self.local = _is_local(self.fs)
         self._marker_cache: dict[str, DoneMarker] = {}
+        self._manifest_cache: list[dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ creation
 
@@ -222,7 +223,9 @@ class RunStore(StoreIO):
         return info
 
     def read_manifest(self) -> list[dict[str, Any]]:
-        """The shards of the run, in order."""
+        """The shards of the run, in order (written once: read once per store object)."""
+        if self._manifest_cache is not None:
+            return list(self._manifest_cache)
         data = self._read_bytes("manifest.parquet")
         if data is None:
             raise StoreError(
@@ -230,7 +233,8 @@ class RunStore(StoreIO):
                 "interrupted: run the same command again to complete it)"
             )
         rows: list[dict[str, Any]] = _parquet_table(data).to_pylist()
-        return rows
+        self._manifest_cache = rows
+        return list(rows)
 
     def write_meta(self, name: str, obj: Any) -> None:
         """Write (overwrite) ``meta/<name>.json``."""

@@ -661,3 +661,14 @@ def test_only_a_structured_412_means_the_marker_exists() -> None:
     timeout = OSError("Read timeout on endpoint URL: http://s3/b/runs/r/done/00412.json")
     assert not _precondition_failed(timeout)
     assert not _precondition_failed(wrapped(ClientError("SlowDown", 503), "PreconditionFailed 412"))
+
+
+def test_the_manifest_is_read_once_per_store_object(tmp_path: Path) -> None:
+    store = new_store(tmp_path, n=3)
+    first = store.read_manifest()
+    assert [s["shard_id"] for s in first] == ["s00000", "s00001", "s00002"]
+    first.clear()  # a caller's list is its own
+    Path(store.path("manifest.parquet")).unlink()  # never happens; shows no second read
+    assert [s["shard_id"] for s in store.read_manifest()] == ["s00000", "s00001", "s00002"]
+    with pytest.raises(StoreError, match=r"has no manifest\.parquet"):
+        RunStore(str(tmp_path / "runs"), "run-1").read_manifest()
