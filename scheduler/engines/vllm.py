@@ -110,11 +110,18 @@ class VllmEngine:
         ready.sort(key=lambda item: item[0])
         if ready:
             prompts = [{"prompt_token_ids": ids} for ids, _, _ in ready]
-            params = [self._sampling_params(s) for _, _, s in ready]
-            # One SamplingParams when all rows agree (the recipe case); else one per prompt.
+            # One SamplingParams when all rows agree (the recipe case); else one per prompt,
+            # built once per distinct Sampling.
             first = ready[0][2]
-            same = all(s == first for _, _, s in ready)
-            outputs = self._llm.generate(prompts, params[0] if same else params, use_tqdm=False)
+            if all(s == first for _, _, s in ready):
+                params: Any = self._sampling_params(first)
+            else:
+                built: dict[Sampling, Any] = {}
+                for _, _, s in ready:
+                    if s not in built:
+                        built[s] = self._sampling_params(s)
+                params = [built[s] for _, _, s in ready]
+            outputs = self._llm.generate(prompts, params, use_tqdm=False)
             if len(outputs) != len(ready):
                 raise EngineError(f"vllm returned {len(outputs)} outputs for {len(ready)} prompts")
             for (ids, i, _), out in zip(ready, outputs, strict=True):
