@@ -352,7 +352,12 @@ def _bench_recipe(
     from scheduler.recipe import recipe_from_dict
 
     if recipe_path:
-        return read_recipe(recipe_path)
+        recipe = read_recipe(recipe_path)
+        if batch_size:  # --batch-size overrides the recipe's, as its help says
+            recipe = recipe.model_copy(
+                update={"model": recipe.model.model_copy(update={"batch_size": batch_size})}
+            )
+        return recipe
     if not model or not engine:
         raise UsageError("bench: give --recipe R, or --model M with --engine E")
     data: dict[str, Any] = {
@@ -453,6 +458,11 @@ def bench(
         if task == "generate":
             output_tokens = recipe.sampling.max_tokens
     accelerator, count = detect_accelerator()
+    if recipe.model.engine == "vllm":  # one worker spans the tensor/pipeline-parallel GPUs
+        opts = recipe.model.options
+        count = int(opts.get("tensor_parallel_size") or 1) * int(
+            opts.get("pipeline_parallel_size") or 1
+        )
 
     load_started = time.perf_counter()
     eng = create_engine(recipe)
@@ -507,6 +517,7 @@ def bench(
         "task": task,
         "accelerator": accelerator,
         "accelerator_count": count,
+        "batch_size": recipe.model.batch_size,
         "rows": len(data),
         "input_tokens": input_tokens,
         "output_tokens": out_tok,

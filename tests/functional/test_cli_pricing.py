@@ -142,6 +142,9 @@ def test_bench_recipe_uses_its_input_sample(tmp_path: Path) -> None:
     result = json.loads(out)
     assert result["rows"] == 25 and result["stored"] is False
     assert result["input_tokens"] == 25  # 100 characters / 4, no tokenizer for a function
+    code, out, _ = _invoke("bench", "--recipe", str(recipe), "--rows", "25", "--batch-size",
+                           "7", "--no-store", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["batch_size"] == 7  # the flag beats the recipe's
 
 
 @pytest.mark.slow
