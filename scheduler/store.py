@@ -102,6 +102,7 @@ class RunStore(StoreIO):
         self.local = _is_local(self.fs)
         self._marker_cache: dict[str, DoneMarker] = {}
         self._manifest_cache: list[dict[str, Any]] | None = None
+        self._event_cache: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ creation
 
@@ -479,14 +480,15 @@ class RunStore(StoreIO):
         names = [n for n in self._listdir("events") if n.endswith(".json")]
         if limit is not None:
             names = names[-limit:]
-        found = self._read_many([f"events/{n}" for n in names])
-        out = []
-        for name in names:  # file names sort by time
+        # Event files are never rewritten: fetch only those this object has not read yet.
+        new = [n for n in names if n not in self._event_cache]
+        found = self._read_many([f"events/{n}" for n in new])
+        for name in new:
             with contextlib.suppress(ValueError, KeyError):
                 doc = json.loads(found[f"events/{name}"])
                 if isinstance(doc, dict):
-                    out.append(doc)
-        return out
+                    self._event_cache[name] = doc
+        return [self._event_cache[n] for n in names if n in self._event_cache]  # by time
 
 
 def iter_runs(url: str) -> Iterator[str]:

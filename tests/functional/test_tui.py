@@ -626,3 +626,25 @@ async def test_a_run_that_vanishes_shows_one_line_in_the_detail_title(store: Pat
             f"✘ run {DONE} not found in {store} (no run.json); check the run id and --store"
         )
         assert app.is_running
+
+
+async def test_the_event_log_placeholder_gives_way_to_the_first_event() -> None:
+    from textual.app import App, ComposeResult
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield EventLog(id="log")
+
+    app = Host()
+    async with app.run_test(size=(100, 20)) as pilot:
+        log = app.query_one(EventLog)
+        log.show([])
+        log.show([])
+        await pilot.pause()
+        assert [line.text for line in log.lines] == ["no events yet"]
+        event = {"ts": "2026-11-23T10:00:00+00:00", "kind": "guard", "message": "on track"}
+        log.show([event])
+        log.show([event])  # a refresh with nothing new writes nothing
+        await pilot.pause()
+        texts = [line.text for line in log.lines]
+        assert len(texts) == 1 and "on track" in texts[0]

@@ -672,3 +672,15 @@ def test_the_manifest_is_read_once_per_store_object(tmp_path: Path) -> None:
     assert [s["shard_id"] for s in store.read_manifest()] == ["s00000", "s00001", "s00002"]
     with pytest.raises(StoreError, match=r"has no manifest\.parquet"):
         RunStore(str(tmp_path / "runs"), "run-1").read_manifest()
+
+
+def test_events_are_fetched_once_each(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    store.log_event("note", "first")
+    (first,) = store.events()
+    Path(store.path("events")).joinpath("zz-not-json.txt").write_text("ignored")
+    store.log_event("note", "second")
+    again = store.events()
+    assert [e["message"] for e in again] == ["first", "second"]
+    assert again[0] is first  # from this object's memory, not a second GET
+    assert [e["message"] for e in store.events(limit=1)] == ["second"]

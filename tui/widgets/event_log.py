@@ -53,10 +53,14 @@ class EventLog(RichLog):
                     break
             else:
                 start = 0
-        if not self._shown and not events:
-            self.write(Text("no events yet", style="dim"))
-            self._shown.append(("", ""))
+        if not events:
+            if not self._shown:
+                self.write(Text("no events yet", style="dim"))
+                self._shown.append(("", ""))
             return
+        if self._shown == [("", "")]:  # the placeholder goes when the first event comes
+            self.clear()
+            self._shown, start = [], 0
         for key, event in zip(keys[start:], events[start:], strict=True):
             self.write(event_text(event))
             self._shown.append(key)
