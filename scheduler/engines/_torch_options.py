@@ -81,6 +81,13 @@ def _str_list(options: dict[str, Any], key: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _refuse_unknown(options: dict[str, Any], fields: type, what: str) -> None:
+    known = sorted(fields.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise _bad(unknown[0], f"unknown option for {what} (known: {', '.join(known)})")
+
+
 def _device_and_dtype(options: dict[str, Any]) -> tuple[str, str]:
     device = options.get("device", "auto")
     if not isinstance(device, str) or not (
@@ -108,12 +115,7 @@ class GenerateOptions:
 
 def parse_generate_options(options: dict[str, Any]) -> GenerateOptions:
     """Validate ``model.options`` for torch generation without importing torch."""
-    known = set(GenerateOptions.__dataclass_fields__)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise _bad(
-            unknown[0], f"unknown option for torch generation (known: {', '.join(sorted(known))})"
-        )
+    _refuse_unknown(options, GenerateOptions, "torch generation")
     device, dtype = _device_and_dtype(options)
     return GenerateOptions(device, dtype, _positive_int(options, "max_model_len"))
 
@@ -125,12 +127,7 @@ def parse_options(task: str, options: dict[str, Any]) -> TorchOptions:
             f"task: the torch engine runs {', '.join(TASKS)} here (got {task!r}); "
             "generation uses the torch generate engine"
         )
-    known = set(TorchOptions.__dataclass_fields__)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise _bad(
-            unknown[0], f"unknown option for the torch engine (known: {', '.join(sorted(known))})"
-        )
+    _refuse_unknown(options, TorchOptions, "the torch engine")
     device, dtype = _device_and_dtype(options)
     normalize = options.get("normalize", False)
     if not isinstance(normalize, bool):

@@ -28,6 +28,22 @@ def work(rows):
 """
 
 
+def _write_run(tmp_path: Path, name: str, texts: list[str], rows_per_shard: int) -> None:
+    """fn.py, rows.jsonl (ids r000...) and r.yaml for a python-engine run named ``name``."""
+    (tmp_path / "fn.py").write_text(FN)
+    with (tmp_path / "rows.jsonl").open("w") as f:
+        for i, text in enumerate(texts):
+            f.write(json.dumps({"id": f"r{i:03d}", "text": text}) + "\n")
+    (tmp_path / "r.yaml").write_text(
+        f"name: {name}\n"
+        "input: {path: rows.jsonl, id_column: id}\n"
+        "task: score\n"
+        "model: {engine: python, name: 'fn.py:work', batch_size: 5}\n"
+        f"shards: {{rows_per_shard: {rows_per_shard}}}\n"
+        "limits: {retries: 0, max_error_rate: 1.0}\n"
+    )
+
+
 def _skybatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "scheduler.cli", *argv], cwd=cwd,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -35,20 +51,9 @@ def _skybatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_results_query_and_export_a_run_in_s3(tmp_path: Path, s3_store_url: str) -> None:
-    (tmp_path / "fn.py").write_text(FN)
-    with (tmp_path / "rows.jsonl").open("w") as f:
-        for i in range(ROWS):
-            # rows 50-59 all fail: their shard commits dead rows and no output columns
-            text = "bad" if i >= 50 or i == 7 else "x" * (i % 5 + 1)
-            f.write(json.dumps({"id": f"r{i:03d}", "text": text}) + "\n")
-    (tmp_path / "r.yaml").write_text(
-        "name: s3res\n"
-        "input: {path: rows.jsonl, id_column: id}\n"
-        "task: score\n"
-        "model: {engine: python, name: 'fn.py:work', batch_size: 5}\n"
-        "shards: {rows_per_shard: 10}\n"
-        "limits: {retries: 0, max_error_rate: 1.0}\n"
-    )
+    # rows 50-59 all fail: their shard commits dead rows and no output columns
+    texts = ["bad" if i >= 50 or i == 7 else "x" * (i % 5 + 1) for i in range(ROWS)]
+    _write_run(tmp_path, "s3res", texts, rows_per_shard=10)
     run = _skybatch("run", "r.yaml", "--store", s3_store_url, "--run-id", "s3res-1",
                     "--no-progress", "--json", cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -85,21 +90,10 @@ def test_all_dead_first_shards_keep_the_columns_and_the_sandbox_holds(
     from scheduler.results import connect_results
     from scheduler.store import RunStore
 
-    (tmp_path / "fn.py").write_text(FN)
-    with (tmp_path / "rows.jsonl").open("w") as f:
-        for i in range(80):
-            # the first 70 shards (more than a schema sample) hold only dead rows, so
-            # their outputs have no `n` column
-            text = "bad" if i < 70 else "x" * (i % 5 + 1)
-            f.write(json.dumps({"id": f"r{i:03d}", "text": text}) + "\n")
-    (tmp_path / "r.yaml").write_text(
-        "name: s3dead\n"
-        "input: {path: rows.jsonl, id_column: id}\n"
-        "task: score\n"
-        "model: {engine: python, name: 'fn.py:work', batch_size: 5}\n"
-        "shards: {rows_per_shard: 1}\n"
-        "limits: {retries: 0, max_error_rate: 1.0}\n"
-    )
+    # the first 70 shards (more than a schema sample) hold only dead rows, so their
+    # outputs have no `n` column
+    texts = ["bad" if i < 70 else "x" * (i % 5 + 1) for i in range(80)]
+    _write_run(tmp_path, "s3dead", texts, rows_per_shard=1)
     run = _skybatch("run", "r.yaml", "--store", s3_store_url, "--run-id", "s3dead-1",
                     "--no-progress", cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
