@@ -4,7 +4,7 @@ Each shipped cloud recipe is planned with its accelerator, cloud and region filt
 so the planner considers every offering in the snapshot. Three timings per recipe (median
 of ``--repeat`` runs):
 
-- ``cold``: a fresh :class:`~scheduler._planmarket.CatalogMarket` per plan, as one
+- ``cold``: a fresh :class:`~scheduler.plan.CatalogMarket` per plan, as one
   ``skybatch plan`` process does (every pricing answer read from DuckDB again, over one
   read-only session; the one-off seeding of a new ``SKYBATCH_HOME`` is done before timing);
 - ``warm``: the process-wide market that the TUI and the launcher reuse while the DuckDB
@@ -31,10 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scheduler._planmarket import CatalogMarket, catalog_market  # noqa: E402
-from scheduler.planner import PlanRequest, plan_recipe, plan_workload  # noqa: E402
+from scheduler.plan import (  # noqa: E402  # noqa: E402  # noqa: E402
+    CatalogMarket,
+    PlanRequest,
+    Workload,
+    catalog_market,
+    measure_workload,
+    plan_recipe,
+    plan_workload,
+)
 from scheduler.recipe import Recipe, load_recipe  # noqa: E402
-from scheduler.workload import Workload, measure_workload  # noqa: E402
 
 RECIPES = ["summarize-llama-10m", "embed-50m", "generate-70b"]
 TARGET_MS = 200.0

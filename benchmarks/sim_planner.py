@@ -1,6 +1,6 @@
 """Monte Carlo check of the deadline planner against an event-by-event simulation.
 
-The planner prices plans with an analytic model (``scheduler/_planmodel.py``). This script
+The planner prices plans with an analytic model (``scheduler/plan/_model.py``). This script
 simulates what actually happens to a plan, shard by shard: every worker starts after its
 own random start-up (provision + setup + model load, log-normal), claims shards from a
 shared queue, and on spot is preempted as a Poisson process; a preempted worker loses the
@@ -44,8 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scheduler._planmodel import CandidateModel, p_on_time  # noqa: E402
-from scheduler.planner import Plan, PlanOption, plan_recipe  # noqa: E402
+from scheduler.plan import CandidateModel, Plan, PlanOption, p_on_time, plan_recipe  # noqa: E402  # noqa: E402
 from scheduler.recipe import Recipe, load_recipe  # noqa: E402
 
 SHARD_JITTER = 0.05

@@ -1,6 +1,6 @@
 """Prices, GPU specs and throughput, in one DuckDB file: what the planner reads.
 
-The public surface is re-exported here (see ``/work/PRICING_API.md`` for the contract);
+The public surface is re-exported here (the contract is the ``__all__`` below, pinned by ``tests/unit/test_pricing_imports.py``);
 internals live in ``_name`` modules:
 
 * :mod:`pricing._db` - the file, versioned migrations, short-lived retried connections;
@@ -22,6 +22,7 @@ from pricing._catalog import (
     list_offerings,
     max_price_age_days,
     prices_age_days,
+    replace_offerings,
     sanitise,
 )
 from pricing._db import connect, db_path, db_signature, register_seeder, session, skybatch_home
@@ -34,6 +35,7 @@ from pricing._history import (
     startup_s,
 )
 from pricing._models import ModelInfo, model_info, model_key, name_precision
+from pricing._refresh import from_skypilot, from_vms_dir
 from pricing._specs import (
     GpuSpec,
     gpu_spec,
@@ -58,6 +60,8 @@ __all__ = [
     "db_path",
     "db_signature",
     "estimate_throughput",
+    "from_skypilot",
+    "from_vms_dir",
     "gpu_spec",
     "gpu_specs",
     "gpus_needed",
@@ -74,6 +78,7 @@ __all__ = [
     "record_job",
     "record_run",
     "record_throughput",
+    "replace_offerings",
     "sanitise",
     "session",
     "sky_accelerator_name",

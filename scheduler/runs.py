@@ -19,9 +19,8 @@ from typing import Any
 
 from scheduler.engines import check_options, model_revision
 from scheduler.inputs import open_input
-from scheduler.progress import read_status
 from scheduler.recipe import Recipe, resolve_input_path, resolve_model_name
-from scheduler.store import RunStore, make_run_id, utcnow
+from scheduler.store import RunStore, make_run_id, read_status, utcnow
 
 __all__ = [
     "default_rows_per_shard",

@@ -5,7 +5,7 @@ recipe is in ``run.json``), so a cloud worker needs only the store URL and the r
 
     python -m scheduler.worker --store s3://bucket/runs --run-id embed-1a2b3c --worker-id w3
 
-State machine of one shard attempt (see ``scheduler/STORE.md``)::
+State machine of one shard attempt (see ``scheduler/store/README.md``)::
 
     claim ──► read ──► infer batches ──► write out + dead ──► verify ──► commit
       │                  │  ▲  batch raised: retry row by row, dead-letter what still fails
@@ -172,7 +172,7 @@ class Worker:
         """
         if not previous:
             return 0.0, 0.0
-        from scheduler.progress import parse_time
+        from scheduler.store import parse_time
 
         started, last = (
             parse_time(previous.get("started_at")),

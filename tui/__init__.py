@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tui._actions import Actions, Launched, LaunchRequest, PlanResult, SchedulerActions
 from tui._data import DataSource
+from tui._history import history_provider
 from tui.app import SkybatchApp
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "PlanResult",
     "SchedulerActions",
     "SkybatchApp",
+    "history_provider",
 ]

@@ -2,7 +2,7 @@
 
 Screens call an :class:`Actions` object from thread workers and show a raised
 :class:`~scheduler.errors.SkybatchError` as one line. :class:`SchedulerActions` is the
-real implementation over ``scheduler.planner`` and ``scheduler.launch``; tests may pass
+real implementation over ``scheduler.plan`` and ``scheduler.launch``; tests may pass
 their own object at this seam (never by patching module internals).
 """
 
@@ -102,12 +102,12 @@ class SchedulerActions:
     def plan(
         self, recipe_path: str, *, deadline: str | None, budget_usd: float | None
     ) -> PlanResult:
-        """Plan through ``scheduler.planner`` (what ``skybatch plan --json`` prints)."""
+        """Plan through ``scheduler.plan`` (what ``skybatch plan --json`` prints)."""
         from scheduler.recipe import load_recipe, parse_duration
 
         recipe = load_recipe(recipe_path)
         deadline_s = parse_duration(deadline) if deadline else None
-        planner = _module("scheduler.planner", "planning")
+        planner = _module("scheduler.plan", "planning")
         plan = planner.plan_recipe(recipe, deadline_s=deadline_s, budget_usd=budget_usd)
         data = plan.to_json(top=20)
         return PlanResult(
@@ -128,8 +128,8 @@ class SchedulerActions:
                 plan_index=request.option_index,
                 run_id=None,
             )
-        from scheduler._launchplan import LaunchRequest as Asked
-        from scheduler._launchplan import with_schedule
+        from scheduler.launch import LaunchRequest as Asked
+        from scheduler.launch import with_schedule
         from scheduler.recipe import load_recipe, parse_duration
         from scheduler.runs import prepare_run
 
@@ -215,8 +215,7 @@ class SchedulerActions:
     def resume(self, store_url: str, run_id: str) -> None:
         """Start workers again: a local run is run again from its recipe (committed shards
         are skipped); a cloud run is launched again under the same run id."""
-        from scheduler.progress import read_status
-        from scheduler.store import RunStore
+        from scheduler.store import RunStore, read_status
 
         store = RunStore(store_url, run_id)
         info = store.read_run_info()

@@ -21,8 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.errors import SkybatchError, StoreError
-from scheduler.progress import RunStatus, WorkerStatus, parse_time, read_status
-from scheduler.store import DoneMarker, RunStore, iter_runs
+from scheduler.store import (
+    DoneMarker,
+    RunStatus,
+    RunStore,
+    WorkerStatus,
+    iter_runs,
+    parse_time,
+    read_status,
+)
 from tui._history import HistoryRun
 
 __all__ = [

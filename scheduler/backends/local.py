@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from scheduler.errors import EngineError, SkybatchError
-from scheduler.progress import RunStatus, read_status
-from scheduler.store import RunStore
+from scheduler.store import RunStatus, RunStore, read_status
 from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED
 
 __all__ = ["LocalPool", "run_local"]

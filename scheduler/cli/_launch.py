@@ -20,8 +20,8 @@ from scheduler.cli._common import cli, emit_json, recipe_argument
 from scheduler.recipe import parse_duration
 
 if TYPE_CHECKING:
+    from scheduler.launch import Outcome
     from scheduler.store import RunStore
-    from scheduler.summary import Outcome
 
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 _store_option = click.option(
@@ -42,7 +42,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 def _finish(
     outcome: Outcome, summary_md: str | None, as_json: bool, result_json: dict[str, object]
 ) -> None:
-    from scheduler.summary import write_summary
+    from scheduler.launch import write_summary
 
     written = write_summary(outcome, summary_md)
     if as_json:
@@ -268,7 +268,7 @@ def cancel(run_id: str, store_url: str | None, as_json: bool) -> None:
         sp.cancel_jobs(cancelled_jobs)
     else:
         # Local workers on this machine get SIGTERM: they release their shard and exit.
-        from scheduler.progress import read_status
+        from scheduler.store import read_status
 
         host = socket.gethostname()
         alive = {w.worker_id for w in read_status(store).workers if w.alive}

@@ -15,7 +15,7 @@ from scheduler.errors import PlanError, UsageError
 from scheduler.recipe import parse_duration
 
 if TYPE_CHECKING:
-    from scheduler.planner import Plan
+    from scheduler.plan import Plan
 
 _SOURCE_STYLE = {"measured": "green", "scaled": "cyan", "published": "cyan", "estimated": "yellow"}
 
@@ -33,7 +33,7 @@ def render_table(plan: Plan, *, top: int) -> object:
     """The options as a rich Table (chosen ★, Pareto frontier ◆)."""
     from rich.table import Table
 
-    from scheduler._plantypes import money as _money
+    from scheduler.plan import money as _money
 
     target = plan.request.p_target
     table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1))
@@ -149,7 +149,7 @@ def plan(
       skybatch plan recipes/summarize-llama-10m.yaml --deadline 12h --budget 1500 --plot
       skybatch plan recipes/embed-50m.yaml --top 3 --json
     """
-    from scheduler.planner import plan_recipe
+    from scheduler.plan import plan_recipe
 
     r = read_recipe(recipe)
     result = plan_recipe(r, deadline_s=_deadline(deadline), budget_usd=budget)
@@ -166,8 +166,8 @@ def _print_human(result: Plan, *, top: int, plot: bool) -> None:
 
     from rich.console import Console
 
-    from scheduler._plantypes import money as _money
-    from scheduler.planner import format_duration
+    from scheduler.plan import format_duration
+    from scheduler.plan import money as _money
 
     # Piped output gets 120 columns (rich would cut it at 80); a terminal keeps its width.
     console = Console(highlight=False, width=shutil.get_terminal_size((120, 24)).columns)

@@ -170,8 +170,7 @@ def pricing_refresh(from_dir: str | None, clouds: tuple[str, ...], as_json: bool
       skybatch pricing refresh --cloud aws --cloud gcp
       skybatch pricing refresh --from ./catalogs/v8 --json
     """
-    from pricing._catalog import replace_offerings
-    from pricing._refresh import from_skypilot, from_vms_dir
+    from pricing import from_skypilot, from_vms_dir, replace_offerings
 
     errors: dict[str, str] = {}
     if from_dir:
@@ -447,7 +446,7 @@ def bench(
     task = recipe.task
     data = _rows_for(recipe, recipe_path, rows, input_tokens)
     if recipe_path:
-        from scheduler.workload import count_tokens
+        from scheduler.plan import count_tokens
 
         counts, _ = count_tokens(
             [str(r.get("text", "")) for r in data],

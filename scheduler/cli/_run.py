@@ -130,8 +130,7 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
       skybatch status                       # every run in ./runs
       skybatch status embed-minilm-1a2b3c4d5e --json
     """
-    from scheduler.progress import read_status
-    from scheduler.store import RunStore, iter_runs
+    from scheduler.store import RunStore, iter_runs, read_status
 
     url = _store_url(store_url)
     if run_id is None:

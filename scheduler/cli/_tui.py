@@ -43,8 +43,7 @@ def tui(store: str | None, refresh_s: float) -> None:
     if refresh_s <= 0:
         raise UsageError(f"--refresh {refresh_s:g}: give a positive number of seconds")
     try:
-        from tui import DataSource, SkybatchApp
-        from tui._history import history_provider
+        from tui import DataSource, SkybatchApp, history_provider
     except ImportError as e:
         raise UsageError(
             f"the TUI needs textual ({e}); install it with: pip install 'textual>=0.80'"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from scheduler.engines._models import PACKAGED_MODELS
+from scheduler.engines._prompts import INVALID_REQUEST, PROMPT_TOO_LONG
 from scheduler.engines.base import Engine, Result, Row, RowFailure, is_out_of_memory
 from scheduler.errors import EngineError
 
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from scheduler.recipe import Recipe
 
 __all__ = [
+    "INVALID_REQUEST",
+    "PACKAGED_MODELS",
+    "PROMPT_TOO_LONG",
     "Engine",
     "Result",
     "Row",

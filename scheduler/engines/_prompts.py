@@ -12,7 +12,7 @@ the same row. Two kinds of rows arrive:
   reason starts with :data:`INVALID_REQUEST`.
 
 A prompt that does not fit the model is a row failure whose reason starts with
-:data:`PROMPT_TOO_LONG` (see :func:`check_length`); :mod:`scheduler.openai_batch` maps both
+:data:`PROMPT_TOO_LONG` (see :func:`check_length`); :mod:`scheduler.results` maps both
 prefixes to OpenAI error codes.
 """
 

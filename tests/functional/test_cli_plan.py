@@ -130,7 +130,7 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_plan_command_imports_no_duckdb() -> None:
     code = (
-        "import sys; import scheduler.cli._plan, scheduler.planner, scheduler.workload; "
+        "import sys; import scheduler.cli._plan, scheduler.plan; "
         "print(sorted(m for m in ('duckdb', 'pricing', 'sky', 'torch', 'transformers') "
         "if m in sys.modules))"
     )

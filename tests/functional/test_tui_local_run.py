@@ -14,7 +14,7 @@ import pytest
 from textual.widgets import Input, Select
 from tui_support import write_recipe
 
-from scheduler.progress import RunState
+from scheduler.store import RunState
 from tui import DataSource, SchedulerActions, SkybatchApp
 from tui.screens import ConfirmDialog, PlanScreen, RunDetailScreen, RunsScreen
 from tui.widgets import RunsTable

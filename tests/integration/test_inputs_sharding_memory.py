@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler._lines import CHUNK_BYTES
-from scheduler.inputs import open_input
+from scheduler.inputs import CHUNK_BYTES, open_input
 from scheduler.recipe import InputSpec
 
 TARGET_BYTES = 200_000_000

@@ -177,7 +177,7 @@ class RecordingSkyPilot:
 
 def test_guard_adds_on_demand_workers_with_on_demand_prices(tmp_path: Path) -> None:
     import pricing
-    from scheduler._scalers import SkyScaler
+    from scheduler.launch import SkyScaler
     from scheduler.recipe import recipe_from_dict
 
     recipe = recipe_from_dict(

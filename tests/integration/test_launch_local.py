@@ -208,8 +208,8 @@ def test_the_run_id_does_not_depend_on_the_directory_or_on_dry_run(
 ) -> None:
     """generate-tiny names its model by a path relative to the recipe: the id that
     ``launch --dry-run`` prints is the id ``run`` makes, from the repo root or recipes/."""
-    from scheduler._launchplan import LaunchRequest
-    from scheduler.launch import _dry_run_id
+    from scheduler.launch import LaunchRequest
+    from scheduler.launch._request import _dry_run_id
     from scheduler.recipe import load_recipe
     from scheduler.runs import prepare_run
 

@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 
 from scheduler.backends.local import LocalPool
-from scheduler.progress import read_status
 from scheduler.recipe import recipe_from_dict
 from scheduler.runs import prepare_run
-from scheduler.store import digest_ids
+from scheduler.store import digest_ids, read_status
 
 ROWS = 240
 FN = """\

@@ -33,9 +33,7 @@ import yaml
 from scheduler.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-PRICES = Path("/work/shared/data/gpu_prices.csv")
-if not PRICES.exists():  # the snapshot ships with pricing/ too
-    PRICES = REPO / "pricing" / "data" / "gpu_prices.csv"
+PRICES = REPO / "pricing" / "data" / "gpu_prices.csv"
 TOKEN = "hf_PLANTEDtoken0123456789abcdef"
 OTHER = "sk-PLANTEDother0123456789"
 CLOUD_RECIPES = sorted(
@@ -388,7 +386,7 @@ def test_an_api_server_the_user_started_is_left_running(tmp_path: Path, sky_api_
 def test_a_server_that_dies_is_explained_from_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from scheduler.backends import skypilot as sp
+    from scheduler.backends.skypilot import _session as sp
 
     monkeypatch.setenv("SKY_RUNTIME_DIR", str(tmp_path))
     died = RuntimeError(

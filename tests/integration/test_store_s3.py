@@ -14,8 +14,16 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from scheduler.progress import RunState, ShardState, read_status
-from scheduler.store import DoneMarker, Lease, RunStore, digest_ids, iter_runs
+from scheduler.store import (
+    DoneMarker,
+    Lease,
+    RunState,
+    RunStore,
+    ShardState,
+    digest_ids,
+    iter_runs,
+    read_status,
+)
 
 pytestmark = pytest.mark.slow
 

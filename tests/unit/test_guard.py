@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.guard import GuardConfig, decide
-from scheduler.progress import RunState, RunStatus
-from scheduler.summary import Outcome, write_summary
+from scheduler.launch import GuardConfig, Outcome, decide, write_summary
+from scheduler.store import RunState, RunStatus
 
 NOW = 1_000_000.0
 
@@ -135,9 +134,8 @@ def test_workers_still_starting_count_as_capacity() -> None:
 def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> None:
     from typing import Any
 
-    from scheduler._scalers import SkyScaler
     from scheduler.errors import LaunchError
-    from scheduler.guard import DeadlineGuard
+    from scheduler.launch import DeadlineGuard, SkyScaler
     from scheduler.recipe import recipe_from_dict
     from scheduler.store import RunStore
 
@@ -163,7 +161,7 @@ def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> No
     scaler = SkyScaler(store, recipe, option, (), {}, session)
     scaler.states = {"w0": "RUNNING"}
     guard = DeadlineGuard(store, scaler, _cfg(), clock=lambda: NOW)
-    from scheduler.progress import WorkerStatus
+    from scheduler.store import WorkerStatus
 
     w0 = WorkerStatus(worker_id="w0", state="running", alive=True, accelerator="L4", cloud=None,
                       region=None, spot=True, usd_per_hour=1.0, rows_done=100, rows_per_s=1.0,

@@ -24,7 +24,6 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r}))
         "scheduler.store",
         "scheduler.engines",
         "scheduler.inputs",
-        "scheduler.progress",
     ],
 )
 def test_worker_side_loads_nothing_heavy(module: str) -> None:

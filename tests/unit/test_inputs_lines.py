@@ -8,7 +8,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler._lines import _after_nth_newline, iter_lines, iter_records, scan
+from scheduler.inputs._lines import _after_nth_newline, iter_lines, iter_records, scan
 
 # Few distinct bytes so that blank lines, CRLF, quotes and empty lines are common.
 texts = st.lists(st.sampled_from([b"a", b"\n", b" ", b"\r", b'"', b",", b"\t"]), max_size=150).map(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from scheduler.errors import StoreError
-from scheduler.openai_batch import default_errors_path, error_code, write_openai_batch
+from scheduler.results import default_errors_path, error_code, write_openai_batch
 
 OUT = [
     {

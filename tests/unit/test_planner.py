@@ -9,16 +9,19 @@ from _fakemarket import FakeMarket, offer, small_market
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler._planmodel import CandidateModel, evaluate, p_on_time, sigma_from_band
 from scheduler.errors import PlanError
-from scheduler.planner import (
+from scheduler.plan import (
     STARTUP_SIGMA,
+    CandidateModel,
     Plan,
     PlanRequest,
+    Workload,
+    evaluate,
+    p_on_time,
     plan_workload,
     rows_per_shard_for,
+    sigma_from_band,
 )
-from scheduler.workload import Workload
 
 HOUR = 3600.0
 

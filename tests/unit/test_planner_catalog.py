@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pricing
-from scheduler._planmarket import CatalogMarket, catalog_market
-from scheduler.planner import PlanRequest, plan_recipe, plan_workload
+from scheduler.plan import (
+    CatalogMarket,
+    PlanRequest,
+    catalog_market,
+    measure_workload,
+    plan_recipe,
+    plan_workload,
+)
 from scheduler.recipe import load_recipe
-from scheduler.workload import measure_workload
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ def test_public_names_are_exported() -> None:
 
     for name in pricing.__all__:
         assert hasattr(pricing, name), name
-    # The contract of PRICING_API.md.
+    # The public contract of pricing (docs/ARCHITECTURE.md).
     assert {
         "Offering",
         "GpuSpec",

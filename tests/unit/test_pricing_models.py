@@ -74,7 +74,7 @@ def test_70b_needs_more_than_one_h100() -> None:
 
 
 def test_the_planner_sizes_a_quantised_checkpoint_by_its_name() -> None:
-    from scheduler._planmarket import CatalogMarket
+    from scheduler.plan import CatalogMarket
 
     market = CatalogMarket()
     need = {

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.progress import RunState, ShardState, read_status
-from scheduler.store import DoneMarker, RunStore
+from scheduler.store import DoneMarker, RunState, RunStore, ShardState, read_status
 
 NOW = 1_700_003_600.0  # frozen clock
 HOUR = 3600.0

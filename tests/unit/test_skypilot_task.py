@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from scheduler.backends import skypilot as sp
+from scheduler.backends.skypilot import _jobs
 from scheduler.errors import StoreError, UsageError
 from scheduler.launch import describe_option, render_run_id
 from scheduler.recipe import recipe_from_dict
@@ -189,12 +190,12 @@ def test_queue_records_become_per_worker_states() -> None:
     rec = {"job_id": 17, "status": "RECOVERING", "recovery_count": 2, "cloud": "GCP",
            "region": "us-east4", "submitted_at": 100.0, "start_at": 160.0, "end_at": None,
            "job_duration": 50.0, "failure_reason": None}  # fmt: skip
-    state = sp._job_state("w0", rec)
+    state = _jobs._job_state("w0", rec)
     assert (state.status, state.recovery_count, state.cloud, state.started_at) == (
         "RECOVERING", 2, "gcp", 160.0,
     )  # fmt: skip
     assert not state.is_terminal
-    assert sp._job_state("w1", {**rec, "status": "FAILED_NO_RESOURCE"}).is_terminal
+    assert _jobs._job_state("w1", {**rec, "status": "FAILED_NO_RESOURCE"}).is_terminal
     line = sp.describe_job({**state.to_json(), "spend_usd": 1.2})
     assert line == "w0     job 17  RECOVERING  gcp/us-east4  2 recoveries  $1.20"
 
@@ -204,8 +205,7 @@ def test_importing_the_launch_side_does_not_import_skypilot() -> None:
     import sys
 
     code = (
-        "import sys, scheduler.backends.skypilot, scheduler.launch, scheduler.cli._launch, "
-        "scheduler.guard, scheduler.summary, scheduler.incremental\n"
+        "import sys, scheduler.backends.skypilot, scheduler.launch, scheduler.cli._launch\n"
         "heavy = sorted(m for m in ('sky', 'torch', 'duckdb', 'textual') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )

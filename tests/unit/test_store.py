@@ -35,7 +35,7 @@ from scheduler.store import (
     make_run_id,
     validate_run_id,
 )
-from scheduler.store import _parquet_table as parquet_table
+from scheduler.store._store import _parquet_table as parquet_table
 
 T0 = 1_700_000_000.0
 TTL = 60.0
@@ -641,7 +641,7 @@ def test_iter_runs_lists_only_created_runs(tmp_path: Path) -> None:
 
 
 def test_only_a_structured_412_means_the_marker_exists() -> None:
-    from scheduler._storefs import _precondition_failed
+    from scheduler.store._fs import _precondition_failed
 
     class ClientError(Exception):  # the shape of botocore's
         def __init__(self, code: str, status: int) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.progress import ShardState, WorkerStatus
-from scheduler.store import DoneMarker
+from scheduler.store import DoneMarker, ShardState, WorkerStatus
 from tui import _format as fmt
 from tui._data import _reason, rate_series
 from tui.widgets.shard_map import ShardMap

@@ -425,7 +425,7 @@ def test_embed_goes_through_llm_embed() -> None:
 def test_importing_the_generation_modules_loads_nothing_heavy() -> None:
     probe = (
         "import json, sys\n"
-        "import scheduler.engines.vllm, scheduler.engines.torch_generate, scheduler.openai_batch\n"
+        "import scheduler.engines.vllm, scheduler.engines.torch_generate, scheduler.results\n"
         "print(json.dumps(sorted(m for m in sys.modules\n"
         "    if m.split('.')[0] in ('vllm', 'torch', 'transformers', 'duckdb', 'sky'))))\n"
     )

@@ -160,7 +160,7 @@ def test_a_restarted_worker_keeps_billed_time_and_counts_the_lost_life(tmp_path:
     beat = store.workers()["w0"]
     assert beat["prior_s"] == pytest.approx(600.0)
     assert beat["preemptions"] == 2
-    from scheduler.progress import read_status
+    from scheduler.store import read_status
 
     (w,) = read_status(store).workers
     assert w.uptime_s >= 600.0 and w.spend_usd >= 0.6

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from scheduler.errors import InputError
+from scheduler.plan import CHAT_OVERHEAD_TOKENS, count_tokens, measure_workload
 from scheduler.recipe import recipe_from_dict
-from scheduler.workload import CHAT_OVERHEAD_TOKENS, count_tokens, measure_workload
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -126,7 +126,7 @@ def test_output_tokens_from_earlier_runs(tmp_path: Path) -> None:
         sampling={"max_tokens": 300, "expected_tokens": 200},
         store=str(store),
     )
-    # The run-store layout of DESIGN.md: run.json and done/ markers with token counts.
+    # The run-store layout (scheduler/store/README.md): run.json and done/ markers with token counts.
     run = store / "r1"
     (run / "done").mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"run_id": "r1", "recipe_digest": recipe.digest()}))

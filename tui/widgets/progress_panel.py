@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from scheduler.progress import RunStatus
+from scheduler.store import RunStatus
 from tui import _format as fmt
 
 __all__ = ["ProgressPanel", "progress_line"]

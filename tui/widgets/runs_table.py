@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from scheduler.progress import RunState, RunStatus
+from scheduler.store import RunState, RunStatus
 from tui import _format as fmt
 from tui._history import HistoryRun
 from tui.widgets._keyed_table import Cell, KeyedTable

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from scheduler.progress import ShardState
+from scheduler.store import ShardState
 
 __all__ = ["ShardMap"]
 

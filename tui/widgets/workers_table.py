@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from scheduler.progress import WorkerStatus
+from scheduler.store import WorkerStatus
 from tui import _format as fmt
 from tui.widgets._keyed_table import Cell, KeyedTable
 

@@ -86,7 +86,7 @@ def _tokenizer_file(name: str, revision: str | None) -> Path | None:
         candidate = local / "tokenizer.json"
         return candidate if candidate.is_file() else None
     try:  # weights that a pip package ships (resolution owned by the engines)
-        from scheduler.engines._models import PACKAGED_MODELS
+        from scheduler.engines import PACKAGED_MODELS
 
         module = PACKAGED_MODELS.get(name.lower())
         if module is not None:

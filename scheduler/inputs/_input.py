@@ -42,9 +42,9 @@ from typing import Any
 
 import fsspec
 
-from scheduler._formats import FileCtx, FormatReader, reader_for
-from scheduler._input_types import DeadRow, InputFile, Row, ShardSpec
 from scheduler.errors import InputError, describe_cloud_error
+from scheduler.inputs._types import DeadRow, InputFile, Row, ShardSpec
+from scheduler.inputs.formats import FileCtx, FormatReader, reader_for
 from scheduler.recipe import InputSpec
 
 __all__ = ["DeadRow", "Input", "InputFile", "Row", "ShardSpec", "format_of", "open_input"]

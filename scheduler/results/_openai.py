@@ -38,7 +38,7 @@ from typing import Any
 
 import fsspec
 
-from scheduler.engines._prompts import INVALID_REQUEST, PROMPT_TOO_LONG
+from scheduler.engines import INVALID_REQUEST, PROMPT_TOO_LONG
 from scheduler.errors import StoreError
 
 __all__ = ["BatchExport", "default_errors_path", "error_code", "write_openai_batch"]

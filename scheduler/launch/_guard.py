@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from scheduler.errors import SkybatchError
-from scheduler.progress import RunStatus, read_status
-from scheduler.store import RunStore
+from scheduler.store import RunStatus, RunStore, read_status
 
 __all__ = ["DeadlineGuard", "Decision", "GuardConfig", "Scaler", "decide"]
 

@@ -49,7 +49,7 @@ def unfinished_run(store_url: str, recipe_name: str) -> str | None:
     done would give the rest of its rows a new digest, hence a new run, while the old
     run's workers may still be processing them.
     """
-    from scheduler.progress import read_status
+    from scheduler.store import read_status
 
     for rid in reversed(previous_runs(store_url, recipe_name)):
         store = RunStore(store_url, rid)

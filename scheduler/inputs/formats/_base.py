@@ -1,4 +1,4 @@
-"""Format readers behind :class:`scheduler.inputs.Input`: JSONL, OpenAI batch, CSV, Parquet.
+"""What every format reader shares: the file context, shard ranges, and the line-oriented base.
 
 Each reader answers four questions about one file: how many rows it has (``count``),
 where its shards begin and end (``shards``, from metadata or a streamed line index, never
@@ -14,19 +14,26 @@ schema) raise :class:`InputError`.
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
-from scheduler._input_types import DeadRow, Row, ShardSpec
-from scheduler._lines import CHUNK_BYTES, LineScanner, iter_lines, iter_records, scan
 from scheduler.errors import InputError
+from scheduler.inputs._lines import CHUNK_BYTES, iter_lines, iter_records, scan
+from scheduler.inputs._types import DeadRow, Row, ShardSpec
 from scheduler.recipe import InputSpec
 
-__all__ = ["FileCtx", "FileRange", "FormatReader", "reader_for"]
+__all__ = [
+    "SAMPLE_SCAN_LIMIT",
+    "FileCount",
+    "FileCtx",
+    "FileRange",
+    "FormatReader",
+    "decode_record",
+    "json_object",
+    "row_from_mapping",
+]
 
 _MISSING = object()
 _CSV_FIELD_LIMIT = 1 << 30
@@ -102,9 +109,9 @@ def row_from_mapping(obj: Mapping[str, Any], spec: InputSpec) -> tuple[str | Non
 
 
 class FormatReader:
-    """Base: the line-oriented formats (JSONL and its kin); Parquet overrides most of it."""
+    """Base: the line-oriented formats (JSONL, CSV and their kin); Parquet overrides most of it."""
 
-    name = "jsonl"
+    name = ""
     quoted = False  # CSV quoting: newlines inside quotes do not end a record
     header_records = 0
 
@@ -202,16 +209,10 @@ class FormatReader:
         self, ctx: FileCtx, header: list[str], line_no: int, record: bytes
     ) -> tuple[str | None, Row | str]:
         """One record: ``(id or None, row)`` or ``(id or None, reason it is dead)``."""
-        obj = _json_object(record, line_no)
-        if isinstance(obj, str):
-            return None, obj
-        row_id, got = row_from_mapping(obj, ctx.spec)
-        if isinstance(got, str):
-            return row_id, f"{got} at line {line_no + 1}"
-        return row_id, got
+        raise NotImplementedError
 
 
-def _decode(record: bytes, line_no: int) -> str:
+def decode_record(record: bytes, line_no: int) -> str:
     """UTF-8 text of a record; raises ValueError with the dead-row reason."""
     if line_no == 0 and record.startswith(codecs.BOM_UTF8):
         record = record[len(codecs.BOM_UTF8) :]
@@ -221,10 +222,10 @@ def _decode(record: bytes, line_no: int) -> str:
         raise ValueError(f"invalid UTF-8 at line {line_no + 1} (byte {e.start + 1})") from e
 
 
-def _json_object(record: bytes, line_no: int) -> dict[str, Any] | str:
+def json_object(record: bytes, line_no: int) -> dict[str, Any] | str:
     """The JSON object on one line, or the reason it is not one."""
     try:
-        text = _decode(record, line_no)
+        text = decode_record(record, line_no)
     except ValueError as e:
         return str(e)
     try:
@@ -236,143 +237,3 @@ def _json_object(record: bytes, line_no: int) -> dict[str, Any] | str:
     if not isinstance(obj, dict):
         return f"line {line_no + 1} is a JSON {_type_name(obj)}, not an object"
     return obj
-
-
-class OpenAIBatchReader(FormatReader):
-    """JSONL of OpenAI Batch API requests; the row id is ``custom_id``."""
-
-    name = "openai-batch"
-
-    def count(self, ctx: FileCtx) -> FileCount:
-        # Every line is parsed (batch files are at most a few hundred MB) so that a repeated
-        # custom_id is caught before any work starts.
-        result = FileCount(rows=0)
-        with ctx.open(stream=True) as fh:
-            lines = iter_lines(fh, start=0, end=None)
-            for line_no, record in iter_records(lines, quoted=False):
-                result.rows += 1
-                obj = _json_object(record, line_no)
-                if isinstance(obj, dict) and isinstance(obj.get("custom_id"), str):
-                    result.custom_ids.append((obj["custom_id"], line_no + 1))
-        return result
-
-    def parse(
-        self, ctx: FileCtx, header: list[str], line_no: int, record: bytes
-    ) -> tuple[str | None, Row | str]:
-        obj = _json_object(record, line_no)
-        if isinstance(obj, str):
-            return None, obj
-        where = f"at line {line_no + 1}"
-        custom_id = obj.get("custom_id")
-        if not isinstance(custom_id, str) or not custom_id:
-            return None, f"missing custom_id {where}"
-        body = obj.get("body")
-        if not isinstance(body, dict):
-            return custom_id, f"missing body {where}"
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return custom_id, f"missing body.messages {where}"
-        return custom_id, {
-            "id": custom_id,
-            "text": _last_user_text(messages),
-            "body": body,
-            "method": obj.get("method", "POST"),
-            "url": obj.get("url", "/v1/chat/completions"),
-        }
-
-
-def _last_user_text(messages: list[Any]) -> str:
-    """The last user message as plain text (text parts of a multi-part content joined)."""
-    for message in reversed(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            parts = [
-                p["text"]
-                for p in content
-                if isinstance(p, dict)
-                and p.get("type") == "text"
-                and isinstance(p.get("text"), str)
-            ]
-            return "\n".join(parts)
-        return ""
-    return ""
-
-
-class CsvReader(FormatReader):
-    """CSV with a header line; quoted fields may hold newlines (RFC 4180 quoting)."""
-
-    name = "csv"
-    quoted = True
-    header_records = 1
-
-    def check(self, ctx: FileCtx) -> None:
-        with ctx.open() as fh:
-            header = self._header(ctx, fh)
-        if not header:
-            return  # an empty file: no rows, nothing to check
-        for role, column in (("text", ctx.spec.text_column), ("id", ctx.spec.id_column)):
-            if column is not None and column not in header:
-                raise InputError(
-                    f"{ctx.url}: no {role} column '{column}' in the CSV header "
-                    f"(columns: {', '.join(header)}); set input.{role}_column"
-                )
-
-    def _header(self, ctx: FileCtx, fh: BinaryIO) -> list[str]:
-        # Every CSV path reads the header first, so this is where the csv module's 128 KiB
-        # field limit (process-wide) is lifted: long documents are ordinary rows here.
-        if csv.field_size_limit() < _CSV_FIELD_LIMIT:
-            csv.field_size_limit(_CSV_FIELD_LIMIT)
-        # The header is the first record; scan just far enough to find where it ends.
-        scanner = LineScanner(every=None, quoted=True, skip_records=1)
-        seen = bytearray()
-        fh.seek(0)
-        while scanner.data_start is None:
-            chunk = fh.read(64 * 1024)
-            if not chunk:
-                scanner.finish()
-                break
-            seen += chunk
-            scanner.feed(bytes(chunk))
-            if len(seen) > CHUNK_BYTES:
-                raise InputError(f"{ctx.url}: the CSV header is longer than 8 MiB; is it CSV?")
-        head = bytes(seen[: scanner.data_start])
-        try:
-            text = _decode(head, 0)
-        except ValueError as e:
-            raise InputError(f"{ctx.url}: the CSV header has {e}; save the file as UTF-8") from e
-        for fields in csv.reader(io.StringIO(text, newline="")):
-            if fields:
-                return fields
-        return []
-
-    def parse(
-        self, ctx: FileCtx, header: list[str], line_no: int, record: bytes
-    ) -> tuple[str | None, Row | str]:
-        try:
-            text = _decode(record, line_no)
-            fields = next(csv.reader(io.StringIO(text, newline="")), [])
-        except (ValueError, csv.Error) as e:
-            return None, f"{e} at line {line_no + 1}" if isinstance(e, csv.Error) else str(e)
-        if len(fields) != len(header):
-            return None, (f"expected {len(header)} fields at line {line_no + 1}, got {len(fields)}")
-        row_id, got = row_from_mapping(dict(zip(header, fields, strict=True)), ctx.spec)
-        if isinstance(got, str):
-            return row_id, f"{got} at line {line_no + 1}"
-        return row_id, got
-
-
-_READERS: dict[str, FormatReader] = {}
-
-
-def reader_for(fmt: str) -> FormatReader:
-    """The reader of one format name."""
-    if not _READERS:
-        from scheduler._parquet import ParquetReader
-
-        for reader in (FormatReader(), OpenAIBatchReader(), CsvReader(), ParquetReader()):
-            _READERS[reader.name] = reader
-    return _READERS[fmt]

@@ -1,7 +1,7 @@
 """Value objects of the input side: files, shards, dead rows and rows.
 
 They live apart from :mod:`scheduler.inputs` so that the format readers
-(:mod:`scheduler._formats`) and the public module can both import them without a cycle.
+(:mod:`scheduler.inputs.formats`) and the public module can both import them without a cycle.
 :mod:`scheduler.inputs` re-exports every name here; import them from there.
 """
 

@@ -1,6 +1,6 @@
 """The run store: where a run lives, and the single source of truth for its progress.
 
-Layout (see ``scheduler/STORE.md`` for the state diagram)::
+Layout (see ``scheduler/store/README.md`` for the state diagram)::
 
     <store>/<run_id>/
       run.json                      resolved recipe, input fingerprint, model + revision, plan
@@ -40,8 +40,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scheduler._storefs import StoreIO, _fuse_mount_type, _is_local, open_store_root
-from scheduler._storetypes import (
+from scheduler.errors import ResumeRefused, StoreError
+from scheduler.store._fs import StoreIO, _fuse_mount_type, _is_local, open_store_root
+from scheduler.store._types import (
     _RUN_ID,
     DoneMarker,
     Lease,
@@ -52,7 +53,6 @@ from scheduler._storetypes import (
     utcnow,
     validate_run_id,
 )
-from scheduler.errors import ResumeRefused, StoreError
 
 __all__ = [
     "DoneMarker",

@@ -3,7 +3,7 @@
 :class:`SkyScaler` launches more worker jobs for a run (recording their ids in the store's
 ``meta/jobs.json`` and DuckDB's ``jobs`` table); :class:`LocalScaler` adds processes to a
 :class:`~scheduler.backends.local.LocalPool`. :func:`make_guard` builds the
-:class:`~scheduler.guard.DeadlineGuard` of a run from its deadline, budget and the option's
+:class:`~scheduler.launch.DeadlineGuard` of a run from its deadline, budget and the option's
 prices (on-demand prices for the last stretch come from the catalog).
 """
 
@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from scheduler._launchplan import LaunchRequest
 from scheduler.errors import LaunchError
-from scheduler.guard import DeadlineGuard, GuardConfig
-from scheduler.progress import parse_time
+from scheduler.launch._guard import DeadlineGuard, GuardConfig
+from scheduler.launch._request import LaunchRequest
 from scheduler.recipe import Recipe
-from scheduler.store import RunStore
+from scheduler.store import RunStore, parse_time
 
 __all__ = ["LocalScaler", "SkyScaler", "make_guard", "ondemand_offerings", "record_jobs"]
 

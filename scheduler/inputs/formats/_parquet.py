@@ -12,7 +12,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scheduler._formats import (
+from scheduler.errors import InputError
+from scheduler.inputs._types import DeadRow, Row, ShardSpec
+from scheduler.inputs.formats._base import (
     SAMPLE_SCAN_LIMIT,
     FileCount,
     FileCtx,
@@ -20,8 +22,6 @@ from scheduler._formats import (
     FormatReader,
     row_from_mapping,
 )
-from scheduler._input_types import DeadRow, Row, ShardSpec
-from scheduler.errors import InputError
 
 __all__ = ["ParquetReader"]
 

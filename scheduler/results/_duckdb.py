@@ -102,7 +102,7 @@ def _quote(text: str) -> str:
 
 
 def _export_openai(store: RunStore, path: str) -> dict[str, Any]:
-    from scheduler.openai_batch import write_openai_batch
+    from scheduler.results._openai import write_openai_batch
 
     info = store.read_run_info()
     id_column = (info.get("recipe", {}).get("input", {}) or {}).get("id_column") or "id"

@@ -1,7 +1,7 @@
 """The planner's value objects: the request, the options and the plan it returns.
 
-:mod:`scheduler.planner` builds them and re-exports every name; import them from there.
-``Plan.to_json`` is the ``skybatch plan --json`` contract of DESIGN.md.
+:mod:`scheduler.plan._planner` builds them; :mod:`scheduler.plan` exports them.
+``Plan.to_json`` is the ``skybatch plan --json`` contract of docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from scheduler._planmodel import CandidateModel
 from scheduler.errors import PlanError
-from scheduler.workload import Workload
+from scheduler.plan._model import CandidateModel
+from scheduler.plan._workload import Workload
 
 if TYPE_CHECKING:
     from scheduler.recipe import Recipe
@@ -189,7 +189,7 @@ class Plan:
         return self.options[self.chosen]
 
     def to_json(self, *, top: int | None = None) -> dict[str, Any]:
-        """The ``skybatch plan --json`` object (see DESIGN.md, command contract)."""
+        """The ``skybatch plan --json`` object (see docs/ARCHITECTURE.md, command contract)."""
         options = self.options if top is None else self.options[: max(top, 1)]
         return {
             "workload": self.workload.to_json(),

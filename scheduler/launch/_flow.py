@@ -16,8 +16,8 @@
 written anywhere. A local launch always waits (its workers are child processes); a cloud
 launch returns once the jobs are submitted unless ``--wait``.
 
-Request, result, run-id templates and options live in :mod:`scheduler._launchplan`; the
-guard's levers (managed jobs, local processes) in :mod:`scheduler._scalers`.
+Request, result, run-id templates and options live in :mod:`scheduler.launch._request`; the
+guard's levers (managed jobs, local processes) in :mod:`scheduler.launch._scalers`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from scheduler._launchplan import (
+from scheduler.errors import UsageError
+from scheduler.launch._guard import DeadlineGuard
+from scheduler.launch._request import (
     LaunchRequest,
     LaunchResult,
     choose_option,
@@ -36,13 +38,10 @@ from scheduler._launchplan import (
     render_run_id,
     with_schedule,
 )
-from scheduler._scalers import LocalScaler, SkyScaler, make_guard, record_jobs
-from scheduler.errors import UsageError
-from scheduler.guard import DeadlineGuard
-from scheduler.progress import RunStatus, parse_time, read_status
+from scheduler.launch._scalers import LocalScaler, SkyScaler, make_guard, record_jobs
+from scheduler.launch._summary import Outcome
 from scheduler.recipe import Recipe, load_recipe, resolve_input_path
-from scheduler.store import RunStore
-from scheduler.summary import Outcome
+from scheduler.store import RunStatus, RunStore, parse_time, read_status
 
 __all__ = [
     "LaunchRequest",
@@ -176,7 +175,7 @@ def _launch_into_store(
     wanted_id = render_run_id(req.run_id, name=recipe.name) if req.run_id else None
     extra: dict[str, Any] = {"launch": {"option": option, "backend": req.backend}}
     if req.incremental:
-        from scheduler.incremental import incremental_recipe
+        from scheduler.launch._incremental import incremental_recipe
 
         recipe, inc = incremental_recipe(recipe, store_url=store_url, run_id=wanted_id)
         extra["incremental"] = inc

@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from scheduler.errors import PlanError, UsageError
+from scheduler.launch._summary import Outcome
 from scheduler.recipe import Recipe
 from scheduler.store import validate_run_id
-from scheduler.summary import Outcome
 
 __all__ = [
     "LaunchRequest",
@@ -188,7 +188,7 @@ def choose_option(
         if not req.workers:
             raise UsageError("--gpu needs --workers N (how many workers of that GPU)")
         return _manual_option(recipe, req.gpu, req.workers), None
-    from scheduler.planner import plan_recipe
+    from scheduler.plan import plan_recipe
 
     plan = plan_recipe(recipe, deadline_s=req.deadline_s, budget_usd=req.budget_usd)
     data = plan.to_json()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from scheduler.store import RunStore
+from scheduler.store._store import RunStore
 
 __all__ = ["RunState", "RunStatus", "ShardState", "WorkerStatus", "parse_time", "read_status"]
 
@@ -270,7 +270,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
     max_error_rate = float(limits.get("max_error_rate", 0.001))
     if manifest and all(str(s["shard_id"]) in markers for s in manifest):
         too_many = rows_done and rows_dead / rows_done > max_error_rate
-        # Input rows = output + dead rows, or the run is not finished (DESIGN.md): a
+        # Input rows = output + dead rows, or the run is not finished (the store contract, README.md beside this file): a
         # marker that does not add up means rows were lost, and resuming will not redo it.
         unbalanced = any(
             m.rows_in != int(sh["row_count"]) or m.rows_in != m.rows_out + m.rows_dead

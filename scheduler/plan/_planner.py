@@ -4,7 +4,7 @@ For every candidate — accelerator type × GPUs per worker (the fewest that hol
 spot or on demand — the planner takes the cheapest few trusted offerings across the allowed
 clouds and regions (SkyPilot gets them all as candidates; the cheapest one prices the plan)
 and finds the **fewest workers** that finish by the deadline with P ≥ ``p_target``, using
-the analytic model of :mod:`scheduler._planmodel` (start-up, model load, spot preemptions
+the analytic model of :mod:`scheduler.plan._model` (start-up, model load, spot preemptions
 with recovery and one shard redone, shard tail). Fewer workers always cost less (each one
 pays its own start-up), and P(on time) grows with workers, so a binary search finds it.
 
@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from scheduler._planmarket import EstimateLike, Market, OfferingLike
-from scheduler._planmodel import CandidateModel, Evaluation, evaluate, sigma_from_band
-from scheduler._plantypes import (
+from scheduler.plan._market import EstimateLike, Market, OfferingLike
+from scheduler.plan._model import CandidateModel, Evaluation, evaluate, sigma_from_band
+from scheduler.plan._types import (
     DEFAULT_DEADLINE_S,
     OfferingChoice,
     Plan,
@@ -41,8 +41,8 @@ from scheduler._plantypes import (
     PlanRequest,
     format_duration,
 )
-from scheduler._plantypes import money as _money
-from scheduler.workload import Workload
+from scheduler.plan._types import money as _money
+from scheduler.plan._workload import Workload
 
 if TYPE_CHECKING:
     from scheduler.recipe import Recipe
@@ -360,12 +360,12 @@ def plan_recipe(
     market: Market | None = None,
 ) -> Plan:
     """Measure the workload (unless given) and plan ``recipe`` against the catalog."""
-    from scheduler.workload import measure_workload
+    from scheduler.plan._workload import measure_workload
 
     load = workload if workload is not None else measure_workload(recipe)
     req = PlanRequest.from_recipe(recipe, deadline_s=deadline_s, budget_usd=budget_usd)
     if market is None:
-        from scheduler._planmarket import catalog_market
+        from scheduler.plan._market import catalog_market
 
         catalog = catalog_market()
         with catalog.batch():

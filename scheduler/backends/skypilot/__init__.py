@@ -1,0 +1,79 @@
+"""The SkyPilot backend: one managed job per worker, spot with recovery across regions.
+
+Modules: ``_task`` builds each worker's task YAML as plain data; ``_session`` talks to
+SkyPilot's API server; ``_jobs`` reads the managed-job queue (states, spend, cancel);
+``_entry`` (run as ``python -m scheduler.backends.skypilot worker``) is what the VM runs.
+
+Each worker of a run becomes one SkyPilot managed job whose task is built (by
+:mod:`scheduler.backends.skypilot._task`) as plain task-YAML data, so
+``launch --dry-run`` can print exactly what would be launched, and turned into a
+``sky.Task`` only at launch time, when the secret values are filled in::
+
+    resources:
+      use_spot: true                      # as planned
+      job_recovery:                       # same on every candidate (SkyPilot requires it)
+        strategy: EAGER_NEXT_REGION       # preempted: try the next region/cloud at once
+        max_restarts_on_errors: 3         # a crashing worker is restarted a bounded number of times
+        recover_on_exit_codes: [3]        # the worker's "stopped by a signal" exit: recovered
+                                          # without using up the error budget
+      any_of: [{infra: aws/us-east-1, instance_type: p5.4xlarge, accelerators: H100:1}, ...]
+    envs: {SKYBATCH_STORE: s3://..., SKYBATCH_RUN_ID: ..., SKYBATCH_WORKER_INDEX: "0", ...}
+    secrets: {HF_TOKEN: <redacted: ...>}  # real values only in memory, at launch
+    setup: pip install 'skybatch[vllm,s3]==<this version>'
+    run: python -m scheduler.backends.skypilot worker --store '...' --run-id '...' ...
+
+A preemption (the cluster vanishes) never counts against ``max_restarts_on_errors`` in
+SkyPilot; a worker that gets the spot notice exits with code 3 after releasing its shard,
+and ``recover_on_exit_codes`` makes that a recovery too.
+
+``import sky`` takes about 3 s, so it happens only inside the functions that talk to
+SkyPilot; building and printing tasks needs only PyYAML. :class:`SkyPilotSession` wraps
+SkyPilot's client: it shows a spinner while SkyPilot starts its local API server, turns
+"no cloud enabled" into one :class:`LaunchError` line, and stops an API server it started.
+"""
+
+from __future__ import annotations
+
+from scheduler.backends.skypilot._jobs import JobState, cancel_jobs, describe_job, job_statuses
+from scheduler.backends.skypilot._session import NO_CLOUD_MESSAGE, SkyPilotSession
+from scheduler.backends.skypilot._task import (
+    DEFAULT_SECRET_NAMES,
+    MAX_CANDIDATES,
+    RECOVER_EXIT_CODES,
+    WorkerJob,
+    build_worker_job,
+    candidates,
+    job_name,
+    pip_spec,
+    render_yaml,
+    require_object_store,
+    secret_names_from_env,
+    secret_values,
+    to_task,
+    validate_task_config,
+    worker_argv,
+)
+
+__all__ = [
+    "DEFAULT_SECRET_NAMES",
+    "MAX_CANDIDATES",
+    "NO_CLOUD_MESSAGE",
+    "RECOVER_EXIT_CODES",
+    "JobState",
+    "SkyPilotSession",
+    "WorkerJob",
+    "build_worker_job",
+    "cancel_jobs",
+    "candidates",
+    "describe_job",
+    "job_name",
+    "job_statuses",
+    "pip_spec",
+    "render_yaml",
+    "require_object_store",
+    "secret_names_from_env",
+    "secret_values",
+    "to_task",
+    "validate_task_config",
+    "worker_argv",
+]

@@ -1,0 +1,54 @@
+"""The run store: where a run lives, and the single source of truth for its progress.
+
+The contract (layout, exclusive commit markers, advisory leases, reconciliation) is in
+``README.md`` beside this file. Modules: ``_store`` (the operations: create, claim, commit,
+release, heartbeats, resume), ``_types`` (value types and ids: leases, markers, run ids),
+``_fs`` (fsspec resolution and raw, safe I/O) and ``_status`` (progress, rates, ETA and spend
+derived from the store). Import from here, never from the private modules.
+"""
+
+from __future__ import annotations
+
+from scheduler.store._fs import (
+    open_store_root,
+)
+from scheduler.store._status import (
+    RunState,
+    RunStatus,
+    ShardState,
+    WorkerStatus,
+    parse_time,
+    read_status,
+)
+from scheduler.store._store import (
+    RunStore,
+    iter_runs,
+)
+from scheduler.store._types import (
+    DoneMarker,
+    Lease,
+    OutputFile,
+    digest_ids,
+    make_run_id,
+    utcnow,
+    validate_run_id,
+)
+
+__all__ = [
+    "DoneMarker",
+    "Lease",
+    "OutputFile",
+    "RunState",
+    "RunStatus",
+    "RunStore",
+    "ShardState",
+    "WorkerStatus",
+    "digest_ids",
+    "iter_runs",
+    "make_run_id",
+    "open_store_root",
+    "parse_time",
+    "read_status",
+    "utcnow",
+    "validate_run_id",
+]
