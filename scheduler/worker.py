@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import sys
@@ -38,11 +39,32 @@ from scheduler.engines.base import Engine, Result, Row, RowFailure, is_out_of_me
 from scheduler.errors import EngineError, InputError, SkybatchError
 from scheduler.inputs import DeadRow, Input, ShardSpec, open_input
 from scheduler.recipe import Recipe, recipe_from_dict
-from scheduler.store import DoneMarker, Lease, RunStore, digest_ids, utcnow
+from scheduler.store import (
+    DoneMarker,
+    Lease,
+    RunStore,
+    digest_ids,
+    utcnow,
+    validate_worker_id,
+)
 
-__all__ = ["StopFlag", "Worker", "WorkerInfo", "main"]
+__all__ = ["StopFlag", "Worker", "WorkerInfo", "default_worker_id", "main"]
 
 EXIT_DONE, EXIT_FAILED, EXIT_ENGINE, EXIT_STOPPED = 0, 1, 2, 3
+
+
+def default_worker_id(index: int | None = None) -> str:
+    """A worker id unique on this machine: host, process id and (for a pool) an index.
+
+    Two drivers on one run must never name their workers alike: heartbeats and leases are
+    keyed by worker id, so a shared name would overwrite another worker's heartbeat and
+    let it re-claim a lease that is not its own. The host name is reduced to the
+    characters a worker id allows.
+    """
+    host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()).strip("-.") or "host"
+    host = host.replace("..", ".")[:48]
+    suffix = "" if index is None else f"-{index}"
+    return f"{host}-{os.getpid()}{suffix}"
 
 
 class StopFlag:
@@ -122,6 +144,36 @@ def _to_table(
     return pa.table(arrays)
 
 
+def _storable(
+    id_column: str, rows: list[Row], results: list[dict[str, Any]], revision: str | None
+) -> tuple[pa.Table, list[Row], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The output table, and the rows that cannot be stored as dead rows with the reason.
+
+    A valid JSON string may hold a lone surrogate (``"\\udc80x"``) that no Parquet string
+    can: one such id or value must cost its row, not the shard's other rows. The whole
+    table is tried first; only when it fails is each row tried alone.
+    """
+    try:
+        return _to_table(id_column, rows, results, revision), rows, results, []
+    except (UnicodeError, pa.ArrowException) as whole:
+        first_error = whole
+    ok_rows: list[Row] = []
+    ok_results: list[dict[str, Any]] = []
+    dead: list[dict[str, Any]] = []
+    for row, res in zip(rows, results, strict=True):
+        try:
+            _to_table(id_column, [row], [res], revision)
+        except (UnicodeError, pa.ArrowException) as e:
+            reason = f"cannot store the row: {type(e).__name__}: {e}"[:2000]
+            dead.append({"id": row["id"], "stage": "store", "reason": reason})
+        else:
+            ok_rows.append(row)
+            ok_results.append(res)
+    if not dead:
+        raise first_error  # the rows disagree with each other (types): a shard error
+    return _to_table(id_column, ok_rows, ok_results, revision), ok_rows, ok_results, dead
+
+
 class Worker:
     """Processes shards of one run until none is left to claim or it is told to stop."""
 
@@ -136,7 +188,8 @@ class Worker:
         stop: threading.Event | StopFlag | None = None,
     ) -> None:
         self.store = store
-        self.worker_id = worker_id
+        # Checked before anything is written: the id names files in the store.
+        self.worker_id = validate_worker_id(worker_id)
         self.info = info or WorkerInfo()
         self.stop: threading.Event | StopFlag = stop or StopFlag()
         self.heartbeat_s = heartbeat_s
@@ -452,7 +505,8 @@ class Worker:
                 f"shard {shard.shard_id} read {rows_in} rows, manifest says {shard.row_count}"
             )
         revision = self._revision()
-        table = _to_table(self.id_column, rows, results, revision)
+        table, rows, results, unstorable = _storable(self.id_column, rows, results, revision)
+        dead = dead + unstorable
         out = self.store.write_output(lease, table)
         dead_file = self.store.write_dead(lease, dead)
         self.store.verify(out)
@@ -512,7 +566,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scheduler.worker``."""
     args = _parse(argv)
-    worker_id = args.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    worker_id = args.worker_id or default_worker_id()
     stop = StopFlag()
 
     def _on_signal(signum: int, frame: object) -> None:

@@ -13,6 +13,7 @@ heartbeat, so a bad model name reaches the user as one line.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -27,9 +28,13 @@ from typing import IO, Any
 
 from scheduler.errors import EngineError, SkybatchError
 from scheduler.store import RunStatus, RunStore, read_status
-from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED
+from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, default_worker_id
 
 __all__ = ["LocalPool", "run_local"]
+
+# One sequence per process: two pools in one process (a test, the TUI running two runs)
+# never hand out the same index, and the pid in the id separates drivers on one host.
+_WORKER_INDEX = itertools.count()
 
 
 @dataclass
@@ -52,7 +57,6 @@ class LocalPool:
     procs: dict[str, _Proc] = field(default_factory=dict)
     fatal_error: str | None = None
     restarts: int = 0
-    _next_index: int = 0
     _planned: int = 1  # how many workers will share this machine's cores
 
     def _log_dir(self) -> Path:
@@ -89,8 +93,7 @@ class LocalPool:
         ids = []
         self._planned = max(self._planned, len(self.procs) + k)
         for _ in range(k):
-            worker_id = f"local-{self._next_index}"
-            self._next_index += 1
+            worker_id = default_worker_id(next(_WORKER_INDEX))
             price = self.usd_per_hour if usd_per_hour is None else usd_per_hour
             self.procs[worker_id] = self._spawn(worker_id, price)
             ids.append(worker_id)

@@ -128,7 +128,13 @@ def write_openai_batch(
 
 
 def _dumps(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    line = json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (a dead row's id, say) has no UTF-8 form: escape it as JSON does.
+        line = json.dumps(obj, separators=(",", ":")) + "\n"
+    return line
 
 
 def _ident(prefix: str, run_id: str, custom_id: str) -> str:

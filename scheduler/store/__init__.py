@@ -32,6 +32,7 @@ from scheduler.store._types import (
     make_run_id,
     utcnow,
     validate_run_id,
+    validate_worker_id,
 )
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "read_status",
     "utcnow",
     "validate_run_id",
+    "validate_worker_id",
 ]

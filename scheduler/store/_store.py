@@ -52,6 +52,7 @@ from scheduler.store._types import (
     make_run_id,
     utcnow,
     validate_run_id,
+    validate_worker_id,
 )
 
 __all__ = [
@@ -266,6 +267,7 @@ class RunStore(StoreIO):
         taken over. The attempt number counts claims, ``failures`` counts attempts that
         failed with an error (carried over so poison shards are detected).
         """
+        validate_worker_id(worker)
         if self.is_done(shard_id):
             return None
         now = time.time() if now is None else now
@@ -459,6 +461,7 @@ class RunStore(StoreIO):
 
     def heartbeat(self, worker: str, info: dict[str, Any]) -> None:
         """Publish a worker's heartbeat (overwrites the previous one)."""
+        validate_worker_id(worker)
         doc = {**info, "worker": worker, "last_seen": utcnow().isoformat()}
         self._write_bytes(f"workers/{worker}.json", json.dumps(doc, default=str).encode())
 

@@ -24,9 +24,11 @@ __all__ = [
     "make_run_id",
     "utcnow",
     "validate_run_id",
+    "validate_worker_id",
 ]
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# \Z, not $: "$" also matches before a trailing newline, and "run\n" is no folder name.
+_RUN_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _DIGEST_MOD = 1 << 128
 
 
@@ -64,6 +66,20 @@ def validate_run_id(run_id: str) -> str:
             "(at most 128 characters, starting with a letter or digit)"
         )
     return run_id
+
+
+def validate_worker_id(worker_id: str) -> str:
+    """Return ``worker_id`` or raise: it names ``workers/<id>.json`` and a log file.
+
+    The same rule as run ids: no path separators, no ``..`` (the pattern starts with a
+    letter or digit and allows no "/"), no control characters, no trailing newline.
+    """
+    if not _RUN_ID.match(worker_id) or ".." in worker_id:
+        raise StoreError(
+            f"worker id {worker_id!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(at most 128 characters, starting with a letter or digit, no '..')"
+        )
+    return worker_id
 
 
 def make_run_id(
