@@ -54,6 +54,8 @@ def render_table(plan: Plan, *, top: int) -> object:
         gpu = o.accelerator + (
             f"×{o.accelerators_per_worker}" if o.accelerators_per_worker > 1 else ""
         )
+        if o.replicas_per_worker > 1:  # engines per worker, each on its own GPUs
+            gpu += f" ({o.replicas_per_worker}×tp{o.tensor_parallel_size})"
         p_style = "green" if o.p_on_time >= target else "red"
         cost_style = "" if o.within_budget else "red"
         source = o.throughput_source

@@ -1,12 +1,19 @@
 """The deadline planner: which GPU, where, spot or not, how many workers, how long, how much.
 
-For every candidate — accelerator type × GPUs per worker (the fewest that hold the model) ×
-spot or on demand — the planner takes the cheapest few trusted offerings across the allowed
-clouds and regions (SkyPilot gets them all as candidates; the cheapest one prices the plan)
-and finds the **fewest workers** that finish by the deadline with P ≥ ``p_target``, using
+For every candidate — accelerator type × every GPU count an instance of it offers × spot or
+on demand — the planner takes the cheapest few trusted offerings of that count across the
+allowed clouds and regions (SkyPilot gets them all as candidates; the cheapest one prices
+the plan) and finds the **fewest workers** that finish by the deadline with P ≥ ``p_target``,
+using
 the analytic model of :mod:`scheduler.plan._model` (start-up, model load, spot preemptions
 with recovery and one shard redone, shard tail). Fewer workers always cost less (each one
 pays its own start-up), and P(on time) grows with workers, so a binary search finds it.
+
+A worker on an ``n``-GPU instance runs ``n // tp`` engine replicas side by side, each with
+tensor parallelism ``tp`` (the fewest GPUs that hold the model and its KV cache at the
+workload's context) and pinned to its own GPUs: an 8-GPU box serving an 8B model runs
+8 replicas, one serving a 70B model in BF16 on H200s runs 4 of 2 GPUs each. A worker's
+throughput is the replicas' sum; GPUs left over by an uneven split idle.
 
 ``schedule.spot``: ``require`` plans spot only, ``never`` on demand only, ``prefer`` both,
 and spot wins wherever it is cheaper once its preemptions (recovery, redone work, the
@@ -63,10 +70,34 @@ OFFERINGS_PER_OPTION = 3
 STARTUP_SIGMA = 0.35  # a worker's start-up varies by about a third around its mean
 
 
+@dataclass(frozen=True)
+class _ReplicaEstimate:
+    """A worker's throughput: ``replicas`` engines of one per-replica estimate."""
+
+    rows_per_s: float
+    low_rows_per_s: float
+    high_rows_per_s: float
+    kind: str
+    source: str
+
+    @classmethod
+    def of(cls, est: EstimateLike, replicas: int, tp: int, acc: str) -> EstimateLike:
+        if replicas == 1:
+            return est
+        return cls(
+            rows_per_s=est.rows_per_s * replicas,
+            low_rows_per_s=est.low_rows_per_s * replicas,
+            high_rows_per_s=est.high_rows_per_s * replicas,
+            kind=est.kind,
+            source=f"{replicas} replicas of {acc}×{tp}, each: {est.source}",
+        )
+
+
 @dataclass
 class _Candidate:
     accelerator: str
     count: int
+    tp: int  # GPUs per engine replica
     spot: bool
     offerings: tuple[OfferingChoice, ...]
     estimate: EstimateLike
@@ -118,38 +149,38 @@ def _build_candidates(
             cannot_hold.append(acc)
             continue
         for spot in _spot_modes(req.spot):
-            priced = [
-                (p, o)
-                for o in by_acc[acc]
-                if o.accelerator_count >= need and (p := o.price(spot)) is not None and p > 0
-            ]
-            if not priced:
-                continue
-            count = min(o.accelerator_count for _, o in priced)
-            same = sorted(
-                ((p, o) for p, o in priced if o.accelerator_count == count),
-                key=lambda po: (po[0], po[1].cloud, po[1].region, po[1].instance_type),
-            )
-            if (acc, count) not in estimates:
-                estimates[(acc, count)] = _estimate(workload, req, market, acc, count, warnings)
-            est = estimates[(acc, count)]
-            if est is None:
-                continue
-            chosen = tuple(
-                OfferingChoice(o.cloud, o.region, o.instance_type, p)
-                for p, o in same[:OFFERINGS_PER_OPTION]
-            )
-            out.append(
-                _Candidate(
-                    accelerator=acc,
-                    count=count,
-                    spot=spot,
-                    offerings=chosen,
-                    estimate=est,
-                    model=_candidate_model(workload, req, market, est, chosen[0], spot, cap),
-                    cap=cap,
+            by_count: dict[int, list[tuple[float, OfferingLike]]] = {}
+            for o in by_acc[acc]:
+                p = o.price(spot)
+                if o.accelerator_count >= need and p is not None and p > 0:
+                    by_count.setdefault(o.accelerator_count, []).append((p, o))
+            for count in sorted(by_count):
+                same = sorted(
+                    by_count[count],
+                    key=lambda po: (po[0], po[1].cloud, po[1].region, po[1].instance_type),
                 )
-            )
+                if (acc, need) not in estimates:
+                    estimates[(acc, need)] = _estimate(workload, req, market, acc, need, warnings)
+                one = estimates[(acc, need)]
+                if one is None:
+                    continue
+                est = _ReplicaEstimate.of(one, count // need, need, acc)
+                chosen = tuple(
+                    OfferingChoice(o.cloud, o.region, o.instance_type, p)
+                    for p, o in same[:OFFERINGS_PER_OPTION]
+                )
+                out.append(
+                    _Candidate(
+                        accelerator=acc,
+                        count=count,
+                        tp=need,
+                        spot=spot,
+                        offerings=chosen,
+                        estimate=est,
+                        model=_candidate_model(workload, req, market, est, chosen[0], spot, cap),
+                        cap=cap,
+                    )
+                )
     asked = {a.upper() for a in req.accelerators or ()}
     cannot_hold = [a for a in cannot_hold if a.upper() in asked]  # silent unless asked for
     if cannot_hold:
@@ -223,6 +254,8 @@ def _option(c: _Candidate, ev: Evaluation, on_time: bool, req: PlanRequest) -> P
     return PlanOption(
         accelerator=c.accelerator,
         accelerators_per_worker=c.count,
+        tensor_parallel_size=c.tp,
+        replicas_per_worker=c.count // c.tp,
         spot=c.spot,
         workers=ev.workers,
         hours=ev.hours,

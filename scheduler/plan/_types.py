@@ -107,10 +107,15 @@ class OfferingChoice:
 
 @dataclass(frozen=True)
 class PlanOption:
-    """One way to run the job: ``workers`` × (accelerator × count) on spot or on demand."""
+    """One way to run the job: ``workers`` × (accelerator × count) on spot or on demand.
+
+    Each worker runs ``replicas_per_worker`` engines of ``tensor_parallel_size`` GPUs each.
+    """
 
     accelerator: str
     accelerators_per_worker: int
+    tensor_parallel_size: int
+    replicas_per_worker: int
     spot: bool
     workers: int
     hours: float
@@ -132,13 +137,17 @@ class PlanOption:
         return self.on_time and self.within_budget
 
     def describe(self) -> str:
-        """``4× L4 spot`` or ``2× (H100×4) on-demand``."""
+        """``4× L4 spot``, ``2× (H100×4) on-demand`` or ``1× (H200×8, 4 replicas) spot``."""
         gpu = (
             self.accelerator
             if self.accelerators_per_worker == 1
-            else f"({self.accelerator}×{self.accelerators_per_worker})"
+            else f"({self.accelerator}×{self.accelerators_per_worker}{self._replicas()})"
         )
         return f"{self.workers}× {gpu} {'spot' if self.spot else 'on-demand'}"
+
+    def _replicas(self) -> str:
+        n = self.replicas_per_worker
+        return f", {n} replicas" if n > 1 else ""
 
     def where(self) -> str:
         """``aws/us-east-1`` of the cheapest offering, ``+2`` for the other candidates."""
@@ -150,6 +159,8 @@ class PlanOption:
         return {
             "accelerator": self.accelerator,
             "accelerators_per_worker": self.accelerators_per_worker,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "replicas_per_worker": self.replicas_per_worker,
             "spot": self.spot,
             "workers": self.workers,
             "hours": round(self.hours, 3),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from _fakemarket import FakeMarket, offer, small_market
+from _fakemarket import FakeEstimate, FakeMarket, offer, small_market
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,7 +55,11 @@ def request(**kw: object) -> PlanRequest:
 
 
 def brute_force(load: Workload, req: PlanRequest, market: FakeMarket) -> float | None:
-    """Cheapest expected cost over every (offering, spot, workers) the planner may use."""
+    """Cheapest expected cost over every (offering, its GPU count, spot, workers).
+
+    Each offering is tried with the GPUs it has: ``count // need`` engine replicas of the
+    fewest GPUs that hold the model, their throughputs summed.
+    """
     cap = max(1, min(req.max_workers, load.rows))
     modes = {"require": (True,), "never": (False,), "prefer": (True, False)}[req.spot]
     best: float | None = None
@@ -67,25 +71,20 @@ def brute_force(load: Workload, req: PlanRequest, market: FakeMarket) -> float |
             price = o.price(spot)
             if price is None or price <= 0:
                 continue
-            # The planner runs the fewest GPUs per worker that hold the model and are priced.
-            counts = [
-                x.accelerator_count
-                for x in market.offers
-                if x.accelerator == o.accelerator
-                and not x.flags
-                and x.accelerator_count >= need
-                and (x.price(spot) or 0) > 0
-            ]
-            if o.accelerator_count != min(counts):
-                continue
-            est = market.estimate(
+            one = market.estimate(
                 model="m",
                 engine="vllm",
                 task="generate",
                 accelerator=o.accelerator,
-                count=o.accelerator_count,
+                count=need,
                 input_tokens=1,
                 output_tokens=1,
+            )
+            replicas = o.accelerator_count // need
+            est = FakeEstimate(
+                one.rows_per_s * replicas,
+                one.low_rows_per_s * replicas,
+                one.high_rows_per_s * replicas,
             )
             shard = rows_per_shard_for(load.rows, est.rows_per_s, cap=cap, fixed=None)
             model = CandidateModel(
@@ -112,28 +111,28 @@ def brute_force(load: Workload, req: PlanRequest, market: FakeMarket) -> float |
 
 
 ACCS = ["L4", "A100-80GB", "H100", "T4"]
+CLOUDS = ["aws", "gcp", "lambda", "nebius"]
 
 
 @st.composite
 def markets(draw: st.DrawFn) -> FakeMarket:
     offers = []
     for acc in draw(st.lists(st.sampled_from(ACCS), min_size=1, max_size=4, unique=True)):
-        count = draw(st.sampled_from([1, 2, 4]))
-        for i in range(draw(st.integers(1, 3))):
+        for i in range(draw(st.integers(1, 4))):
+            count = draw(st.sampled_from([1, 2, 3, 4, 8]))
             od = draw(st.one_of(st.none(), st.floats(0.2, 12.0)))
             spot = draw(st.one_of(st.none(), st.floats(0.05, 12.0)))
             flags = ("spot_zero",) if draw(st.integers(0, 9)) == 0 else ()
-            offers.append(
-                offer(acc, od, spot, cloud=["aws", "gcp", "lambda"][i], count=count, flags=flags)
-            )
+            offers.append(offer(acc, od, spot, cloud=CLOUDS[i], count=count, flags=flags))
     # Same start-up and preemption figures on every cloud, so the cheapest offering of a
     # candidate is also its cheapest plan (what the planner assumes when it prices by it).
     rate = draw(st.floats(0.0, 0.5))
     return FakeMarket(
         offers=offers,
         rows_per_s={a: draw(st.floats(0.5, 50.0)) for a in ACCS},
+        need={a: draw(st.sampled_from([1, 1, 2, 4, None])) for a in ACCS},
         band=draw(st.floats(0.0, 0.5)),
-        preempt={c: rate for c in ("aws", "gcp", "lambda")},
+        preempt={c: rate for c in CLOUDS},
         load_s=draw(st.floats(0.0, 300.0)),
     )
 
@@ -303,7 +302,30 @@ def test_gpus_per_worker_follow_the_memory_check() -> None:
     )
     per_worker = {o.accelerator: o.accelerators_per_worker for o in plan.options}
     assert per_worker == {"L4": 4, "H100": 8}  # H100 has no 2-GPU instance: the next size up
+    h100 = next(o for o in plan.options if o.accelerator == "H100")
+    # The 8-GPU box runs four replicas of the two GPUs that hold the model.
+    assert (h100.tensor_parallel_size, h100.replicas_per_worker) == (2, 4)
+    assert h100.rows_per_s == pytest.approx(4 * 2 * 8.0)
     assert any("T4: cannot hold m" in w for w in plan.warnings)
+
+
+def test_every_gpu_count_is_a_candidate_and_big_boxes_run_replicas() -> None:
+    market = FakeMarket(
+        offers=[
+            offer("H100", 4.0, 2.0, count=1),
+            offer("H100", 30.0, 9.0, count=8),  # cheaper per GPU than eight 1-GPU boxes
+        ],
+        rows_per_s={"H100": 10.0},
+    )
+    plan = plan_workload(workload(2_000_000), request(spot="require"), market)
+    sizes = {(o.accelerators_per_worker, o.replicas_per_worker) for o in plan.options}
+    assert sizes == {(1, 1), (8, 8)}
+    choice = plan.require()
+    assert (choice.accelerators_per_worker, choice.tensor_parallel_size) == (8, 1)
+    assert choice.replicas_per_worker == 8
+    assert "8 replicas" in choice.describe()
+    data = choice.to_json()
+    assert (data["tensor_parallel_size"], data["replicas_per_worker"]) == (1, 8)
 
 
 def test_rows_per_shard_is_about_five_minutes_unless_fixed() -> None:
@@ -411,6 +433,8 @@ def test_json_contract() -> None:
         assert {
             "accelerator",
             "accelerators_per_worker",
+            "tensor_parallel_size",
+            "replicas_per_worker",
             "spot",
             "workers",
             "hours",

@@ -103,3 +103,15 @@ def test_two_threads_batching_on_the_shared_market_keep_their_own_sessions() -> 
     for t in threads:
         t.join(60)
     assert errors == []
+
+
+def test_70b_goes_onto_multi_gpu_instances_when_they_are_cheaper() -> None:
+    plan = plan_recipe(load_recipe(ROOT / "recipes" / "generate-70b.yaml"))
+    choice = plan.require()
+    single = [o for o in plan.options if o.feasible and o.replicas_per_worker == 1]
+    # Several engine replicas share one big instance and beat every one-engine worker.
+    assert choice.replicas_per_worker > 1
+    assert choice.accelerators_per_worker == (
+        choice.replicas_per_worker * choice.tensor_parallel_size
+    )
+    assert single and choice.cost_usd < min(o.cost_usd for o in single)
