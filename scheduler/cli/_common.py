@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from scheduler.recipe import Recipe, load_recipe
+if TYPE_CHECKING:
+    from scheduler.recipe import Recipe
 
 __all__ = ["cli", "emit_json", "read_recipe", "recipe_argument"]
 
@@ -31,6 +32,9 @@ recipe_argument = click.argument("recipe", type=click.Path(dir_okay=False, path_
 
 def read_recipe(path: str) -> Recipe:
     """Load a recipe; errors become one line with exit code 2 at the CLI edge."""
+    # Imported here: the recipe model pulls in pydantic and yaml, which `--help` never needs.
+    from scheduler.recipe import load_recipe
+
     return load_recipe(path)
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import click
 
 from scheduler.cli._common import cli, emit_json, recipe_argument
-from scheduler.recipe import parse_duration
 
 if TYPE_CHECKING:
     from scheduler.launch import Outcome
@@ -33,6 +32,8 @@ _store_option = click.option(
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     if value is None:
         return None
+    from scheduler.recipe import parse_duration  # pydantic + yaml: not at `--help` time
+
     try:
         return parse_duration(value)
     except ValueError as e:

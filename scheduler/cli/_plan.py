@@ -12,7 +12,6 @@ import click
 
 from scheduler.cli._common import cli, emit_json, read_recipe, recipe_argument
 from scheduler.errors import PlanError, UsageError
-from scheduler.recipe import parse_duration
 
 if TYPE_CHECKING:
     from scheduler.plan import Plan
@@ -23,6 +22,8 @@ _SOURCE_STYLE = {"measured": "green", "scaled": "cyan", "published": "cyan", "es
 def _deadline(value: str | None) -> float | None:
     if value is None:
         return None
+    from scheduler.recipe import parse_duration  # pydantic + yaml: not at `--help` time
+
     try:
         return parse_duration(value)
     except ValueError as e:
