@@ -120,6 +120,9 @@ def test_dry_run_yaml_is_valid_skypilot(
     for i, doc_text in enumerate(docs_text):
         doc: dict[str, Any] = yaml.safe_load(doc_text)
         validate_task_config(doc)  # SkyPilot's task + resources JSON schemas
+        # launchable as printed: the shipped code is on disk, and setup installs that file
+        [(remote, source)] = doc["file_mounts"].items()
+        assert Path(source).is_file() and remote in doc["setup"]
         assert doc["envs"]["SKYBATCH_WORKER_INDEX"] == str(i)
         assert doc["secrets"] == {
             "HF_TOKEN": "<redacted: from $HF_TOKEN at launch>",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from datetime import datetime, timezone
@@ -62,7 +63,6 @@ def _job(**kw: Any) -> sp.WorkerJob:
         "worker_index": 1,
         "option": OPTION,
         "secret_names": ["HF_TOKEN"],
-        "version": "9.9.9",
     }
     args.update(kw)
     return sp.build_worker_job(**args)
@@ -100,7 +100,10 @@ def test_envs_setup_and_name() -> None:
     assert cfg["envs"]["SKYBATCH_STORE"] == "s3://b/runs"
     assert cfg["envs"]["SKYBATCH_WORKER_INDEX"] == "1"
     assert VALID_NAME.fullmatch(cfg["name"]) and cfg["name"].endswith("-w1")
-    assert "'skybatch[vllm,s3]==9.9.9'" in cfg["setup"]
+    # the code comes from the shipped wheel, never from an index by name
+    assert "skybatch[" not in cfg["setup"] and "skybatch==" not in cfg["setup"]
+    [(remote, local)] = cfg["file_mounts"].items()
+    assert remote in cfg["setup"] and os.path.isfile(local)
 
 
 def test_run_command_quotes_every_recipe_value() -> None:

@@ -1,6 +1,8 @@
 """The SkyPilot backend: one managed job per worker, spot with recovery across regions.
 
-Modules: ``_task`` builds each worker's task YAML as plain data; ``_session`` talks to
+Modules: ``_task`` builds each worker's task YAML as plain data; ``_wheel`` builds the wheel
+of the running code that the VM installs (nothing is installed by name from an index, and the
+VM gets only the worker's requirements: no SkyPilot, Textual or DuckDB); ``_session`` talks to
 SkyPilot's API server; ``_jobs`` reads the managed-job queue (states, spend, cancel);
 ``_entry`` (run as ``python -m scheduler.backends.skypilot worker``) is what the VM runs.
 
@@ -19,7 +21,10 @@ Each worker of a run becomes one SkyPilot managed job whose task is built (by
       any_of: [{infra: aws/us-east-1, instance_type: p5.4xlarge, accelerators: H100:1}, ...]
     envs: {SKYBATCH_STORE: s3://..., SKYBATCH_RUN_ID: ..., SKYBATCH_WORKER_INDEX: "0", ...}
     secrets: {HF_TOKEN: <redacted: ...>}  # real values only in memory, at launch
-    setup: pip install 'skybatch[vllm,s3]==<this version>'
+    file_mounts: {~/.skybatch/wheels/<digest>/skybatch-0.1.0-py3-none-any.whl: <the local wheel>}
+    setup: |                              # the worker's requirements only, then that wheel
+      python -m pip install 'pyyaml>=6.0' 'pyarrow>=15' ... 'vllm>=0.6' 's3fs>=2024.2'
+      python -m pip install --no-deps --force-reinstall ~/.skybatch/wheels/<digest>/skybatch-...whl
     run: python -m scheduler.backends.skypilot worker --store '...' --run-id '...' ...
 
 A preemption (the cluster vanishes) never counts against ``max_restarts_on_errors`` in
@@ -44,7 +49,6 @@ from scheduler.backends.skypilot._task import (
     build_worker_job,
     candidates,
     job_name,
-    pip_spec,
     render_yaml,
     require_object_store,
     secret_names_from_env,
@@ -53,6 +57,7 @@ from scheduler.backends.skypilot._task import (
     validate_task_config,
     worker_argv,
 )
+from scheduler.backends.skypilot._wheel import Wheel, shipped_wheel, worker_extras
 
 __all__ = [
     "DEFAULT_SECRET_NAMES",
@@ -61,6 +66,7 @@ __all__ = [
     "RECOVER_EXIT_CODES",
     "JobState",
     "SkyPilotSession",
+    "Wheel",
     "WorkerJob",
     "build_worker_job",
     "cancel_jobs",
@@ -68,12 +74,13 @@ __all__ = [
     "describe_job",
     "job_name",
     "job_statuses",
-    "pip_spec",
     "render_yaml",
     "require_object_store",
     "secret_names_from_env",
     "secret_values",
+    "shipped_wheel",
     "to_task",
     "validate_task_config",
     "worker_argv",
+    "worker_extras",
 ]

@@ -2,7 +2,8 @@
 
 :func:`build_worker_job` makes the task of worker *i* of a run: resource candidates from the
 plan's offerings (``any_of``), ``use_spot``, ``job_recovery``, envs, secrets as placeholders,
-a setup step that installs this skybatch version with the engine's extra, and a run command
+a setup step that installs the shipped wheel of this code (``file_mounts``) with the worker's
+requirements (:mod:`scheduler.backends.skypilot._wheel`), and a run command
 in which every recipe-derived value is shell-quoted. :func:`render_yaml` prints them for
 ``--dry-run``; :func:`to_task` makes the ``sky.Task`` with the real secret values, in memory,
 at launch. :func:`worker_argv` runs on the VM: it turns the run command into
@@ -18,11 +19,11 @@ import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import yaml
 
+from scheduler.backends.skypilot._wheel import Wheel, setup_script, shipped_wheel, worker_extras
 from scheduler.errors import LaunchError, StoreError, UsageError
 from scheduler.recipe import Recipe
 from scheduler.worker import EXIT_STOPPED
@@ -36,7 +37,6 @@ __all__ = [
     "candidates",
     "job_name",
     "one_line",
-    "pip_spec",
     "render_yaml",
     "require_object_store",
     "secret_names_from_env",
@@ -54,8 +54,6 @@ DEFAULT_SECRET_NAMES = ("HF_TOKEN",)
 MAX_CANDIDATES = 16
 # Accelerator names normalised by pricing/ whose SkyPilot name differs.
 _SKY_ACCELERATOR = {"A100-40GB": "A100"}
-_ENGINE_EXTRA = {"torch": "torch", "vllm": "vllm", "python": None}
-_STORE_EXTRA = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}
 _NAME_BAD = re.compile(r"[^A-Za-z0-9]+")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -157,30 +155,6 @@ def _prices(option: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _version() -> str:
-    try:
-        return metadata.version("skybatch")
-    except metadata.PackageNotFoundError:
-        return "0.1.0"
-
-
-def pip_spec(recipe: Recipe, store_url: str, *, version: str | None = None) -> str:
-    """What the setup step installs: this skybatch version with the engine's extra.
-
-    ``SKYBATCH_PIP_SPEC`` replaces the package part (e.g. a wheel URL or ``git+https://...``)
-    for development builds that are not on PyPI; the extras are kept.
-    """
-    extras = [e for e in (_ENGINE_EXTRA.get(recipe.model.engine),) if e]
-    proto = store_url.split("://", 1)[0] if "://" in store_url else ""
-    if proto in _STORE_EXTRA:
-        extras.append(_STORE_EXTRA[proto])
-    extra = f"[{','.join(extras)}]" if extras else ""
-    override = os.environ.get("SKYBATCH_PIP_SPEC")
-    if override:
-        return f"skybatch{extra} @ {override}" if "://" in override else override
-    return f"skybatch{extra}=={version or _version()}"
-
-
 def build_worker_job(
     *,
     recipe: Recipe,
@@ -189,12 +163,14 @@ def build_worker_job(
     worker_index: int,
     option: Mapping[str, Any],
     secret_names: Sequence[str] = (),
-    version: str | None = None,
+    wheel: Wheel | None = None,
 ) -> WorkerJob:
     """The managed-job task of worker ``worker_index`` of a run, as task-YAML data.
 
     Every value that comes from the recipe or the plan and reaches a shell is quoted with
-    :func:`shlex.quote`; secrets appear only as placeholders.
+    :func:`shlex.quote`; secrets appear only as placeholders. ``wheel`` is the code the VM
+    installs (default: :func:`shipped_wheel`, the running skybatch), shipped in
+    ``file_mounts`` so the printed task is launchable as it stands.
     """
     worker_id = f"w{worker_index}"
     name = job_name(run_id, worker_index)
@@ -233,10 +209,7 @@ def build_worker_job(
     if spot:
         argv.append("--spot")
     run = " ".join(shlex.quote(a) for a in argv)
-    spec = pip_spec(recipe, store_url, version=version)
-    setup = "set -e\npython -m pip install --quiet --upgrade pip\n" + (
-        f"python -m pip install --quiet {shlex.quote(spec)}\n"
-    )
+    wheel = wheel or shipped_wheel()
     envs = {
         "SKYBATCH_STORE": store_url,
         "SKYBATCH_RUN_ID": run_id,
@@ -252,7 +225,8 @@ def build_worker_job(
     names = tuple(dict.fromkeys(secret_names))
     if names:
         config["secrets"] = {n: _placeholder(n) for n in names}
-    config["setup"] = setup
+    config["file_mounts"] = {wheel.remote_path: str(wheel.path)}
+    config["setup"] = setup_script(wheel, worker_extras(recipe.model.engine, store_url))
     config["run"] = run + "\n"
     return WorkerJob(
         run_id=run_id,
