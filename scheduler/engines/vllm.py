@@ -20,6 +20,7 @@ a GPU.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,11 @@ class VllmEngine:
                     f"model.options.{key}: set it as model.{'name' if key == 'model' else key}"
                 )
         kwargs["model"] = recipe.model.name
+        # One replica of a multi-GPU worker: the planner's tensor-parallel size, unless the
+        # recipe fixes its own (the entry point sets this beside CUDA_VISIBLE_DEVICES).
+        tp = os.environ.get("SKYBATCH_TENSOR_PARALLEL_SIZE", "")
+        if "tensor_parallel_size" not in kwargs and tp.isdigit() and int(tp) > 1:
+            kwargs["tensor_parallel_size"] = int(tp)
         if recipe.model.revision is not None:
             kwargs["revision"] = recipe.model.revision
         self.engine_args = kwargs

@@ -231,3 +231,18 @@ def test_a_recovered_job_counts_its_preemption() -> None:
     beats["w0"] = {"state": "failed", "preemptions": 2}  # an error restart is no preemption
     assert sp.worker_argv(argv, {}, previous=previous)[-1] == "2"
     assert "--preemptions" not in sp.worker_argv(argv, {}, previous=lambda *a: None)
+
+
+def test_run_command_carries_the_planned_replicas_and_the_entry_takes_them_off() -> None:
+    from scheduler.backends.replicas import split_replica_flags
+
+    option = {**OPTION, "accelerators_per_worker": 8}
+    option.update(tensor_parallel_size=2, replicas_per_worker=4)
+    argv = shlex.split(_job(option=option).config["run"])
+    assert argv[argv.index("--replicas") + 1] == "4"
+    assert argv[argv.index("--tensor-parallel-size") + 1] == "2"
+    split = split_replica_flags(argv[4:])
+    worker = sp.worker_argv(split.rest, {})
+    assert "--replicas" not in worker and "--tensor-parallel-size" not in worker
+    one_gpu = {**OPTION, "accelerators_per_worker": 1}
+    assert "--replicas" not in shlex.split(_job(option=one_gpu).config["run"])

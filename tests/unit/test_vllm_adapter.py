@@ -431,3 +431,14 @@ def test_importing_the_generation_modules_loads_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_a_replica_takes_the_planned_tensor_parallel_size_unless_the_recipe_sets_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SKYBATCH_TENSOR_PARALLEL_SIZE", "2")
+    _, llm = engine()
+    assert llm.kwargs["tensor_parallel_size"] == 2
+    fixed = {"engine": "vllm", "name": "org/m", "options": {"tensor_parallel_size": 4}}
+    _, llm = engine(model=fixed)
+    assert llm.kwargs["tensor_parallel_size"] == 4

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from scheduler.backends.replicas import replica_flags
 from scheduler.backends.skypilot._wheel import Wheel, setup_script, shipped_wheel, worker_extras
 from scheduler.errors import LaunchError, StoreError, UsageError
 from scheduler.recipe import Recipe
@@ -208,6 +209,7 @@ def build_worker_job(
     ]
     if spot:
         argv.append("--spot")
+    argv += replica_flags(option)  # engines per worker, each on its own GPUs
     run = " ".join(shlex.quote(a) for a in argv)
     wheel = wheel or shipped_wheel()
     envs = {
