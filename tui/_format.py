@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from scheduler.units import duration_text
+
 __all__ = [
     "bar",
     "clock_text",
@@ -24,17 +26,8 @@ _BAR_PARTIALS = " ▏▎▍▌▋▊▉"
 
 
 def duration(seconds: float | None) -> str:
-    """A short human duration: ``45s``, ``12m``, ``3h05m``, ``2d04h``; ``–`` when unknown."""
-    if seconds is None:
-        return "–"
-    s = round(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s" if s < 600 else f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    """A short human duration (``45s``, ``12m``, ``3h05m``): the CLI's format, shared."""
+    return duration_text(seconds)
 
 
 def money(usd: float | None) -> str:

@@ -10,13 +10,9 @@ Errors are turned into one stderr line and an exit code here, at the edge: see
 
 from __future__ import annotations
 
-import os
 import sys
 
-import click
-
 from scheduler.cli._common import cli
-from scheduler.errors import SkybatchError
 
 __all__ = ["cli", "main"]
 
@@ -34,32 +30,10 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script."""
+    """Entry point of the console script (the error and ``--json`` edge is in ``_edge``)."""
+    from scheduler.cli._edge import run_edge
+
     _register()
-    debug = os.environ.get("SKYBATCH_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="skybatch", standalone_mode=False)
-    except SkybatchError as e:
-        if debug:
-            raise
-        click.echo(f"skybatch: error: {e}", err=True)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("skybatch: aborted", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("skybatch: interrupted", err=True)
-        sys.exit(130)
-    except Exception as e:
-        if debug:
-            raise
-        click.echo(
-            f"skybatch: internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
-            err=True,
-        )
-        sys.exit(1)
+    code = run_edge(cli, argv)
+    if code:
+        sys.exit(code)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from scheduler.cli._common import cli, emit_json, recipe_argument
+from scheduler.cli._common import cli, emit_json, open_run, recipe_argument, run_store_option
 
 if TYPE_CHECKING:
     from scheduler.launch import Outcome
@@ -168,19 +168,12 @@ def launch(
 
 
 def _open(run_id: str, store_url: str | None) -> RunStore:
-    from scheduler.store import RunStore
-
-    url = store_url or os.environ.get("SKYBATCH_STORE") or "./runs"
-    if "://" not in url:
-        url = os.path.abspath(os.path.expanduser(url))
-    store = RunStore(url, run_id)
-    store.read_run_info()  # a clear error when the run is not there
-    return store
+    return open_run(run_id, store_url)
 
 
 @cli.command()
 @click.argument("run_id")
-@_store_option
+@run_store_option
 @click.option("--summary-md", default=None, metavar="PATH", help="Write a markdown summary here.")
 @click.option("--guard-interval", callback=_duration, default="3m", show_default=True, metavar="DURATION",
               help="How often the deadline guard re-plans.")  # fmt: skip
@@ -245,7 +238,7 @@ def watch(
 
 @cli.command()
 @click.argument("run_id")
-@_store_option
+@run_store_option
 @_json_option
 def cancel(run_id: str, store_url: str | None, as_json: bool) -> None:
     """Stop a run's workers; committed shards stay, and a later launch resumes the run.

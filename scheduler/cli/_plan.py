@@ -171,6 +171,7 @@ def _print_human(result: Plan, *, top: int, plot: bool) -> None:
 
     from scheduler.plan import format_duration
     from scheduler.plan import money as _money
+    from scheduler.units import duration_text
 
     # Piped output gets 120 columns (rich would cut it at 80); a terminal keeps its width.
     console = Console(highlight=False, width=shutil.get_terminal_size((120, 24)).columns)
@@ -200,6 +201,6 @@ def _print_human(result: Plan, *, top: int, plot: bool) -> None:
         console.print(f"[bold]Choice:[/] {result.reason}.")
         console.print(
             f"[dim]rows_per_shard {choice.rows_per_shard:,} (about "
-            f"{choice.rows_per_shard / choice.rows_per_s / 60:.0f} min per shard); "
+            f"{duration_text(choice.rows_per_shard / choice.rows_per_s)} per shard); "
             f"throughput: {choice.throughput_detail}[/]"
         )

@@ -193,23 +193,35 @@ def pricing_refresh(from_dir: str | None, clouds: tuple[str, ...], as_json: bool
         f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, "
         f"{diff.unchanged} unchanged; {flagged} flagged (never chosen)."
     )
-    for o in diff.added[:20]:
+    for o in diff.added[:_SHOWN]:
         click.echo(
             f"  + {o.cloud} {o.region} {o.instance_type} {o.accelerator}x{o.accelerator_count}"
             f" {o.raw_usd_per_hour} $/h"
         )
-    for o in diff.removed[:20]:
+    _more(len(diff.added), "added")
+    for o in diff.removed[:_SHOWN]:
         click.echo(
             f"  - {o.cloud} {o.region} {o.instance_type} {o.accelerator}x{o.accelerator_count}"
         )
-    for old, cur in diff.changed[:20]:
+    _more(len(diff.removed), "removed")
+    for old, cur in diff.changed[:_SHOWN]:
         click.echo(
             f"  ~ {cur.cloud} {cur.region} {cur.instance_type}: "
             f"{old.raw_usd_per_hour} -> {cur.raw_usd_per_hour} $/h, spot "
             f"{old.raw_spot_usd_per_hour} -> {cur.raw_spot_usd_per_hour}"
         )
+    _more(len(diff.changed), "changed")
     for cloud, err in errors.items():
         click.echo(f"  ! {cloud}: not refreshed ({err})", err=True)
+
+
+#: Lines of each kind (added, removed, changed) a refresh prints before "… N more".
+_SHOWN = 20
+
+
+def _more(count: int, what: str) -> None:
+    if count > _SHOWN:
+        click.echo(f"  … {count - _SHOWN} more {what} (--json lists them all)")
 
 
 @pricing_group.command("estimate")

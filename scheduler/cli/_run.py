@@ -11,8 +11,17 @@ from typing import Any
 
 import click
 
-from scheduler.cli._common import cli, emit_json, read_recipe, recipe_argument
+from scheduler.cli._common import (
+    cli,
+    emit_json,
+    open_run,
+    read_recipe,
+    recipe_argument,
+    resolve_store_url,
+    run_store_option,
+)
 from scheduler.errors import SkybatchError, UsageError
+from scheduler.units import duration_text
 
 store_option = click.option(
     "--store", "store_url", default=None, metavar="PATH|URL",
@@ -106,7 +115,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     )
     click.echo(
         f"{mark} {s['state']}: {rows} → {s['rows_out']:,} out, "
-        f"{s['rows_dead']:,} dead · {s['wall_s']:.1f} s · {s['rows_per_s']:.1f} rows/s"
+        f"{s['rows_dead']:,} dead · {duration_text(s['wall_s'])} · {s['rows_per_s']:.1f} rows/s"
     )
     if s["state"] == "failed":
         click.echo(
@@ -120,7 +129,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 
 @cli.command()
 @click.argument("run_id", required=False)
-@store_option
+@run_store_option
 @json_option
 def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
     """Show a run's progress, or list the runs in a store.
@@ -132,7 +141,7 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
     """
     from scheduler.store import RunStore, iter_runs, read_status
 
-    url = _store_url(store_url)
+    url = resolve_store_url(store_url)
     if run_id is None:
         rows, broken = [], {}
         for rid in iter_runs(url):
@@ -155,7 +164,7 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
                 f"dead {s.rows_dead:,}"
             )
         return
-    store = RunStore(url, run_id)
+    store = open_run(run_id, url)
     st = read_status(store)
     extra: dict[str, Any] = {}
     if st.backend == "skypilot":
@@ -170,7 +179,6 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
     if as_json:
         emit_json({**st.to_json(), **extra})
         return
-    eta = "--" if st.eta_s is None else f"{st.eta_s / 60:.1f} min"
     click.echo(f"{st.state.glyph} {st.run_id} [{st.state.value}] {st.recipe_name} · {st.backend}")
     click.echo(
         f"  rows    {st.rows_done:,}/{st.rows_total:,} ({st.fraction_done:.1%}) · "
@@ -180,7 +188,10 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
         f"  shards  done {st.shards_done} · claimed {st.shards_claimed} · "
         f"pending {st.shards_pending} · failing {st.shards_failed} of {st.shards_total}"
     )
-    click.echo(f"  rate    {st.rows_per_s:.1f} rows/s · ETA {eta} · elapsed {st.elapsed_s:.0f} s")
+    click.echo(
+        f"  rate    {st.rows_per_s:.1f} rows/s · ETA {duration_text(st.eta_s)} · "
+        f"elapsed {duration_text(st.elapsed_s)}"
+    )
     click.echo(
         f"  spend   ${st.spend_usd:.2f}"
         + (f" of ${st.budget_usd:.2f}" if st.budget_usd else "")
@@ -202,17 +213,9 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
         click.echo(f"  jobs    {extra['jobs_error']}")
 
 
-def _store_url(store_url: str | None) -> str:
-    import os
-    from pathlib import Path
-
-    url = store_url or os.environ.get("SKYBATCH_STORE") or "./runs"
-    return url.rstrip("/") if "://" in url else str(Path(url).expanduser().resolve())
-
-
 @cli.command()
 @click.argument("run_id")
-@store_option
+@run_store_option
 @click.option("--sql", default=None, help="A DuckDB query over the view `results`.")
 @click.option(
     "--export",
@@ -251,10 +254,8 @@ def results(
       skybatch results embed-minilm-1a2b3c4d5e --export embeddings.parquet
     """
     from scheduler.results import export_results, query_results
-    from scheduler.store import RunStore
 
-    store = RunStore(_store_url(store_url), run_id)
-    store.read_run_info()
+    store = open_run(run_id, store_url)
     if export_path:
         summary = export_results(store, export_path, fmt=export_format)
         if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,17 @@ def test_local_recipe_measures_its_input(capsys: pytest.CaptureFixture[str]) -> 
     assert data["workload"]["input_tokens_source"].startswith(
         "tokenizer of sentence-transformers/all-MiniLM-L6-v2"
     )
+
+
+def test_a_short_shard_reads_in_seconds_not_zero_minutes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli(["plan", recipe("embed-minilm")], capsys)
+    assert code == 0, err
+    found = re.search(r"\(about (\S+) per shard\)", out)
+    assert found is not None, out
+    assert found.group(1) != "0" and re.fullmatch(r"\d+s|\d+m\d\ds|\d+m|\d+h\d\dm", found.group(1))
+    assert "0 min" not in out
 
 
 def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,21 @@ def test_refresh_from_dir_prints_the_diff(tmp_path: Path) -> None:
     code, out, _ = _invoke("pricing", "refresh", "--from", str(tmp_path), "--json")
     data = json.loads(out)
     assert data["unchanged"] == 2 and data["added"] == data["removed"] == data["changed"] == []
+
+
+def test_refresh_says_how_many_it_left_out(tmp_path: Path) -> None:
+    (tmp_path / "aws").mkdir()
+    (tmp_path / "aws" / "vms.csv").write_text(
+        "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region\n"
+        "p5.48xlarge,H100,8,192,2048,98.32,,us-east-1\n"
+    )
+    code, out, _ = _invoke("pricing", "refresh", "--from", str(tmp_path))
+    assert code == 0
+    found = re.search(r", (\d+) removed,", out)
+    assert found is not None and int(found.group(1)) > 20, out
+    removed = int(found.group(1))
+    assert out.count("\n  - aws") == 20
+    assert f"  … {removed - 20} more removed (--json lists them all)" in out
 
 
 def test_refresh_errors_are_one_line(tmp_path: Path) -> None:

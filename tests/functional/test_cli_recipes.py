@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,9 @@ def test_run_rejects_bad_recipe_too(tmp_path: Path, capsys: pytest.CaptureFixtur
         main(["run", str(recipe), "--json"])
     assert exc.value.code == 2
     captured = capsys.readouterr()
-    assert captured.out == ""
+    # --json always answers: the error object on stdout, the line on stderr.
+    assert json.loads(captured.out)["exit_code"] == 2
+    assert "tsk: unknown field" in json.loads(captured.out)["error"]
     assert "tsk: unknown field" in captured.err
 
 
