@@ -136,10 +136,8 @@ def test_dry_run_yaml_is_valid_skypilot(
             assert r.use_spot is plan["spot"]
             assert r.job_recovery == {
                 "strategy": "EAGER_NEXT_REGION",
-                "max_restarts_on_errors": yaml.safe_load(recipe.read_text())
-                .get("limits", {})
-                .get("retries", 3),
-                "recover_on_exit_codes": [3],
+                "max_restarts_on_errors": 0,  # the budget is counted in the store
+                "recover_on_exit_codes": [3, 75],
             }
             assert r.accelerators is not None
             assert sum(r.accelerators.values()) == plan["accelerators_per_worker"]

@@ -77,14 +77,18 @@ def test_candidates_are_the_offerings_cheapest_first_with_skypilot_names() -> No
     assert res["use_spot"] is True
 
 
-def test_recovery_is_eager_next_region_with_bounded_error_restarts() -> None:
-    rec = _job().config["resources"]["job_recovery"]
+def test_recovery_is_eager_next_region_and_skybatch_keeps_the_error_budget() -> None:
+    job = _job()
+    rec = job.config["resources"]["job_recovery"]
     assert rec == {
         "strategy": "EAGER_NEXT_REGION",
-        "max_restarts_on_errors": 4,  # limits.retries
-        # the worker's exit code after SIGTERM: recovered without using the error budget
-        "recover_on_exit_codes": [3],
+        # SkyPilot's counter would restart exit 2 (bad recipe) on a new GPU: never used
+        "max_restarts_on_errors": 0,
+        # 3: stopped by SIGTERM (spot notice); 75: an error within the recipe's budget
+        "recover_on_exit_codes": [3, 75],
     }
+    argv = shlex.split(job.config["run"])
+    assert argv[argv.index("--max-restarts") + 1] == "4"  # limits.retries
 
 
 def test_single_offering_is_put_inline_and_on_demand_plans_say_so() -> None:

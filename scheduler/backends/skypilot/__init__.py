@@ -14,10 +14,9 @@ Each worker of a run becomes one SkyPilot managed job whose task is built (by
     resources:
       use_spot: true                      # as planned
       job_recovery:                       # same on every candidate (SkyPilot requires it)
-        strategy: EAGER_NEXT_REGION       # preempted: try the next region/cloud at once
-        max_restarts_on_errors: 3         # a crashing worker is restarted a bounded number of times
-        recover_on_exit_codes: [3]        # the worker's "stopped by a signal" exit: recovered
-                                          # without using up the error budget
+        strategy: EAGER_NEXT_REGION       # lost VM: torn down, relaunched over any_of (README)
+        max_restarts_on_errors: 0         # SkyPilot's counter would restart exit 2 too
+        recover_on_exit_codes: [3, 75]    # 3 spot notice; 75 an error within the budget
       any_of: [{infra: aws/us-east-1, instance_type: p5.4xlarge, accelerators: H100:1}, ...]
     envs: {SKYBATCH_STORE: s3://..., SKYBATCH_RUN_ID: ..., SKYBATCH_WORKER_INDEX: "0", ...}
     secrets: {HF_TOKEN: <redacted: ...>}  # real values only in memory, at launch
@@ -27,9 +26,11 @@ Each worker of a run becomes one SkyPilot managed job whose task is built (by
       python -m pip install --no-deps --force-reinstall ~/.skybatch/wheels/<digest>/skybatch-...whl
     run: python -m scheduler.backends.skypilot worker --store '...' --run-id '...' ...
 
-A preemption (the cluster vanishes) never counts against ``max_restarts_on_errors`` in
-SkyPilot; a worker that gets the spot notice exits with code 3 after releasing its shard,
-and ``recover_on_exit_codes`` makes that a recovery too.
+A preemption (the cluster vanishes) is always recovered by SkyPilot; a worker that gets the
+spot notice exits 3 after releasing its shard, which ``recover_on_exit_codes`` recovers too.
+A crash is restarted only while the recipe's ``limits.retries`` budget lasts, counted in the
+store by the VM entry point (``_entry``), and a worker that cannot start (exit 2: bad input,
+model will not load) is never restarted on a new GPU.
 
 ``import sky`` takes about 3 s, so it happens only inside the functions that talk to
 SkyPilot; building and printing tasks needs only PyYAML. :class:`SkyPilotSession` wraps
@@ -43,6 +44,7 @@ from scheduler.backends.skypilot._jobs import JobState, cancel_jobs, describe_jo
 from scheduler.backends.skypilot._session import NO_CLOUD_MESSAGE, SkyPilotSession
 from scheduler.backends.skypilot._task import (
     DEFAULT_SECRET_NAMES,
+    EXIT_RETRY,
     MAX_CANDIDATES,
     RECOVER_EXIT_CODES,
     WorkerJob,
@@ -61,6 +63,7 @@ from scheduler.backends.skypilot._wheel import Wheel, shipped_wheel, worker_extr
 
 __all__ = [
     "DEFAULT_SECRET_NAMES",
+    "EXIT_RETRY",
     "MAX_CANDIDATES",
     "NO_CLOUD_MESSAGE",
     "RECOVER_EXIT_CODES",

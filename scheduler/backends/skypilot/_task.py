@@ -31,6 +31,7 @@ from scheduler.worker import EXIT_STOPPED
 
 __all__ = [
     "DEFAULT_SECRET_NAMES",
+    "EXIT_RETRY",
     "MAX_CANDIDATES",
     "RECOVER_EXIT_CODES",
     "WorkerJob",
@@ -47,8 +48,14 @@ __all__ = [
     "worker_argv",
 ]
 
-#: The worker's exit code after a SIGTERM (spot notice, cancel): recovered, not an error.
-RECOVER_EXIT_CODES = (EXIT_STOPPED,)
+#: The VM's exit code for a failure a restart may fix, within the recipe's retry budget
+#: (EX_TEMPFAIL). The entry point counts these in the store; see ``_entry``.
+EXIT_RETRY = 75
+#: Exit codes SkyPilot recovers on a new VM: the worker's after a SIGTERM (spot notice,
+#: cancel) and :data:`EXIT_RETRY`. Every other non-zero exit is final, because
+#: ``max_restarts_on_errors`` is 0: SkyPilot's own counter cannot tell a bad recipe (exit 2,
+#: which no restart fixes) from a transient error, so skybatch keeps that budget itself.
+RECOVER_EXIT_CODES = (EXIT_STOPPED, EXIT_RETRY)
 #: Secrets passed to workers when they are set in the launching environment.
 DEFAULT_SECRET_NAMES = ("HF_TOKEN",)
 #: Most resource candidates put in one task (the optimizer walks them all).
@@ -182,7 +189,7 @@ def build_worker_job(
         "use_spot": spot,
         "job_recovery": {
             "strategy": "EAGER_NEXT_REGION",
-            "max_restarts_on_errors": int(recipe.limits.retries),
+            "max_restarts_on_errors": 0,
             "recover_on_exit_codes": list(RECOVER_EXIT_CODES),
         },
     }
@@ -206,6 +213,8 @@ def build_worker_job(
         f"{accelerator}:{count}" if count > 1 else accelerator,
         "--prices",
         json.dumps(_prices(option), sort_keys=True, separators=(",", ":")),
+        "--max-restarts",
+        str(int(recipe.limits.retries)),
     ]
     if spot:
         argv.append("--spot")
@@ -332,6 +341,7 @@ def worker_argv(
     p.add_argument("--accelerator", default=None)
     p.add_argument("--prices", default="{}")
     p.add_argument("--spot", action="store_true")
+    p.add_argument("--max-restarts", type=int, default=0)  # the entry point's, not the worker's
     args = p.parse_args(list(argv))
     cloud, region = _cluster_infra(env)
     prices = {str(k): float(v) for k, v in json.loads(args.prices or "{}").items()}
