@@ -20,7 +20,14 @@ from typing import Any
 from scheduler.engines import check_options, model_revision
 from scheduler.inputs import open_input
 from scheduler.recipe import Recipe, resolve_input_path, resolve_model_name
-from scheduler.store import RunStore, make_run_id, read_status, utcnow
+from scheduler.store import (
+    RunStore,
+    check_committed,
+    make_run_id,
+    raise_problems,
+    read_status,
+    utcnow,
+)
 
 __all__ = [
     "default_rows_per_shard",
@@ -120,11 +127,15 @@ def prepare_run(
     }
     rps = recipe.shards.rows_per_shard or rows_per_shard
     info["rows_per_shard"] = rps or default_rows_per_shard(source.total_rows)
-    store.ensure(
+    created = store.ensure(
         info,
         lambda: [s.to_dict() for s in source.shards(int(info["rows_per_shard"]))],
         keys=("input_fingerprint", "model_revision", "recipe_digest", "model"),
     )
+    if not created:
+        # Resume skips committed shards: never on the word of a marker whose files are
+        # gone or damaged (that shard could never be redone). `verify --repair` fixes it.
+        raise_problems(store, check_committed(store, store.markers().values()), doing="resume of")
     return store
 
 

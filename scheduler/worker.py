@@ -521,6 +521,8 @@ class Worker:
             out_size=out.size,
             out_sha256=out.sha256,
             dead_file=dead_file.path if dead_file else None,
+            dead_size=dead_file.size if dead_file else None,
+            dead_sha256=dead_file.sha256 if dead_file else None,
             rows_in=rows_in,
             rows_out=len(rows),
             rows_dead=len(dead),

@@ -253,7 +253,7 @@ class DataSource:
             if key not in self._dead:  # dead files never change once committed
                 try:
                     self._dead[key] = store.read_dead(m)
-                except (OSError, ValueError):
+                except (OSError, ValueError, StoreError):  # a damaged file: `skybatch verify`
                     self._dead[key] = []
             rows = self._dead[key]
             reasons.update(_reason(r) for r in rows)

@@ -19,7 +19,7 @@ __all__ = ["cli", "main"]
 
 def _register() -> None:
     # Importing the modules attaches their commands to ``cli``.
-    from scheduler.cli import _run  # noqa: F401
+    from scheduler.cli import _run, _verify  # noqa: F401
 
     for name in ("_plan", "_launch", "_tui", "_pricing"):
         try:

@@ -1,7 +1,9 @@
 """DuckDB over a run's committed outputs, and exports of them.
 
 Only the output file named by each shard's commit marker is read, so the view ``results``
-never shows an attempt that lost a race or was interrupted. A local store is scanned by
+never shows an attempt that lost a race or was interrupted, and only after it was checked
+against the marker (size, sha256, row count): a file that disagrees is a ``StoreError``
+(exit 3) naming the shard and what differs, never served. A local store is scanned by
 DuckDB directly (``read_parquet`` with ``union_by_name``, since a shard whose rows all died
 has no output columns); an object store is scanned through a pyarrow dataset over fsspec,
 so no DuckDB extension (httpfs) is needed. The connection is in-memory: querying results
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.errors import StoreError, UsageError
-from scheduler.store import RunStore
+from scheduler.store import RunStore, check_committed, raise_problems
 
 __all__ = ["connect_results", "export_results", "query_results"]
 
@@ -30,6 +32,10 @@ def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
 
     con = duckdb.connect(":memory:")
     markers = [m for _, m in sorted(store.markers().items())]
+    # Never serve a file that disagrees with its marker (a flipped byte, a copy over
+    # another shard's output, a truncation): size, sha256 and row count of every file,
+    # read once here (the query reads them again, from the page cache locally).
+    raise_problems(store, check_committed(store, markers, content=True), doing="results of")
     id_column = (store.read_run_info().get("recipe", {}).get("input", {}) or {}).get(
         "id_column"
     ) or "id"

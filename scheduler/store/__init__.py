@@ -12,6 +12,7 @@ from __future__ import annotations
 from scheduler.store._fs import (
     open_store_root,
 )
+from scheduler.store._repair import VerifyReport, quarantine, verify_run
 from scheduler.store._status import (
     RunState,
     RunStatus,
@@ -34,23 +35,30 @@ from scheduler.store._types import (
     validate_run_id,
     validate_worker_id,
 )
+from scheduler.store._verify import Problem, check_committed, raise_problems
 
 __all__ = [
     "DoneMarker",
     "Lease",
     "OutputFile",
+    "Problem",
     "RunState",
     "RunStatus",
     "RunStore",
     "ShardState",
+    "VerifyReport",
     "WorkerStatus",
+    "check_committed",
     "digest_ids",
     "iter_runs",
     "make_run_id",
     "open_store_root",
     "parse_time",
+    "quarantine",
+    "raise_problems",
     "read_status",
     "utcnow",
     "validate_run_id",
     "validate_worker_id",
+    "verify_run",
 ]

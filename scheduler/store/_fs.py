@@ -241,6 +241,49 @@ class StoreIO:
             self._forget(full)
         return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
+    def _list_sizes(self, rel: str) -> dict[str, int]:
+        """Names and sizes of the files in a folder, from one listing (no per-file HEAD)."""
+        full = self.path(rel)
+        if self.local:
+            try:
+                with os.scandir(full) as it:
+                    return {e.name: e.stat().st_size for e in it if e.is_file()}
+            except FileNotFoundError:
+                return {}
+        try:
+            entries = self.fs.ls(full, detail=True, refresh=True)
+        except FileNotFoundError:
+            return {}
+        except TypeError:  # filesystems without ``refresh``
+            entries = self.fs.ls(full, detail=True)
+        finally:
+            self._forget(full)
+        return {
+            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0)
+            for e in entries
+            if e.get("type") != "directory"
+        }
+
+    def _move(self, rel: str, to: str) -> bool:
+        """Move a file within the run (a rename locally; copy + delete on object stores).
+
+        False when the file is not there (already moved, never written).
+        """
+        src, dst = self.path(rel), self.path(to)
+        try:
+            if self.local:
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.replace(src, dst)
+            else:
+                self._forget(src)
+                self.fs.mv(src, dst)
+        except FileNotFoundError:
+            return False
+        finally:
+            self._forget(src)
+            self._forget(dst)
+        return True
+
 
 def _precondition_failed(e: OSError) -> bool:
     """Whether an object store refused a conditional create because the object exists.

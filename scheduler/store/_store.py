@@ -54,6 +54,7 @@ from scheduler.store._types import (
     validate_run_id,
     validate_worker_id,
 )
+from scheduler.store._verify import check_bytes, raise_problems
 
 __all__ = [
     "DoneMarker",
@@ -444,17 +445,23 @@ class RunStore(StoreIO):
         return {name: doc for name, doc in docs.items() if isinstance(doc, dict)}
 
     def read_output(self, marker: DoneMarker) -> pa.Table:
-        """The committed results of one shard."""
+        """The committed results of one shard, checked against its marker (exit 3 if bad)."""
         data = self._read_bytes(marker.out_file)
-        if data is None:
-            raise StoreError(f"{self.location}/{marker.out_file}: committed output is missing")
+        raise_problems(self, [p for p in [check_bytes(marker, "out", data)] if p], doing="read")
+        assert data is not None
         return _parquet_table(data)
 
     def read_dead(self, marker: DoneMarker) -> list[dict[str, Any]]:
-        """The dead rows of one committed shard."""
+        """The dead rows of one committed shard, checked against its marker (exit 3 if bad).
+
+        A missing dead-row file is an error, never "no dead rows": the marker says how
+        many there are.
+        """
         if not marker.dead_file:
             return []
-        data = self._read_bytes(marker.dead_file) or b""
+        data = self._read_bytes(marker.dead_file)
+        raise_problems(self, [p for p in [check_bytes(marker, "dead", data)] if p], doing="read")
+        assert data is not None
         return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
     # ------------------------------------------------------------------ heartbeats, events

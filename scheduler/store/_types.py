@@ -143,6 +143,9 @@ class DoneMarker:
     seconds: float = 0.0
     committed_at: str = ""
     model_revision: str | None = None
+    # The dead-row file's size and sha256 (None in markers written before they were kept).
+    dead_size: int | None = None
+    dead_sha256: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
