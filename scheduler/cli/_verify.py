@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import click
 
-from scheduler.cli._common import cli, emit_json
-from scheduler.cli._run import _store_url, json_option, store_option
+from scheduler.cli._common import cli, emit_json, open_run, run_store_option
 from scheduler.errors import StoreError
 
 __all__ = ["verify"]
@@ -17,13 +16,13 @@ __all__ = ["verify"]
 
 @cli.command()
 @click.argument("run_id")
-@store_option
+@run_store_option
 @click.option(
     "--repair",
     is_flag=True,
     help="Move bad markers (and their files) to quarantine/ so a resume redoes those shards.",
 )
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def verify(run_id: str, store_url: str | None, repair: bool, as_json: bool) -> None:
     """Check every committed output and dead-row file against its commit marker.
 
@@ -36,10 +35,9 @@ def verify(run_id: str, store_url: str | None, repair: bool, as_json: bool) -> N
       skybatch verify embed-minilm-1a2b3c4d5e
       skybatch verify embed-minilm-1a2b3c4d5e --repair
     """
-    from scheduler.store import RunStore, quarantine, verify_run
+    from scheduler.store import quarantine, verify_run
 
-    store = RunStore(_store_url(store_url), run_id)
-    store.read_run_info()
+    store = open_run(run_id, store_url)
     report = verify_run(store)
     if repair and report.problems:
         quarantine(store, report)
@@ -56,8 +54,6 @@ def verify(run_id: str, store_url: str | None, repair: bool, as_json: bool) -> N
                 f"{store.location}/quarantine/; run the same command again to redo them"
             )
     if report.problems and not report.quarantined:
-        if as_json:
-            raise SystemExit(StoreError.exit_code)
         raise StoreError(
             f"run {run_id}: {len(report.problems)} of {report.shards_checked} committed "
             f"shard(s) do not match their markers; `skybatch verify {run_id} --repair` "

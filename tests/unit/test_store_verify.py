@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from scheduler.errors import StoreError
 from scheduler.results import export_results, query_results
@@ -145,21 +144,26 @@ def test_repair_quarantines_and_a_resume_reconciles_exactly(tmp_path: Path) -> N
     assert (status.rows_out, status.rows_dead, status.state.value) == (59, 1, "failed")
 
 
-def test_the_verify_command(tmp_path: Path) -> None:
+def test_the_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from scheduler.cli import _register, cli
+    from scheduler.cli._edge import run_edge
 
     _register()
     store = _done_run(tmp_path)
     args = ["verify", store.run_id, "--store", store.url]
-    ok = CliRunner().invoke(cli, args)
-    assert ok.exit_code == 0 and "3 committed shard(s) verified" in ok.output
+    assert run_edge(cli, args) == 0
+    assert "3 committed shard(s) verified" in capsys.readouterr().out
     _flip_byte(_out(store, "00000"))
-    bad = CliRunner().invoke(cli, [*args, "--json"])
-    assert bad.exit_code == 3
-    doc = json.loads(bad.stdout)
+    assert run_edge(cli, [*args, "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)  # one object: the report
     assert doc["ok"] is False and doc["problems"][0]["shard"] == "00000"
-    bad = CliRunner().invoke(cli, args)
-    assert isinstance(bad.exception, StoreError) and "--repair" in str(bad.exception)
-    fixed = CliRunner().invoke(cli, [*args, "--repair"])
-    assert fixed.exit_code == 0 and "1 shard(s) quarantined" in fixed.output
-    assert CliRunner().invoke(cli, args).exit_code == 0  # two shards left, both good
+    assert run_edge(cli, args) == 3
+    err = capsys.readouterr().err
+    assert "✘ shard 00000: out/00000." in err and "content differs" in err
+    assert "1 of 3 committed shard(s) do not match their markers" in err and "--repair" in err
+    assert run_edge(cli, ["results", store.run_id, "--store", store.url]) == 3
+    assert "content differs" in capsys.readouterr().err
+    assert run_edge(cli, [*args, "--repair"]) == 0
+    assert "1 shard(s) quarantined" in capsys.readouterr().out
+    assert run_edge(cli, args) == 0  # two shards left, both good
+    assert run_edge(cli, ["results", store.run_id, "--store", store.url]) == 0
