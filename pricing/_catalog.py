@@ -292,19 +292,11 @@ def _from_row(r: tuple[Any, ...]) -> Offering:
 
 
 def insert_offerings(con: duckdb.DuckDBPyConnection, offerings: Sequence[Offering]) -> None:
-    """Insert rows through Arrow (one statement, fast even for thousands of rows)."""
-    import pyarrow as pa
+    """Insert rows in one statement (fast even for thousands of rows)."""
+    from pricing._db import bulk_insert
 
-    if not offerings:
-        return
     names = [c.strip() for c in _COLUMNS.split(",")]
-    columns = list(zip(*(_to_row(o) for o in offerings), strict=True))
-    table = pa.table({n: list(col) for n, col in zip(names, columns, strict=True)})
-    con.register("_new_offerings", table)
-    try:
-        con.execute(f"INSERT INTO offerings ({_COLUMNS}) SELECT {_COLUMNS} FROM _new_offerings")
-    finally:
-        con.unregister("_new_offerings")
+    bulk_insert(con, "offerings", names, [_to_row(o) for o in offerings])
 
 
 def seed_offerings(con: duckdb.DuckDBPyConnection) -> None:

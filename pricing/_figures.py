@@ -132,35 +132,45 @@ def published_figures() -> list[Figure]:
     return out
 
 
+_COLUMNS = (
+    "model", "model_key", "engine", "task", "accelerator", "accelerator_count", "precision",
+    "input_tokens", "output_tokens", "rows_per_s", "tokens_per_s", "kind", "source",
+    "recorded_at",
+)  # fmt: skip
+
+
+def _row(fig: Figure, when: datetime) -> list[object]:
+    return [
+        fig.model,
+        fig.model_key,
+        fig.engine,
+        fig.task,
+        fig.accelerator,
+        fig.count,
+        fig.precision,
+        fig.input_tokens,
+        fig.output_tokens,
+        fig.rows_per_s,
+        fig.tokens_per_s,
+        fig.kind,
+        fig.source,
+        when.replace(tzinfo=None),
+    ]
+
+
 def _insert(con: duckdb.DuckDBPyConnection, fig: Figure, when: datetime) -> None:
     con.execute(
-        "INSERT INTO throughput (model, model_key, engine, task, accelerator, "
-        "accelerator_count, precision, input_tokens, output_tokens, rows_per_s, "
-        "tokens_per_s, kind, source, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [
-            fig.model,
-            fig.model_key,
-            fig.engine,
-            fig.task,
-            fig.accelerator,
-            fig.count,
-            fig.precision,
-            fig.input_tokens,
-            fig.output_tokens,
-            fig.rows_per_s,
-            fig.tokens_per_s,
-            fig.kind,
-            fig.source,
-            when.replace(tzinfo=None),
-        ],
+        f"INSERT INTO throughput ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+        _row(fig, when),
     )
 
 
 def seed_published(con: duckdb.DuckDBPyConnection) -> None:
-    """Load the reference rows as ``published`` figures."""
+    """Load the reference rows as ``published`` figures (one statement for all of them)."""
+    from pricing._db import bulk_insert
+
     when = datetime.now(timezone.utc)
-    for fig in published_figures():
-        _insert(con, fig, when)
+    bulk_insert(con, "throughput", _COLUMNS, [_row(fig, when) for fig in published_figures()])
 
 
 def record_throughput(

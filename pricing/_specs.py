@@ -179,21 +179,22 @@ def load_spec_rows() -> list[GpuSpec]:
 
 def seed_specs(con: duckdb.DuckDBPyConnection) -> None:
     """Replace the spec table with the shipped one."""
+    from pricing._db import bulk_insert
+
     con.execute("DELETE FROM gpu_specs")
-    con.executemany(
-        "INSERT INTO gpu_specs VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            [
-                s.accelerator,
-                s.memory_gib,
-                s.mem_bandwidth_gbps,
-                s.bf16_tflops,
-                s.fp8_tflops,
-                s.source,
-            ]
-            for s in load_spec_rows()
-        ],
+    columns = (
+        "accelerator",
+        "memory_gib",
+        "mem_bandwidth_gbps",
+        "bf16_tflops",
+        "fp8_tflops",
+        "source",
     )
+    rows = [
+        [s.accelerator, s.memory_gib, s.mem_bandwidth_gbps, s.bf16_tflops, s.fp8_tflops, s.source]
+        for s in load_spec_rows()
+    ]
+    bulk_insert(con, "gpu_specs", columns, rows)
 
 
 def gpu_specs() -> dict[str, GpuSpec]:

@@ -35,6 +35,53 @@ def test_fresh_database_is_migrated_and_seeded_once(isolated_home: Path) -> None
         assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (len(MIGRATIONS),)
 
 
+def test_a_current_file_is_opened_once_per_read_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pricing import _db
+
+    with pricing.connect():
+        pass  # create, migrate and seed
+    _db._ready.clear()  # as in a new process
+    opened: list[bool] = []
+    real_open = _db._open
+
+    def counting_open(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        opened.append(read_only)
+        return real_open(path, read_only=read_only)
+
+    monkeypatch.setattr(_db, "_open", counting_open)
+    with pricing.session():
+        assert pricing.gpu_spec("H100") is not None
+    # No read-write open just to learn that nothing needs migrating.
+    assert opened == [True]
+
+
+def test_an_unmigrated_file_is_migrated_before_a_read(isolated_home: Path) -> None:
+    path = pricing.db_path()
+    path.parent.mkdir(parents=True)
+    duckdb.connect(str(path)).close()  # an empty file, as a crash mid-creation could leave
+    with pricing.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM offerings").fetchone() == (624,)
+
+
+def test_bulk_insert_keeps_types_nulls_and_order() -> None:
+    from datetime import datetime
+
+    from pricing._db import bulk_insert
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (a VARCHAR, b INTEGER, c DOUBLE, d TIMESTAMP)")
+    rows = [
+        ["x", 1, None, datetime(2026, 1, 2, 3, 4, 5)],
+        [None, 2, 2.5, datetime(2026, 1, 3)],
+        ["z", None, 3.0, None],
+    ]
+    bulk_insert(con, "t", ["a", "b", "c", "d"], rows)
+    bulk_insert(con, "t", ["a", "b", "c", "d"], [])
+    assert [list(r) for r in con.execute("SELECT * FROM t").fetchall()] == rows
+
+
 def test_read_only_connection_refuses_writes() -> None:
     with pricing.connect(read_only=True) as con, pytest.raises(duckdb.Error):
         con.execute("DELETE FROM offerings")
