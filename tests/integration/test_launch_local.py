@@ -209,7 +209,7 @@ def test_the_run_id_does_not_depend_on_the_directory_or_on_dry_run(
     """generate-tiny names its model by a path relative to the recipe: the id that
     ``launch --dry-run`` prints is the id ``run`` makes, from the repo root or recipes/."""
     from scheduler.launch import LaunchRequest
-    from scheduler.launch._request import _dry_run_id
+    from scheduler.launch._flow import _dry_run_id
     from scheduler.recipe import load_recipe
     from scheduler.runs import prepare_run
 
