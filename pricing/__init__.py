@@ -26,7 +26,7 @@ from pricing._catalog import (
     sanitise,
 )
 from pricing._db import connect, db_path, db_signature, register_seeder, session, skybatch_home
-from pricing._figures import record_throughput
+from pricing._figures import Figure, published_figures, record_throughput
 from pricing._history import (
     list_jobs,
     preemption_rate_per_hour,
@@ -44,6 +44,8 @@ from pricing._specs import (
     sky_accelerator_name,
 )
 from pricing._throughput import (
+    PUBLISHED_BAND,
+    PUBLISHED_DERATE,
     ThroughputEstimate,
     estimate_throughput,
     gpus_needed,
@@ -51,7 +53,10 @@ from pricing._throughput import (
 )
 
 __all__ = [
+    "PUBLISHED_BAND",
+    "PUBLISHED_DERATE",
     "CatalogDiff",
+    "Figure",
     "GpuSpec",
     "ModelInfo",
     "Offering",
@@ -75,6 +80,7 @@ __all__ = [
     "normalize_accelerator",
     "preemption_rate_per_hour",
     "prices_age_days",
+    "published_figures",
     "record_job",
     "record_run",
     "record_throughput",
