@@ -17,6 +17,7 @@ Importing this package is cheap: DuckDB, pyarrow and SkyPilot load only when use
 from __future__ import annotations
 
 from pricing._catalog import (
+    SPOT_ONLY_FLAGS,
     CatalogDiff,
     Offering,
     list_offerings,
@@ -55,6 +56,7 @@ from pricing._throughput import (
 __all__ = [
     "PUBLISHED_BAND",
     "PUBLISHED_DERATE",
+    "SPOT_ONLY_FLAGS",
     "CatalogDiff",
     "Figure",
     "GpuSpec",

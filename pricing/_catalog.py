@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SNAPSHOT_FETCHED_AT",
+    "SPOT_ONLY_FLAGS",
     "CatalogDiff",
     "Offering",
     "list_offerings",
@@ -50,6 +51,14 @@ SNAPSHOT_FETCHED_AT = datetime(2026, 11, 23, tzinfo=timezone.utc)
 # A per-GPU price this many times above or below the median for that accelerator is a
 # catalog error (SkyPilot uses 700 $/h as a "not offered" placeholder, for instance).
 OUTLIER_FACTOR = 6.0
+# Implausible spot prices, each a rule named in the flagged row. SkyPilot's catalog
+# writes a spot price of exactly a tenth of on-demand where AWS gave no spot history (real
+# AWS discounts vary by region and hour and never land on 10.00 %), and RunPod's rows copy
+# on-demand into spot although its spot (interruptible) pods are sold at a discount.
+SPOT_TENTH_TOLERANCE = 0.0005
+SPOT_DISCOUNTING_CLOUDS = frozenset({"aws", "gcp", "azure", "runpod", "nebius", "oci"})
+#: Flags that distrust the spot price alone: the row's on-demand price stays usable.
+SPOT_ONLY_FLAGS = frozenset({"spot_tenth_of_ondemand", "spot_equals_ondemand"})
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,11 @@ def _row_flags(o: Offering) -> list[str]:
         flags.append("spot_zero")
     elif spot is not None and _positive(od) and od is not None and spot > od:
         flags.append("spot_above_ondemand")
+    elif spot is not None and od is not None and _positive(od):
+        if abs(spot / od - 0.1) <= SPOT_TENTH_TOLERANCE:
+            flags.append("spot_tenth_of_ondemand")
+        elif spot == od and o.cloud in SPOT_DISCOUNTING_CLOUDS:
+            flags.append("spot_equals_ondemand")
     # GCP sells the GPU and its host VM separately; a row without the host's size has no
     # host price in it and understates the cost.
     if o.cloud == "gcp" and not (_positive(o.vcpus) and _positive(o.memory_gib)):
@@ -170,8 +184,10 @@ def sanitise(offerings: Iterable[Offering]) -> list[Offering]:
     """Flag every untrusted price and blank it; drop exact duplicate keys (first wins).
 
     Flags: ``ondemand_missing``, ``ondemand_zero``, ``spot_zero``, ``spot_above_ondemand``,
-    ``host_price_missing`` (GCP), ``ondemand_outlier`` / ``spot_outlier`` (per-GPU price
-    more than :data:`OUTLIER_FACTOR` times off the median for that accelerator).
+    ``spot_tenth_of_ondemand`` (exactly 10 %: a placeholder, not a market price),
+    ``spot_equals_ondemand`` (on a cloud that discounts spot), ``host_price_missing``
+    (GCP), ``ondemand_outlier`` / ``spot_outlier`` (per-GPU price more than
+    :data:`OUTLIER_FACTOR` times off the median for that accelerator).
     """
     seen: set[tuple[str, str, str, str, int]] = set()
     rows: list[tuple[Offering, list[str]]] = []
@@ -196,6 +212,7 @@ def sanitise(offerings: Iterable[Offering]) -> list[Offering]:
             "spot_zero",
             "spot_above_ondemand",
             "host_price_missing",
+            *SPOT_ONLY_FLAGS,
         } & set(flags)
         if median:
             # Judge each price on its own: a wild spot price must not hide a sane on-demand.

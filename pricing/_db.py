@@ -116,6 +116,25 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
         """,
     ),
+    (
+        2,
+        # Databases made before these rules: what pricing._specs and pricing._catalog now
+        # do on a fresh one (L4/L40S memory in GB read as GiB; implausible spot prices).
+        """
+        UPDATE gpu_specs SET memory_gib = memory_gib * 1e9 / 1073741824.0
+            WHERE accelerator IN ('L4', 'L40S') AND memory_gib IN (24, 48);
+        UPDATE offerings SET spot_usd_per_hour = NULL,
+            flags = concat_ws(',', nullif(flags, ''), 'spot_tenth_of_ondemand')
+            WHERE raw_usd_per_hour > 0 AND raw_spot_usd_per_hour > 0
+              AND abs(raw_spot_usd_per_hour / raw_usd_per_hour - 0.1) <= 0.0005
+              AND flags NOT LIKE '%spot_tenth_of_ondemand%';
+        UPDATE offerings SET spot_usd_per_hour = NULL,
+            flags = concat_ws(',', nullif(flags, ''), 'spot_equals_ondemand')
+            WHERE raw_usd_per_hour > 0 AND raw_spot_usd_per_hour = raw_usd_per_hour
+              AND cloud IN ('aws', 'gcp', 'azure', 'runpod', 'nebius', 'oci')
+              AND flags NOT LIKE '%spot_equals_ondemand%';
+        """,
+    ),
 ]
 
 # Messages DuckDB gives while another process (or thread) holds the file; the last two

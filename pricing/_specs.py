@@ -148,6 +148,12 @@ def _float_or_none(text: str) -> float | None:
     return float(text) if text else None
 
 
+# Datasheets that state memory in GB (10^9 bytes), entered as such in the GiB column:
+# 24 GB is 22.35 GiB, not 24 (torch reports 22.5 GiB on an L4, 45.0 on an L40S).
+_MEMORY_IN_GB = frozenset({"L4", "L40S"})
+GB_PER_GIB = 1024**3 / 1e9
+
+
 def load_spec_rows() -> list[GpuSpec]:
     """The shipped spec table, names normalised; gaps filled only with a stated reason."""
     raw = resources.files("pricing").joinpath("data/gpu_specs.csv").read_text("utf-8")
@@ -164,10 +170,14 @@ def load_spec_rows() -> list[GpuSpec]:
             source += "; bf16_tflops taken from the A10 datasheet (upper bound)"
         if bf16 is None:
             continue
+        memory_gib = float(r["memory_gib"])
+        if name in _MEMORY_IN_GB:
+            memory_gib /= GB_PER_GIB
+            source += f"; {r['memory_gib']} GB read as {memory_gib:.2f} GiB"
         specs.append(
             GpuSpec(
                 accelerator=name,
-                memory_gib=float(r["memory_gib"]),
+                memory_gib=memory_gib,
                 mem_bandwidth_gbps=float(r["mem_bandwidth_gbps"]),
                 bf16_tflops=bf16,
                 fp8_tflops=_float_or_none(r["fp8_tflops_dense"]),

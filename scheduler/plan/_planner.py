@@ -128,14 +128,17 @@ def _spot_modes(policy: str) -> tuple[bool, ...]:
 def _build_candidates(
     workload: Workload, req: PlanRequest, market: Market, warnings: list[str]
 ) -> list[_Candidate]:
+    from pricing import SPOT_ONLY_FLAGS  # a constant; pricing imports no DuckDB until used
+
     offerings = market.offerings(
         accelerators=req.accelerators, clouds=req.clouds, regions=req.regions
     )
     by_acc: dict[str, list[OfferingLike]] = {}
     for o in offerings:
         # A row with any flag is left out whole: no plan uses a flagged offering, even
-        # on its other price that sanitising kept (pricing show still lists both).
-        if not o.flags:
+        # on its other price that sanitising kept (pricing show still lists both). A rule
+        # that doubts only the spot price (a placeholder) leaves on-demand usable.
+        if not set(o.flags) - SPOT_ONLY_FLAGS:
             by_acc.setdefault(o.accelerator, []).append(o)
     cap = max(1, min(req.max_workers, workload.rows))
     cannot_hold: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timezone
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,95 @@ def test_specs_are_normalised_and_complete() -> None:
     assert specs["A10G"].bf16_tflops == specs["A10"].bf16_tflops
     assert "A10 datasheet" in specs["A10G"].source
     assert pricing.gpu_spec("GB300-imaginary") is None
+
+
+def test_implausible_spot_prices_are_named_on_the_real_snapshot() -> None:
+    by_key = {(o.cloud, o.region, o.instance_type): o for o in load_snapshot()}
+    # p5en (8x H200) in eu-south-2: spot 6.836 against 68.36 on demand, exactly 10 %.
+    tenth = by_key[("aws", "eu-south-2", "p5en.48xlarge")]
+    assert "spot_tenth_of_ondemand" in tenth.flags
+    assert tenth.price(spot=True) is None and tenth.price(spot=False) == pytest.approx(68.35968)
+    # RunPod copies on-demand into spot, although it sells spot pods at a discount.
+    runpod = [o for o in by_key.values() if o.cloud == "runpod"]
+    assert runpod and all("spot_equals_ondemand" in o.flags for o in runpod)
+    assert all(o.price(spot=True) is None and o.price(spot=False) for o in runpod)
+    tenths = [o for o in by_key.values() if "spot_tenth_of_ondemand" in o.flags]
+    assert {o.instance_type for o in tenths} == {
+        "p5en.48xlarge",
+        "p3.16xlarge",
+        "p3.8xlarge",
+    }
+
+
+@pytest.mark.parametrize(
+    ("cloud", "od", "spot", "flag"),
+    [
+        ("aws", 10.0, 1.0, "spot_tenth_of_ondemand"),
+        ("aws", 68.35968, 6.836, "spot_tenth_of_ondemand"),
+        ("runpod", 2.0, 2.0, "spot_equals_ondemand"),
+        ("aws", 2.0, 2.0, "spot_equals_ondemand"),
+    ],
+)
+def test_spot_rules_blank_the_spot_price_only(
+    cloud: str, od: float, spot: float, flag: str
+) -> None:
+    [out] = sanitise([_offer(cloud=cloud, od=od, spot=spot)])
+    assert out.flags == (flag,)
+    assert out.price(spot=True) is None and out.price(spot=False) == od
+
+
+def test_a_plausible_discount_is_trusted() -> None:
+    for od, spot in ((10.0, 1.2), (10.0, 0.9), (10.0, 9.99)):
+        [out] = sanitise([_offer(od=od, spot=spot)])
+        assert out.flags == () and out.price(spot=True) == spot
+    [lam] = sanitise([_offer(cloud="lambda", od=2.0, spot=2.0)])  # sells no discounted spot
+    assert lam.flags == ()
+
+
+def test_a_database_from_before_the_rules_is_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    from pricing._db import MIGRATIONS
+
+    path = tmp_path / "old" / "skybatch.duckdb"
+    path.parent.mkdir()
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+    )
+    con.execute(MIGRATIONS[0][1])
+    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    con.execute(
+        "INSERT INTO gpu_specs VALUES ('L4', 24, 300, 121, 242, 's'), "
+        "('H100', 80, 3350, 989, 1979, 's')"
+    )
+    for cloud, itype, od, spot in (
+        ("aws", "p5en.48xlarge", 68.35968, 6.836),
+        ("runpod", "1x_L4", 0.43, 0.43),
+        ("aws", "g6.xlarge", 0.8, 0.3),
+    ):
+        con.execute(
+            "INSERT INTO offerings VALUES ('" + cloud + "', 'r', ?, 'L4', 1, 4, 16, ?, ?, ?, ?,"
+            " '', 's', now())",
+            [itype, od, spot, od, spot],
+        )
+    con.close()
+    monkeypatch.setenv("SKYBATCH_HOME", str(path.parent))
+    specs = pricing.gpu_specs()
+    assert specs["L4"].memory_gib == pytest.approx(24e9 / 2**30)
+    assert specs["H100"].memory_gib == 80
+    rows = {o.instance_type: o for o in pricing.list_offerings(include_flagged=True)}
+    assert rows["p5en.48xlarge"].flags == ("spot_tenth_of_ondemand",)
+    assert rows["1x_L4"].flags == ("spot_equals_ondemand",)
+    assert rows["g6.xlarge"].flags == () and rows["g6.xlarge"].price(spot=True) == 0.3
+    assert rows["p5en.48xlarge"].price(spot=True) is None
+    assert rows["p5en.48xlarge"].price(spot=False) == pytest.approx(68.35968)
+
+
+def test_l4_and_l40s_memory_is_read_as_gib() -> None:
+    specs = pricing.gpu_specs()
+    assert specs["L4"].memory_gib == pytest.approx(22.35, abs=0.01)
+    assert specs["L40S"].memory_gib == pytest.approx(44.70, abs=0.01)
+    assert specs["A100-80GB"].memory_gib == 80
