@@ -19,7 +19,6 @@ planner cannot choose it. Raw figures stay in the table for display and audits.
 from __future__ import annotations
 
 import csv
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -383,11 +382,11 @@ def list_offerings(
 
 
 def max_price_age_days() -> float:
-    """``SKYBATCH_MAX_PRICE_AGE_DAYS`` (default 30): older prices earn a warning."""
-    try:
-        return float(os.environ.get("SKYBATCH_MAX_PRICE_AGE_DAYS", "30"))
-    except ValueError:
-        return 30.0
+    """Prices older than this many days earn a warning (:mod:`scheduler.settings`:
+    ``SKYBATCH_MAX_PRICE_AGE_DAYS``, the config file, default 30)."""
+    from scheduler.settings import load_settings
+
+    return load_settings().max_price_age_days
 
 
 def prices_age_days(*, now: datetime | None = None) -> float | None:

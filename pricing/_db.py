@@ -1,7 +1,7 @@
 """The skybatch DuckDB file: where it lives, its schema, and short-lived connections.
 
 One file, ``$SKYBATCH_HOME/skybatch.duckdb`` (``SKYBATCH_HOME`` defaults to
-``~/.skybatch``), holds offerings, GPU specs, throughput figures, run history and the
+``~/.skybatch``; see :mod:`scheduler.settings`), holds offerings, GPU specs, throughput figures, run history and the
 launcher's job table. The schema is built by numbered migrations (:data:`MIGRATIONS`),
 applied in order and recorded in ``schema_version``; a migration is never edited once
 shipped, a new one is appended.
@@ -15,7 +15,6 @@ lock. ``SKYBATCH_DB_LOCK_TIMEOUT_S`` (default 30) bounds the wait.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from scheduler.errors import StoreError
+from scheduler.settings import load_settings, skybatch_home
 
 if TYPE_CHECKING:
     import duckdb
@@ -156,12 +156,6 @@ _cache: dict[str, tuple[tuple[object, ...], object]] = {}
 T = TypeVar("T")
 
 
-def skybatch_home() -> Path:
-    """``$SKYBATCH_HOME`` or ``~/.skybatch`` (created on first use)."""
-    home = os.environ.get("SKYBATCH_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".skybatch"
-
-
 def db_path() -> Path:
     """Where the DuckDB file lives."""
     return skybatch_home() / DB_FILENAME
@@ -174,10 +168,7 @@ def register_seeder(seed: Seeder) -> None:
 
 
 def _lock_timeout_s() -> float:
-    try:
-        return float(os.environ.get("SKYBATCH_DB_LOCK_TIMEOUT_S", "30"))
-    except ValueError:
-        return 30.0
+    return load_settings().db_lock_timeout_s
 
 
 def _is_lock_error(exc: Exception) -> bool:

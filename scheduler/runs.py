@@ -10,7 +10,6 @@ model revision and recipe. Sharding reads file metadata only, and only for a new
 from __future__ import annotations
 
 import math
-import os
 import sys
 from datetime import timedelta
 from importlib import metadata
@@ -20,6 +19,7 @@ from typing import Any
 from scheduler.engines import check_options, model_revision
 from scheduler.inputs import open_input
 from scheduler.recipe import Recipe, resolve_input_path, resolve_model_name
+from scheduler.settings import load_settings
 from scheduler.store import (
     RunStore,
     check_committed,
@@ -33,7 +33,6 @@ __all__ = [
     "default_rows_per_shard",
     "prepare_run",
     "record_history",
-    "resolve_store_url",
     "summarize",
 ]
 
@@ -45,14 +44,6 @@ def default_rows_per_shard(total_rows: int) -> int:
     costs little), at most 10,000 rows per shard for large ones.
     """
     return max(100, min(10_000, math.ceil(total_rows / 16)))
-
-
-def resolve_store_url(recipe: Recipe, store_url: str | None = None) -> str:
-    """The store URL to use: the flag, then ``SKYBATCH_STORE``, then the recipe."""
-    url = store_url or os.environ.get("SKYBATCH_STORE") or recipe.store
-    if "://" in url:
-        return url.rstrip("/")
-    return str(Path(url).expanduser().resolve())
 
 
 def _version() -> str:
@@ -89,7 +80,7 @@ def prepare_run(
 ) -> RunStore:
     """Create the run for ``recipe`` in its store, or open it to resume; returns the store."""
     check_options(recipe)  # cheap: before the input is scanned
-    url = resolve_store_url(recipe, store_url)
+    url = load_settings().store_url(store_url, recipe)
     input_path = resolve_input_path(recipe)
     if "://" not in input_path:
         input_path = str(Path(input_path).resolve()) if Path(input_path).exists() else input_path

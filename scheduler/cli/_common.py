@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
@@ -93,9 +91,11 @@ run_store_option = click.option(
 
 
 def resolve_store_url(url: str | None) -> str:
-    """The run store: ``--store``, else ``SKYBATCH_STORE``, else ``./runs`` (absolute)."""
-    url = url or os.environ.get("SKYBATCH_STORE") or "./runs"
-    return url.rstrip("/") if "://" in url else str(Path(url).expanduser().resolve())
+    """The run store of a command without a recipe (:mod:`scheduler.settings`: ``--store``,
+    ``SKYBATCH_STORE``, the config file, ``./runs``), normalised."""
+    from scheduler.settings import load_settings
+
+    return load_settings().store_url(url)
 
 
 def open_run(run_id: str, url: str | None) -> RunStore:

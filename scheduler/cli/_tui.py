@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 
-from scheduler.cli._common import cli
+from scheduler.cli._common import cli, resolve_store_url
 from scheduler.errors import UsageError
 
 __all__ = ["tui"]
@@ -48,8 +45,6 @@ def tui(store: str | None, refresh_s: float) -> None:
         raise UsageError(
             f"the TUI needs textual ({e}); install it with: pip install 'textual>=0.80'"
         ) from e
-    url = store or os.environ.get("SKYBATCH_STORE") or "./runs"
-    if "://" not in url:
-        url = str(Path(url).expanduser().resolve())
+    url = resolve_store_url(store)
     app = SkybatchApp(DataSource(url, history=history_provider()), refresh_s=refresh_s)
     app.run()

@@ -41,6 +41,7 @@ from scheduler.launch._request import (
 from scheduler.launch._scalers import LocalScaler, SkyScaler, make_guard, record_jobs
 from scheduler.launch._summary import Outcome
 from scheduler.recipe import Recipe, load_recipe, resolve_input_path
+from scheduler.settings import load_settings
 from scheduler.store import RunStatus, RunStore, parse_time, read_status
 
 __all__ = [
@@ -97,12 +98,11 @@ def launch(
     :class:`~scheduler.backends.skypilot.SkyPilotSession`. Tests put a backend fake here.
     """
     from scheduler.backends import skypilot as sp
-    from scheduler.runs import resolve_store_url
 
     if req.backend not in ("local", "skypilot"):
         raise UsageError(f"--backend {req.backend!r}: use local or skypilot")
     recipe = with_schedule(load_recipe(req.recipe_path), req)
-    store_url = resolve_store_url(recipe, req.store_url)
+    store_url = load_settings().store_url(req.store_url, recipe)
     cloud = req.backend == "skypilot"
     if req.dry_run and not cloud:
         raise UsageError(

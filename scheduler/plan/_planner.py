@@ -33,7 +33,6 @@ defaults (deadline 24 h with a warning, P target 0.95). ``SKYBATCH_MAX_PRICE_AGE
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -50,6 +49,7 @@ from scheduler.plan._types import (
 )
 from scheduler.plan._types import money as _money
 from scheduler.plan._workload import Workload
+from scheduler.settings import load_settings
 
 if TYPE_CHECKING:
     from scheduler.recipe import Recipe
@@ -326,10 +326,7 @@ def _general_warnings(workload: Workload, req: PlanRequest, market: Market) -> l
         )
     if workload.input_tokens_source.startswith("approximation"):
         out.append(f"input tokens: {workload.input_tokens_source}")
-    try:
-        max_age = float(os.environ.get("SKYBATCH_MAX_PRICE_AGE_DAYS", "30"))
-    except ValueError:
-        max_age = 30.0
+    max_age = load_settings().max_price_age_days
     age = market.prices_age_days()
     if age is not None and age > max_age:
         out.append(
