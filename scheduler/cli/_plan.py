@@ -30,6 +30,13 @@ def _deadline(value: str | None) -> float | None:
         raise UsageError(f"--deadline: {e}") from None
 
 
+def _money_fine(usd: float | None) -> str:
+    """Cents matter per million tokens: ``$0.042``, ``$1.23``."""
+    if usd is None:
+        return "-"
+    return f"${usd:,.3f}" if usd < 1 else f"${usd:,.2f}"
+
+
 def render_table(plan: Plan, *, top: int) -> object:
     """The options as a rich Table (chosen ★, Pareto frontier ◆)."""
     from rich.table import Table
@@ -199,6 +206,12 @@ def _print_human(result: Plan, *, top: int, plot: bool) -> None:
     choice = result.choice
     if choice is not None:
         console.print(f"[bold]Choice:[/] {result.reason}.")
+        per_total, per_out = result.usd_per_million_tokens(choice)
+        if per_total is not None:
+            out_text = f", {_money_fine(per_out)} per 1M output tokens" if per_out else ""
+            console.print(
+                f"[bold]{_money_fine(per_total)} per 1M tokens[/] (input + output){out_text}"
+            )
         console.print(
             f"[dim]rows_per_shard {choice.rows_per_shard:,} (about "
             f"{duration_text(choice.rows_per_shard / choice.rows_per_s)} per shard); "

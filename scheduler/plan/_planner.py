@@ -126,7 +126,11 @@ def _spot_modes(policy: str) -> tuple[bool, ...]:
 
 
 def _build_candidates(
-    workload: Workload, req: PlanRequest, market: Market, warnings: list[str]
+    workload: Workload,
+    req: PlanRequest,
+    market: Market,
+    warnings: list[str],
+    no_figure: dict[str, str],
 ) -> list[_Candidate]:
     from pricing import SPOT_ONLY_FLAGS  # a constant; pricing imports no DuckDB until used
 
@@ -163,7 +167,9 @@ def _build_candidates(
                     key=lambda po: (po[0], po[1].cloud, po[1].region, po[1].instance_type),
                 )
                 if (acc, need) not in estimates:
-                    estimates[(acc, need)] = _estimate(workload, req, market, acc, need, warnings)
+                    estimates[(acc, need)] = _estimate(
+                        workload, req, market, acc, need, warnings, no_figure
+                    )
                 one = estimates[(acc, need)]
                 if one is None:
                     continue
@@ -194,7 +200,13 @@ def _build_candidates(
 
 
 def _estimate(
-    workload: Workload, req: PlanRequest, market: Market, acc: str, count: int, warnings: list[str]
+    workload: Workload,
+    req: PlanRequest,
+    market: Market,
+    acc: str,
+    count: int,
+    warnings: list[str],
+    no_figure: dict[str, str],
 ) -> EstimateLike | None:
     from scheduler.errors import SkybatchError
 
@@ -210,6 +222,7 @@ def _estimate(
         )
     except SkybatchError as e:
         warnings.append(f"{acc}×{count}: no throughput estimate ({e})")
+        no_figure.setdefault(acc, str(e))
         return None
     return est if est.rows_per_s > 0 else None
 
@@ -295,7 +308,8 @@ def _mark_pareto(options: Sequence[PlanOption]) -> list[PlanOption]:
 def plan_workload(workload: Workload, req: PlanRequest, market: Market) -> Plan:
     """Plan ``workload`` under ``req`` with the figures ``market`` gives."""
     warnings: list[str] = []
-    candidates = _build_candidates(workload, req, market, warnings)
+    no_figure: dict[str, str] = {}  # accelerator -> why it has no throughput estimate
+    candidates = _build_candidates(workload, req, market, warnings, no_figure)
     options: list[PlanOption] = []
     slowest: list[PlanOption] = []  # one worker each: the cheapest way to run a candidate
     for c in candidates:
@@ -305,7 +319,11 @@ def plan_workload(workload: Workload, req: PlanRequest, market: Market) -> Plan:
         slowest.append(_option(c, one, one.p_on_time >= req.p_target, req))
     options = sorted(_mark_pareto(options), key=_rank_key)
     chosen = 0 if options and options[0].feasible else None
-    reason = _why_chosen(options, req) if chosen is not None else _why_none(options, slowest, req)
+    reason = (
+        _why_chosen(options, req)
+        if chosen is not None
+        else _why_none(options, slowest, req, no_figure)
+    )
     warnings.extend(_general_warnings(workload, req, market))
     return Plan(
         workload=workload,
@@ -351,12 +369,22 @@ def _why_chosen(options: Sequence[PlanOption], req: PlanRequest) -> str:
 
 
 def _why_none(
-    options: Sequence[PlanOption], slowest: Sequence[PlanOption], req: PlanRequest
+    options: Sequence[PlanOption],
+    slowest: Sequence[PlanOption],
+    req: PlanRequest,
+    no_figure: dict[str, str],
 ) -> str:
     deadline = format_duration(req.deadline_s)
     if not options:
         where = ", ".join(req.accelerators or ()) or "any accelerator"
         clouds = ", ".join(req.clouds or ()) or "any cloud"
+        if no_figure:
+            gpus = ", ".join(sorted(no_figure))
+            return (
+                f"no throughput figure for {req.model} on {gpus} ({no_figure[sorted(no_figure)[0]]}); "
+                f"measure one with `skybatch bench --model {req.model} --engine {req.engine}` "
+                "on one of those GPUs, and plan again"
+            )
         return (
             f"no offering can run {req.model} ({where} on {clouds}, spot: {req.spot}); "
             "widen schedule.accelerators / clouds / regions, or see `skybatch pricing show`"

@@ -199,12 +199,29 @@ class Plan:
             raise PlanError(self.reason)
         return self.options[self.chosen]
 
+    def usd_per_million_tokens(self, option: PlanOption) -> tuple[float | None, float | None]:
+        """The headline: $ per 1M tokens (input + output) and per 1M output tokens."""
+        w = self.workload
+        total = w.rows * (w.input_tokens_per_row + w.output_tokens_per_row)
+        out = w.rows * w.output_tokens_per_row
+        per_total = option.cost_usd / total * 1e6 if total > 0 else None
+        per_out = option.cost_usd / out * 1e6 if out > 0 else None
+        return per_total, per_out
+
+    def _option_json(self, option: PlanOption) -> dict[str, Any]:
+        per_total, per_out = self.usd_per_million_tokens(option)
+        return {
+            **option.to_json(),
+            "usd_per_million_tokens": None if per_total is None else round(per_total, 6),
+            "usd_per_million_output_tokens": None if per_out is None else round(per_out, 6),
+        }
+
     def to_json(self, *, top: int | None = None) -> dict[str, Any]:
         """The ``skybatch plan --json`` object (see docs/ARCHITECTURE.md, command contract)."""
         options = self.options if top is None else self.options[: max(top, 1)]
         return {
             "workload": self.workload.to_json(),
-            "options": [o.to_json() for o in options],
+            "options": [self._option_json(o) for o in options],
             "chosen": self.chosen,
             "reason": self.reason,
             "deadline_s": self.request.deadline_s,

@@ -78,6 +78,7 @@ def test_table_explains_the_choice(capsys: pytest.CaptureFixture[str]) -> None:
     assert "GPU" in out and "P(on time)" in out and "throughput" in out
     assert "★" in out
     assert "Choice: " in out and "is the cheapest plan that finishes within 8h with P ≥ 0.95" in out
+    assert re.search(r"\$[\d.,]+ per 1M tokens \(input \+ output\), \$[\d.,]+ per 1M output", out)
 
 
 def test_plot_draws_the_frontier(capsys: pytest.CaptureFixture[str]) -> None:

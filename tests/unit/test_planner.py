@@ -466,3 +466,29 @@ def test_warnings_for_stale_prices_and_defaulted_deadline() -> None:
     assert any("no deadline set" in w for w in plan.warnings)
     assert isinstance(plan, Plan)
     assert math.isfinite(plan.require().hours)
+
+
+def test_a_missing_throughput_figure_says_so_and_how_to_measure_one() -> None:
+    class NoFigures(FakeMarket):
+        def estimate(self, **kw: object) -> FakeEstimate:  # type: ignore[override]
+            raise PlanError(f"throughput: model {kw['model']!r} is unknown")
+
+    market = NoFigures(offers=[offer("L4", 0.8, 0.3)], rows_per_s={"L4": 1.0})
+    plan = plan_workload(workload(), request(model="org/custom"), market)
+    with pytest.raises(
+        PlanError,
+        match=r"^no throughput figure for org/custom on L4 .*"
+        r"`skybatch bench --model org/custom --engine vllm`",
+    ):
+        plan.require()
+
+
+def test_headline_cost_per_million_tokens() -> None:
+    plan = plan_workload(workload(1_000_000), request(), small_market())
+    choice = plan.require()
+    per_total, per_out = plan.usd_per_million_tokens(choice)
+    assert per_total == pytest.approx(choice.cost_usd / (1_000_000 * 650) * 1e6)
+    assert per_out == pytest.approx(choice.cost_usd / (1_000_000 * 150) * 1e6)
+    data = plan.to_json()["options"][plan.chosen or 0]
+    assert data["usd_per_million_tokens"] == pytest.approx(per_total, rel=1e-3)
+    assert data["usd_per_million_output_tokens"] == pytest.approx(per_out, rel=1e-3)
