@@ -76,8 +76,9 @@ class Wheel:
 
 
 def _cache_root() -> Path:
-    home = os.environ.get("SKYBATCH_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".skybatch") / "wheels"
+    from scheduler.settings import skybatch_home
+
+    return skybatch_home() / "wheels"
 
 
 def _source_root() -> Path | None:
