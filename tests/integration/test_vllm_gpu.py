@@ -69,6 +69,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def torch_device_name() -> str:
+    import torch
+
+    return str(torch.cuda.get_device_name(0))
+
+
 def _recipe(model: Path, engine: str, options: dict[str, Any]) -> Any:
     from scheduler.recipe import recipe_from_dict
 
@@ -112,7 +118,9 @@ def test_vllm_engine_on_a_gpu(model_dir: Path) -> None:
         assert res["prompt_tokens"] == len(tok.encode(rendered, add_special_tokens=False))
         assert 1 <= res["completion_tokens"] <= 8
         assert res["finish_reason"] in ("stop", "length")
-    assert engine.describe()["accelerator"]
+    described = engine.describe()
+    assert described["device"] == "cuda"  # the CUDA build's platform, not a hard-coded guess
+    assert described["accelerator"] == torch_device_name()
     engine.close()
 
     # Greedy decoding is the same computation in transformers: most rows must agree

