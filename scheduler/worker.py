@@ -41,6 +41,7 @@ from scheduler.inputs import DeadRow, Input, ShardSpec, open_input
 from scheduler.recipe import Recipe, recipe_from_dict
 from scheduler.store import (
     DoneMarker,
+    Heartbeat,
     Lease,
     RunStore,
     digest_ids,
@@ -193,14 +194,14 @@ class Worker:
         self.info = info or WorkerInfo()
         self.stop: threading.Event | StopFlag = stop or StopFlag()
         self.heartbeat_s = heartbeat_s
-        run = store.read_run_info()
-        source = run.get("recipe_source") or f"{store.location}/run.json"
-        self.recipe = recipe_from_dict(run["recipe"], source=str(source))
+        run = store.run_info()
+        source = run.recipe_source or f"{store.location}/run.json"
+        self.recipe = recipe_from_dict(dict(run.recipe), source=source)
         # What the run was created with (pinned, or the local weights' hash): recorded on
         # rows whose engine cannot tell which revision it loaded.
-        self.run_revision: str | None = run.get("model_revision")
+        self.run_revision: str | None = run.model_revision
         # Only read(shard) is needed: do not rescan (or download) the whole input again.
-        self.input: Input = open_input(self.recipe.input, str(run["input_path"]), count_rows=False)
+        self.input: Input = open_input(self.recipe.input, run.input_path, count_rows=False)
         self.shards = [ShardSpec.from_dict(s) for s in store.read_manifest()]
         self.id_column = self.recipe.input.id_column or "id"
         self.batch_size = self.recipe.model.batch_size
@@ -215,7 +216,7 @@ class Worker:
         self.engine: Engine | None = None
         self._beat_lock = threading.Lock()
 
-    def _carry_over_earlier_life(self, previous: dict[str, Any] | None) -> tuple[float, float]:
+    def _carry_over_earlier_life(self, previous: Heartbeat | None) -> tuple[float, float]:
         """Billed seconds and dollars of earlier lives of this worker id; count a lost life.
 
         A worker restarted under the same id (a local restart, a SkyPilot recovery) would
@@ -223,24 +224,12 @@ class Worker:
         life that did not end cleanly (no ``exited``/``stopped`` state) was preempted or
         crashed: it counts as a preemption.
         """
-        if not previous:
+        if previous is None:
             return 0.0, 0.0
-        from scheduler.store import parse_time
-
-        started, last = (
-            parse_time(previous.get("started_at")),
-            parse_time(previous.get("last_seen")),
-        )
-        earlier = float(previous.get("prior_s") or 0.0)
-        spent = float(previous.get("prior_usd") or 0.0)
-        if started is not None and last is not None:
-            life_s = max(0.0, last - started)
-            earlier += life_s
-            spent += float(previous.get("usd_per_hour") or 0.0) * life_s / 3600.0
-        lost = previous.get("state") not in ("exited", "stopped", "failed")
-        self.info.preemptions = max(
-            self.info.preemptions, int(previous.get("preemptions") or 0) + (1 if lost else 0)
-        )
+        earlier = previous.prior_s + previous.life_s
+        spent = previous.prior_usd + previous.usd_per_hour * previous.life_s / 3600.0
+        lost = not previous.ended
+        self.info.preemptions = max(self.info.preemptions, previous.preemptions + int(lost))
         return earlier, spent
 
     # ------------------------------------------------------------------ heartbeat thread

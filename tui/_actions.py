@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -90,9 +89,10 @@ def _module(name: str, what: str) -> Any:
 class SchedulerActions:
     """The real actions: the planner, local worker processes, and ``scheduler.launch``.
 
-    A local run is driven by a detached ``skybatch run`` process (its own session), so it
-    keeps going when the TUI quits; the TUI only watches the store. ``children`` keeps
-    those processes so a caller (a test) can wait for them.
+    Every launch goes through ``scheduler.launch`` once (the run is prepared once) and its
+    backend starts the workers: a local run is driven by a detached driver process (its
+    own session), so it keeps going when the TUI quits; the TUI only watches the store.
+    ``children`` keeps those processes so a caller (a test) can wait for them.
     """
 
     def __init__(self, *, python: str = sys.executable) -> None:
@@ -118,83 +118,54 @@ class SchedulerActions:
         )
 
     def launch(self, request: LaunchRequest) -> Launched:
-        """Create the run, then start its workers; returns where the run is."""
-        if request.backend != "local":
-            return self._launch_cloud(
-                request.recipe_path,
-                store_url=request.store,
-                deadline=request.deadline,
-                budget_usd=request.budget_usd,
-                plan_index=request.option_index,
-                run_id=None,
-            )
-        from scheduler.launch import LaunchRequest as Asked
-        from scheduler.launch import with_schedule
-        from scheduler.recipe import load_recipe, parse_duration
-        from scheduler.runs import prepare_run
-
-        asked = Asked(
-            recipe_path=request.recipe_path,
-            backend="local",
-            deadline_s=parse_duration(request.deadline) if request.deadline else None,
+        """Create the run once, then start its workers; returns where the run is."""
+        return self._launch(
+            request.recipe_path,
+            backend=request.backend,
+            store_url=request.store,
+            deadline=request.deadline,
             budget_usd=request.budget_usd,
+            plan_index=request.option_index,
+            workers=request.workers,
+            run_id=None,
         )
-        # The form's deadline and budget go into run.json (they do not change the run id).
-        recipe = with_schedule(load_recipe(request.recipe_path), asked)
-        store = prepare_run(recipe, store_url=request.store, backend="local")
-        self._run_local(request.recipe_path, store.url, store.run_id, request.workers or 1)
-        return Launched(store.run_id, store.url)
 
-    def _launch_cloud(
+    def _launch(
         self,
         recipe_path: str,
         *,
+        backend: str,
         store_url: str | None,
         deadline: str | None,
         budget_usd: float | None,
         plan_index: int | None,
+        workers: int | None,
         run_id: str | None,
     ) -> Launched:
-        """``skybatch launch --yes`` without waiting: returns once the jobs are submitted."""
+        """``skybatch launch --yes`` without waiting: returns once the workers are started
+        (local ones under a detached driver process, so they outlive the TUI)."""
         from scheduler.recipe import parse_duration
 
-        launch = _module("scheduler.launch", "launching on SkyPilot")
+        launch = _module("scheduler.launch", f"launching on {backend}")
         req = launch.LaunchRequest(
             recipe_path=recipe_path,
-            backend="skypilot",
+            backend=backend,
             deadline_s=parse_duration(deadline) if deadline else None,
             budget_usd=budget_usd,
             plan_index=plan_index,
+            workers=workers,
             yes=True,  # the TUI asked in its own confirm dialog
             run_id=run_id,
             store_url=store_url,
             progress=False,
         )
-        result = launch.launch(req, echo=lambda line: None, confirm=lambda question: True)
-        return Launched(str(result.run_id), str(result.store))
-
-    def _run_local(self, recipe_path: str, store_url: str, run_id: str, workers: int) -> None:
-        from scheduler.store import RunStore
-
-        store = RunStore(store_url, run_id)
-        log_dir = Path(store.path("logs")) if store.local else Path(tempfile.gettempdir())
-        log_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            self.python, "-m", "scheduler.cli", "run", recipe_path,
-            "--store", store_url, "--run-id", run_id,
-            "--workers", str(max(1, workers)), "--no-progress",
-        ]  # fmt: skip
-        with open(log_dir / "tui-launch.log", "ab") as log:
-            child = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the TUI quitting (and its Ctrl-C)
-            )
-        # Reap finished children so none lingers as a zombie while the TUI runs.
+        result = launch.launch(
+            req, echo=lambda line: None, confirm=lambda question: True, detach=True
+        )
+        # Reap finished drivers so none lingers as a zombie while the TUI runs.
         self.children = [c for c in self.children if c.poll() is None]
-        self.children.append(child)
+        self.children.extend(getattr(result.backend_object, "children", []))
+        return Launched(str(result.run_id), str(result.store))
 
     def cancel(self, store_url: str, run_id: str) -> None:
         """``skybatch cancel RUN``: the store's ``cancel`` document, then SIGTERM to local
@@ -218,26 +189,25 @@ class SchedulerActions:
         from scheduler.store import RunStore, read_status
 
         store = RunStore(store_url, run_id)
-        info = store.read_run_info()
+        info = store.run_info()
         status = read_status(store)
         if status.state.is_terminal():
             raise SkybatchError(f"run {run_id} is {status.state.value}: nothing to resume")
         if any(w.alive for w in status.workers):
             raise SkybatchError(f"run {run_id} is running: its workers are alive")
-        recipe_path = info.get("recipe_source")
+        recipe_path = info.recipe_source
         if not recipe_path or not Path(str(recipe_path)).exists():
             raise SkybatchError(
                 f"run {run_id}: its recipe file {recipe_path!r} is gone; resume with "
                 f"`skybatch run RECIPE --run-id {run_id} --store {store_url}`"
             )
-        if info.get("backend", "local") != "local":
-            self._launch_cloud(
-                str(recipe_path),
-                store_url=store_url,
-                deadline=None,
-                budget_usd=None,
-                plan_index=None,
-                run_id=run_id,
-            )
-            return
-        self._run_local(str(recipe_path), store_url, run_id, max(1, len(status.workers)))
+        self._launch(
+            str(recipe_path),
+            backend=info.backend,
+            store_url=store_url,
+            deadline=None,
+            budget_usd=None,
+            plan_index=None,
+            workers=max(1, len(status.workers)),
+            run_id=run_id,
+        )

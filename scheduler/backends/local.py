@@ -6,6 +6,12 @@ window (SIGTERM, then SIGKILL after ``timeout_s``). :func:`run_local` drives a w
 start workers, poll the store, draw the progress bar, and return when every shard is
 committed, when the run is cancelled, or when workers cannot go on.
 
+:class:`LocalBackend` is the :class:`~scheduler.backends.base.Backend` over a pool: the
+guard's lever during ``launch --backend local``, ``watch`` and ``cancel`` of a local run
+(SIGTERM to this host's workers), and, detached, the TUI's local launch: the run is
+prepared once, then ``python -m scheduler.backends.local --store URL --run-id ID`` drives
+its workers in a session of its own, so the run goes on when the TUI quits.
+
 Worker logs go to ``<store>/<run>/logs/<worker>.log`` for a local store (a temporary
 directory otherwise), and the error of a worker that could not start is read back from its
 heartbeat, so a bad model name reaches the user as one line.
@@ -16,12 +22,13 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +37,7 @@ from scheduler.errors import EngineError, SkybatchError
 from scheduler.store import RunStatus, RunStore, read_status
 from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, default_worker_id
 
-__all__ = ["LocalPool", "run_local"]
+__all__ = ["LocalBackend", "LocalPool", "main", "run_local"]
 
 # One sequence per process: two pools in one process (a test, the TUI running two runs)
 # never hand out the same index, and the pid in the id separates drivers on one host.
@@ -118,8 +125,9 @@ class LocalPool:
             if code in (0, EXIT_STOPPED):
                 continue
             if code == EXIT_ENGINE:
-                beat = self.store.workers().get(worker_id, {})
-                self.fatal_error = str(beat.get("error") or f"worker {worker_id} could not start")
+                beat = self.store.workers().get(worker_id)
+                error = beat.error if beat is not None else None
+                self.fatal_error = error or f"worker {worker_id} could not start"
                 happened.append(f"worker {worker_id} could not start: {self.fatal_error}")
                 continue
             if self.restarts >= self.max_restarts:
@@ -219,8 +227,7 @@ def run_local(
     status = read_status(store)
     if status.shards_done == status.shards_total:
         return status
-    recipe = store.read_run_info().get("recipe", {})
-    retries = int(recipe.get("limits", {}).get("retries", 3))
+    retries = int(store.run_info().limits.get("retries", 3))
     pool = LocalPool(
         store, env=env, max_restarts=max(1, retries) * max(1, workers), usd_per_hour=usd_per_hour
     )
@@ -284,3 +291,131 @@ def run_local(
         if bar is not None:
             bar.stop()
     return read_status(store)
+
+
+class LocalBackend:
+    """The workers of a run as processes on this machine (see :class:`Backend`).
+
+    ``pool`` is the :class:`LocalPool` a driver (``run_local``) already runs; without one,
+    workers the guard adds get a pool of their own that stops when :meth:`close` is called.
+    ``detach`` makes :meth:`start` spawn a driver process in its own session instead (the
+    TUI), kept in ``children``.
+    """
+
+    name = "local"
+    remote = False
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        usd_per_hour: float = 0.0,
+        pool: LocalPool | None = None,
+        detach: bool = False,
+        python: str = sys.executable,
+    ) -> None:
+        self.store = store
+        self.usd_per_hour = usd_per_hour
+        self.pool = pool or LocalPool(store, usd_per_hour=usd_per_hour)
+        self._own_pool = pool is None
+        self.detach = detach
+        self.python = python
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def launched(self) -> int:
+        """Workers this run has had (heartbeats, and processes not yet heard from)."""
+        return len(set(self.store.workers()) | set(self.pool.procs))
+
+    def start(self, workers: int) -> int:
+        """Start ``workers`` workers here, or (detached) a driver process that does."""
+        if not self.detach:
+            return len(self.pool.start(workers))
+        log_dir = self.pool._log_dir()
+        cmd = [
+            self.python, "-m", "scheduler.backends.local",
+            "--store", self.store.url, "--run-id", self.store.run_id,
+            "--workers", str(max(1, workers)), "--usd-per-hour", str(self.usd_per_hour),
+        ]  # fmt: skip
+        with open(log_dir / "driver.log", "ab") as log:
+            child = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the TUI quitting (and its Ctrl-C)
+            )
+        self.children.append(child)
+        return workers
+
+    def alive(self) -> int:
+        """Workers running: this pool's processes, or fresh heartbeats, whichever says more
+        (a worker started a moment ago has not beaten yet; one from another driver has)."""
+        beating = sum(1 for w in read_status(self.store).workers if w.alive)
+        return max(self.pool.alive(), beating)
+
+    def add(self, k: int, *, spot: bool) -> int:
+        """Start ``k`` more workers (spot or not is the same here)."""
+        return len(self.pool.add(k))
+
+    def ended(self) -> bool:
+        """Never on its own: a local run's driver restarts its workers; the store decides."""
+        return False
+
+    def cancel(self) -> list[str]:
+        """SIGTERM this host's live workers: they release their shard and exit."""
+        host = socket.gethostname()
+        alive = {w.worker_id for w in read_status(self.store).workers if w.alive}
+        stopped = []
+        for worker_id, beat in self.store.workers().items():
+            # Only fresh heartbeats from this host: an old pid may belong to another process.
+            if worker_id in alive and beat.host == host and beat.pid is not None:
+                try:
+                    os.kill(beat.pid, signal.SIGTERM)
+                    stopped.append(f"{worker_id} (pid {beat.pid})")
+                except (ProcessLookupError, PermissionError):
+                    continue
+        return stopped
+
+    def billed_usd(self) -> float | None:
+        """None: the heartbeats' $/h × uptime is the bill."""
+        return None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """No records beyond the heartbeats."""
+        return []
+
+    def close(self) -> None:
+        """Stop the workers this object started itself (not a driver's pool)."""
+        if self._own_pool:
+            self.pool.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Drive the workers of a prepared run here (the TUI's detached local launch)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m scheduler.backends.local")
+    p.add_argument("--store", required=True)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--usd-per-hour", type=float, default=0.0)
+    args = p.parse_args(argv)
+    from scheduler.runs import record_history, summarize
+
+    store = RunStore(args.store, args.run_id)
+    started = time.monotonic()
+    try:
+        run_local(store, workers=args.workers, progress=False, usd_per_hour=args.usd_per_hour)
+    except KeyboardInterrupt:
+        return 130
+    except SkybatchError as e:
+        print(f"skybatch: error: {e}", file=sys.stderr)
+        return 1
+    summary = summarize(store, wall_s=time.monotonic() - started)
+    record_history(store, summary, backend="local")
+    return 0 if summary["state"] == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,9 +25,9 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
 
 from scheduler.errors import UsageError
+from scheduler.store import LaunchOption
 
 __all__ = [
     "REPLICAS_FLAG",
@@ -68,11 +68,9 @@ def gpu_slices(replicas: int, tp: int, visible: str | None = None) -> list[str]:
     return [",".join(devices[i * tp : (i + 1) * tp]) for i in range(replicas)]
 
 
-def replica_flags(option: Mapping[str, Any]) -> list[str]:
+def replica_flags(option: LaunchOption) -> list[str]:
     """The entry point's flags for a plan option (none for one engine on one GPU)."""
-    count = int(option.get("accelerators_per_worker") or 1)
-    replicas = int(option.get("replicas_per_worker") or 1)
-    tp = int(option.get("tensor_parallel_size") or max(1, count // replicas))
+    replicas, tp = option.replicas_per_worker, option.tp_size
     if replicas == 1 and tp == 1:
         return []
     return [REPLICAS_FLAG, str(replicas), TP_FLAG, str(tp)]

@@ -8,9 +8,6 @@ Exit codes of ``launch --wait`` and ``watch`` (for CI; see recipes/ci/README.md)
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -198,41 +195,19 @@ def watch(
       skybatch watch summarize-vllm-1a2b3c4d5e --store s3://my-bucket/skybatch-runs
     """
     from scheduler import launch as fl
+    from scheduler.backends import open_backend
+    from scheduler.store import LaunchOption
 
     store = _open(run_id, store_url)
-    info = store.read_run_info()
-    option = (info.get("launch") or {}).get("option") or {"workers": 0, "offerings": []}
-    req = fl.LaunchRequest(
-        recipe_path=str(info.get("recipe_source") or ""),
-        guard=not no_guard,
-        guard_interval_s=guard_interval or 180.0,
-    )
+    option = store.run_info().option or LaunchOption("unknown", workers=0)
     started = time.time()
-    if info.get("backend") == "skypilot":
-        from scheduler.backends import skypilot as sp
-        from scheduler.recipe import recipe_from_dict
-
-        recipe = recipe_from_dict(info["recipe"], source=f"{store.location}/run.json")
-        names = sp.secret_names_from_env()
-        with sp.SkyPilotSession() as session:
-            scaler = fl.SkyScaler(store, recipe, option, names, sp.secret_values(names), session)
-            guard = fl.make_guard(store, scaler, option, req, cloud=True)
-            fl.watch(store, guard=guard, poll_s=poll_s, scaler=scaler)
-            outcome = fl.finish_cloud(store, scaler, session, started=started, option=option)
-    else:
-        from scheduler.backends.local import LocalPool
-
-        # Workers the guard adds here belong to this command and stop with it.
-        pool = LocalPool(store, usd_per_hour=float(option["offerings"][0]["usd_per_hour"])
-                         if option.get("offerings") else 0.0)  # fmt: skip
-        price = pool.usd_per_hour
-        scaler_l = fl.LocalScaler(pool, spot_usd_per_hour=price, ondemand_usd_per_hour=price)
-        guard = fl.make_guard(store, scaler_l, option, req, cloud=False)
-        try:
-            fl.watch(store, guard=guard, poll_s=poll_s)
-        finally:
-            pool.stop()
-        outcome = fl.outcome_of(store, started=started, option=option, workers=len(store.workers()))
+    # Workers the guard adds to a local run belong to this command and stop with it.
+    with open_backend(store) as backend:
+        guard = fl.make_guard(
+            store, backend, option, enabled=not no_guard, interval_s=guard_interval or 180.0
+        )
+        fl.watch(store, guard=guard, poll_s=poll_s, backend=backend)
+        outcome = fl.finish(store, backend, started=started, option=option)
     _finish(outcome, summary_md, as_json, outcome.to_json())
 
 
@@ -248,41 +223,15 @@ def cancel(run_id: str, store_url: str | None, as_json: bool) -> None:
       skybatch cancel summarize-vllm-1a2b3c4d5e --store s3://my-bucket/skybatch-runs
     """
 
+    from scheduler.backends import open_backend
+
     store = _open(run_id, store_url)
-    info = store.read_run_info()
     store.write_meta("cancel", {"at": time.time(), "by": "skybatch cancel"})
     store.log_event("cancelled", "cancel requested")
-    cancelled_jobs: list[int] = []
-    signalled: list[int] = []
-    if info.get("backend") == "skypilot":
-        from scheduler.backends import skypilot as sp
-
-        doc = store.read_meta("jobs") or {}
-        cancelled_jobs = sorted(int(j["job_id"]) for j in (doc.get("workers") or {}).values())
-        sp.cancel_jobs(cancelled_jobs)
-    else:
-        # Local workers on this machine get SIGTERM: they release their shard and exit.
-        from scheduler.store import read_status
-
-        host = socket.gethostname()
-        alive = {w.worker_id for w in read_status(store).workers if w.alive}
-        for worker_id, beat in store.workers().items():
-            pid = beat.get("pid")
-            # Only fresh heartbeats from this host: an old pid may belong to another process.
-            if worker_id in alive and beat.get("host") == host and isinstance(pid, int):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                    signalled.append(pid)
-                except (ProcessLookupError, PermissionError):
-                    continue
+    with open_backend(store) as backend:
+        stopped = backend.cancel()
+        what = "managed job(s)" if backend.remote else "worker(s)"
     if as_json:
-        emit_json(
-            {"run_id": run_id, "cancelled": True, "jobs": cancelled_jobs, "signalled": signalled}
-        )
+        emit_json({"run_id": run_id, "cancelled": True, "stopped": stopped})
     else:
-        what = (
-            f"{len(cancelled_jobs)} managed job(s)"
-            if cancelled_jobs
-            else f"{len(signalled)} worker(s)"
-        )
-        click.echo(f"cancelled {run_id}: {what} stopped; launch again to resume")
+        click.echo(f"cancelled {run_id}: {len(stopped)} {what} stopped; launch again to resume")

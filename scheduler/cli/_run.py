@@ -167,15 +167,18 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
     store = open_run(run_id, url)
     st = read_status(store)
     extra: dict[str, Any] = {}
-    if st.backend == "skypilot":
-        try:
-            from scheduler.backends.skypilot import job_statuses
+    try:
+        from scheduler.backends import open_backend
 
-            extra["jobs"] = job_statuses(store)
+        with open_backend(store) as backend:
+            jobs = backend.jobs()
+            billed = backend.billed_usd() if jobs else None
+        if jobs:
+            extra["jobs"] = jobs
             # SkyPilot bills from submission: provisioning and recoveries included.
-            extra["jobs_spend_usd"] = round(sum(j["spend_usd"] for j in extra["jobs"]), 4)
-        except SkybatchError as e:
-            extra["jobs_error"] = str(e)
+            extra["jobs_spend_usd"] = round(billed or 0.0, 4)
+    except SkybatchError as e:
+        extra["jobs_error"] = str(e)
     if as_json:
         emit_json({**st.to_json(), **extra})
         return

@@ -1,15 +1,15 @@
 """The launch flow: plan, confirm, prepare the store, start workers, watch, guard, summarise.
 
 Modules: ``_flow`` (the flow itself, shared by every backend), ``_request`` (what launch was
-asked for: run ids, the chosen plan option), ``_guard`` (the deadline guard), ``_scalers``
-(how the guard adds workers), ``_incremental`` (rows no earlier run committed) and
+asked for: run ids, the chosen plan option), ``_guard`` (the deadline guard, which adds
+workers through the run's :class:`~scheduler.backends.Backend`), ``_incremental`` (rows no earlier run committed) and
 ``_summary`` (exit code and markdown summary for CI). Import from here.
 """
 
 from __future__ import annotations
 
 from scheduler.launch._flow import (
-    finish_cloud,
+    finish,
     launch,
     outcome_of,
     watch,
@@ -20,6 +20,7 @@ from scheduler.launch._guard import (
     GuardConfig,
     Scaler,
     decide,
+    make_guard,
 )
 from scheduler.launch._incremental import (
     committed_ids,
@@ -34,12 +35,6 @@ from scheduler.launch._request import (
     describe_option,
     render_run_id,
     with_schedule,
-)
-from scheduler.launch._scalers import (
-    LocalScaler,
-    SkyScaler,
-    make_guard,
-    record_jobs,
 )
 from scheduler.launch._summary import (
     EXIT_DONE,
@@ -60,21 +55,18 @@ __all__ = [
     "GuardConfig",
     "LaunchRequest",
     "LaunchResult",
-    "LocalScaler",
     "Outcome",
     "Scaler",
-    "SkyScaler",
     "choose_option",
     "committed_ids",
     "decide",
     "describe_option",
-    "finish_cloud",
+    "finish",
     "incremental_recipe",
     "launch",
     "make_guard",
     "outcome_of",
     "previous_runs",
-    "record_jobs",
     "render_run_id",
     "unfinished_run",
     "watch",

@@ -16,8 +16,10 @@
 written anywhere. A local launch always waits (its workers are child processes); a cloud
 launch returns once the jobs are submitted unless ``--wait``.
 
-Request, result, run-id templates and options live in :mod:`scheduler.launch._request`; the
-guard's levers (managed jobs, local processes) in :mod:`scheduler.launch._scalers`.
+Request, result, run-id templates and options live in :mod:`scheduler.launch._request`.
+The workers are reached only through a :class:`~scheduler.backends.Backend` (local processes
+or managed jobs): the flow never tests a backend's name, only whether its workers are
+``remote`` (then the store and input must be URLs and secrets travel with the tasks).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from scheduler.errors import UsageError
-from scheduler.launch._guard import DeadlineGuard
+from scheduler.backends import Backend, SessionFactory, backend_class
+from scheduler.errors import LaunchError, UsageError
+from scheduler.launch._guard import DeadlineGuard, make_guard
 from scheduler.launch._request import (
     LaunchRequest,
     LaunchResult,
@@ -38,27 +41,12 @@ from scheduler.launch._request import (
     render_run_id,
     with_schedule,
 )
-from scheduler.launch._scalers import LocalScaler, SkyScaler, make_guard, record_jobs
 from scheduler.launch._summary import Outcome
 from scheduler.recipe import Recipe, load_recipe, resolve_input_path
 from scheduler.settings import load_settings
-from scheduler.store import RunStatus, RunStore, parse_time, read_status
+from scheduler.store import LaunchOption, RunStatus, RunStore, parse_time, read_status
 
-__all__ = [
-    "LaunchRequest",
-    "LaunchResult",
-    "LocalScaler",
-    "SkyScaler",
-    "choose_option",
-    "describe_option",
-    "finish_cloud",
-    "launch",
-    "make_guard",
-    "outcome_of",
-    "record_jobs",
-    "render_run_id",
-    "watch",
-]
+__all__ = ["finish", "launch", "outcome_of", "watch"]
 
 Echo = Callable[[str], None]
 Confirm = Callable[[str], bool]
@@ -89,32 +77,32 @@ def launch(
     *,
     echo: Echo,
     confirm: Confirm,
-    session_factory: Callable[[], Any] | None = None,
+    session_factory: SessionFactory | None = None,
+    detach: bool = False,
 ) -> LaunchResult:
     """Run the whole launch flow; ``echo`` prints progress lines (stderr), ``confirm`` asks.
 
-    ``session_factory`` makes the SkyPilot session (a context manager with
-    ``require_cloud``, ``launch``, ``queue``, ``cancel``); the default is
-    :class:`~scheduler.backends.skypilot.SkyPilotSession`. Tests put a backend fake here.
+    ``session_factory`` makes the SkyPilot session (see :mod:`scheduler.backends.base`);
+    the default is :class:`~scheduler.backends.skypilot.SkyPilotSession`. A rehearsal
+    session or a test's fake goes here. ``detach`` returns once the workers are started,
+    whatever the backend (the TUI): local workers then run under a driver process of
+    their own.
     """
     from scheduler.backends import skypilot as sp
 
-    if req.backend not in ("local", "skypilot"):
-        raise UsageError(f"--backend {req.backend!r}: use local or skypilot")
+    kind = backend_class(req.backend)
     recipe = with_schedule(load_recipe(req.recipe_path), req)
     store_url = load_settings().store_url(req.store_url, recipe)
-    cloud = req.backend == "skypilot"
-    if req.dry_run and not cloud:
+    if req.dry_run and not kind.remote:
         raise UsageError(
             "--dry-run prints the SkyPilot tasks a cloud launch would submit; with "
             "--backend local there are none (use `skybatch plan RECIPE` to see a plan)"
         )
-    if cloud:
+    if kind.remote:
         sp.require_object_store(store_url)
-    secret_names = sp.secret_names_from_env(req.secrets) if cloud else ()
+    secret_names = sp.secret_names_from_env(req.secrets) if kind.remote else ()
     secrets: dict[str, str] = {}
     option, plan = choose_option(recipe, req)
-    workers = int(option["workers"])
 
     if req.dry_run:
         run_id = _dry_run_id(recipe, req)
@@ -127,11 +115,11 @@ def launch(
                 option=option,
                 secret_names=secret_names,
             )
-            for i in range(workers)
+            for i in range(option.workers)
         ]
         return LaunchResult(run_id, store_url, req.backend, option, sp.render_yaml(jobs))
 
-    if cloud:
+    if kind.remote:
         input_path = resolve_input_path(recipe)
         if "://" not in input_path:
             raise UsageError(
@@ -143,37 +131,46 @@ def launch(
     if not req.yes:
         if not sys.stdin.isatty():
             raise UsageError("launch needs confirmation; pass --yes to launch without asking (CI)")
-        if not confirm(f"Launch {workers} {'managed job' if cloud else 'local worker'}(s)?"):
+        what = "managed job" if kind.remote else "local worker"
+        if not confirm(f"Launch {option.workers} {what}(s)?"):
             raise UsageError("launch not confirmed; nothing was started")
 
-    if not cloud:
-        return _launch_into_store(req, recipe, store_url, option, plan, echo, session=None)
+    if not kind.remote:
+
+        def local(store: RunStore) -> Backend:
+            return kind(store, usd_per_hour=req.usd_per_hour, detach=detach)  # type: ignore[no-any-return]
+
+        return _launch_into_store(req, recipe, store_url, option, plan, echo, local, detach)
     with (session_factory or sp.SkyPilotSession)() as session:
         # Ask SkyPilot first: without a cloud nothing is written to the store.
-        session.require_cloud()
+        if not session.enabled_clouds():
+            raise LaunchError(sp.NO_CLOUD_MESSAGE)
+
+        def remote(store: RunStore) -> Backend:
+            return kind(  # type: ignore[no-any-return]
+                store, recipe, option, session, secret_names=secret_names, secrets=secrets
+            )
+
         return _launch_into_store(
-            req, recipe, store_url, option, plan, echo, session=session,
-            secret_names=secret_names, secrets=secrets,
-        )  # fmt: skip
+            req, recipe, store_url, option, plan, echo, remote, detach or not req.wait
+        )
 
 
 def _launch_into_store(
     req: LaunchRequest,
     recipe: Recipe,
     store_url: str,
-    option: dict[str, Any],
+    option: LaunchOption,
     plan: dict[str, Any] | None,
     echo: Echo,
-    *,
-    session: Any,
-    secret_names: tuple[str, ...] = (),
-    secrets: Mapping[str, str] | None = None,
+    open_workers: Callable[[RunStore], Backend],
+    detach: bool,
 ) -> LaunchResult:
-    """Create or resume the run, start its workers, and watch it when asked to."""
+    """Create or resume the run, start its workers, and watch it unless ``detach``."""
     from scheduler.runs import prepare_run
 
     wanted_id = render_run_id(req.run_id, name=recipe.name) if req.run_id else None
-    extra: dict[str, Any] = {"launch": {"option": option, "backend": req.backend}}
+    extra: dict[str, Any] = {"launch": {"option": option.to_json(), "backend": req.backend}}
     if req.incremental:
         from scheduler.launch._incremental import incremental_recipe
 
@@ -199,53 +196,53 @@ def _launch_into_store(
         store_url=store_url,
         run_id=wanted_id,
         backend=req.backend,
-        plan=plan or {"options": [option], "chosen": 0},
-        rows_per_shard=option.get("rows_per_shard"),
+        plan=plan or {"options": [option.to_json()], "chosen": 0},
+        rows_per_shard=option.rows_per_shard,
         extra_info=extra,
     )
     store.clear_meta("cancel")  # launching again is how a cancelled run resumes
     store.log_event("launched", f"launch: {describe_option(option)}", backend=req.backend)
     echo(f"run {store.run_id} → {store.location}")
     result = LaunchResult(store.run_id, store_url, req.backend, option)
-    if session is None:
+    backend = open_workers(store)
+    if not backend.remote and not detach:
         result.outcome = _run_local(store, req, option, started, echo)
         return result
-    scaler = SkyScaler(store, recipe, option, secret_names, secrets or {}, session)
     status = read_status(store)
     # Never pay for a VM that would find nothing to claim: a finished run launches no job,
     # and a resumed one at most one per shard left.
-    wanted = min(int(option["workers"]), status.shards_total - status.shards_done)
-    missing = wanted - scaler.alive_or_unknown() if not status.state.is_terminal() else 0
-    if missing > 0:
-        scaler.add(missing, spot=bool(option.get("spot")))
-    result.jobs = dict(scaler.jobs)
-    echo(f"managed jobs: {scaler.jobs}")
-    if req.wait:
-        guard = make_guard(store, scaler, option, req, cloud=True)
-        watch(store, guard=guard, poll_s=req.poll_s, scaler=scaler)
-        result.outcome = finish_cloud(store, scaler, session, started=started, option=option)
+    wanted = min(option.workers, status.shards_total - status.shards_done)
+    if not status.state.is_terminal() and wanted > 0:
+        backend.start(wanted)
+    result.jobs = dict(getattr(backend, "job_ids", {}))
+    if result.jobs:
+        echo(f"managed jobs: {result.jobs}")
+    result.backend_object = backend
+    if not detach:
+        guard = make_guard(
+            store, backend, option, enabled=req.guard, interval_s=req.guard_interval_s
+        )
+        watch(store, guard=guard, poll_s=req.poll_s, backend=backend)
+        result.outcome = finish(store, backend, started=started, option=option)
     return result
 
 
-def finish_cloud(
-    store: RunStore, scaler: SkyScaler, session: Any, *, started: float, option: Mapping[str, Any]
-) -> Outcome:
-    """The outcome of a watched cloud run, with SkyPilot's billed spend; a finished run
-    goes into the run history (``launch --wait`` and ``watch`` alike)."""
-    from scheduler.backends.skypilot import job_statuses
-
-    # SkyPilot bills from submission (provisioning and recoveries included), which a
-    # recovered worker's fresh heartbeat does not show.
-    jobs = job_statuses(store, session=session)
-    billed = sum(float(d["spend_usd"]) for d in jobs)
+def finish(store: RunStore, backend: Backend, *, started: float, option: LaunchOption) -> Outcome:
+    """The outcome of a watched run, with the backend's bill; a finished remote run goes
+    into the run history (a local run's driver records its own)."""
+    jobs = backend.jobs()
     outcome = outcome_of(
-        store, started=started, option=option, workers=scaler.total, spend_usd=billed
+        store,
+        started=started,
+        option=option,
+        workers=backend.launched,
+        spend_usd=backend.billed_usd(),
     )
-    if outcome.state == "done":
+    if outcome.state == "done" and backend.remote:
         from scheduler.runs import record_history
 
         record_history(
-            store, outcome.summary, backend="skypilot", jobs=jobs,
+            store, outcome.summary, backend=backend.name, jobs=jobs,
             workers=outcome.workers, spend_usd=outcome.spend_usd,
         )  # fmt: skip
     return outcome
@@ -259,21 +256,20 @@ def watch(
     *,
     guard: DeadlineGuard | None,
     poll_s: float = 5.0,
-    scaler: SkyScaler | None = None,
+    backend: Backend | None = None,
     stop: threading.Event | None = None,
     queue_every_s: float = 60.0,
 ) -> RunStatus:
-    """Follow a run until it ends, is cancelled, or has no job left; the guard steps in."""
+    """Follow a run until it ends, is cancelled, or has no worker left; the guard steps in."""
     stop = stop or threading.Event()
     next_queue = 0.0
     while True:
         status = read_status(store)
         if status.state.is_terminal() or store.read_meta("cancel") is not None:
             return status
-        if scaler is not None and time.time() >= next_queue:
+        if backend is not None and time.time() >= next_queue:
             next_queue = time.time() + queue_every_s
-            scaler.refresh()
-            if scaler.jobs and scaler.alive() == 0:
+            if backend.ended():
                 store.log_event("stopped", "every managed job has ended with shards left")
                 return status
         if guard is not None and guard.due():
@@ -283,19 +279,20 @@ def watch(
 
 
 def _run_local(
-    store: RunStore, req: LaunchRequest, option: Mapping[str, Any], started: float, echo: Echo
+    store: RunStore, req: LaunchRequest, option: LaunchOption, started: float, echo: Echo
 ) -> Outcome:
-    from scheduler.backends.local import run_local
+    from scheduler.backends.local import LocalBackend, LocalPool, run_local
 
     box: dict[str, DeadlineGuard | None] = {}
-    workers = int(option["workers"])
-    seen = {"max": workers}
+    seen = {"max": option.workers}
 
-    def on_tick(status: RunStatus, pool: Any) -> None:
+    def on_tick(status: RunStatus, pool: LocalPool) -> None:
         if "guard" not in box:
-            price = float(req.usd_per_hour)
-            scaler = LocalScaler(pool, spot_usd_per_hour=price, ondemand_usd_per_hour=price)
-            box["guard"] = make_guard(store, scaler, option, req, cloud=False)
+            backend = LocalBackend(store, usd_per_hour=req.usd_per_hour, pool=pool)
+            box["guard"] = make_guard(
+                store, backend, option, enabled=req.guard, interval_s=req.guard_interval_s,
+                usd_per_hour=req.usd_per_hour,
+            )  # fmt: skip
         guard = box["guard"]
         if guard is not None and guard.due():
             d = guard.step(status)
@@ -305,7 +302,7 @@ def _run_local(
 
     run_local(
         store,
-        workers=workers,
+        workers=option.workers,
         progress=req.progress,
         poll_s=min(req.poll_s, 1.0),
         usd_per_hour=req.usd_per_hour,
@@ -322,16 +319,14 @@ def outcome_of(
     store: RunStore,
     *,
     started: float,
-    option: Mapping[str, Any],
+    option: LaunchOption,
     workers: int,
     spend_usd: float | None = None,
 ) -> Outcome:
     """The :class:`Outcome` of a run now (summary, deadline, budget, guard decisions)."""
     from scheduler.runs import summarize
 
-    info = store.read_run_info()
-    schedule = (info.get("recipe") or {}).get("schedule") or {}
-    deadline = info.get("deadline_at")
+    info = store.run_info()
     summary = summarize(store, wall_s=time.time() - started)
     if spend_usd is not None and spend_usd > float(summary.get("spend_usd") or 0.0):
         summary["spend_usd"] = round(spend_usd, 4)
@@ -349,11 +344,11 @@ def outcome_of(
     return Outcome(
         summary=summary,
         finished_at=finished_at,
-        deadline_at=parse_time(deadline),
-        budget_usd=schedule.get("budget_usd"),
-        planned_cost_usd=option.get("cost_usd"),
-        planned_hours=option.get("hours"),
-        backend=str(info.get("backend", "local")),
+        deadline_at=info.deadline_at,
+        budget_usd=info.budget_usd,
+        planned_cost_usd=option.cost_usd,
+        planned_hours=option.hours,
+        backend=info.backend,
         workers=workers,
         events=events,
     )

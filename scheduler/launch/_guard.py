@@ -16,7 +16,8 @@ decides, with :func:`decide`::
 Every decision goes to the run's event log (``kind: guard``) with its reason, so the TUI,
 ``status`` and the CI summary can show why workers were (not) added. The guard never
 passes the budget: once adding would pass it, it warns once and adds nothing more.
-Backends add workers through the small :class:`Scaler` seam.
+Backends add workers through the small :class:`Scaler` seam (every
+:class:`~scheduler.backends.Backend` is one); :func:`make_guard` builds a run's guard.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from scheduler.errors import SkybatchError
-from scheduler.store import RunStatus, RunStore, read_status
+from scheduler.store import LaunchOption, RunStatus, RunStore, read_status
 
-__all__ = ["DeadlineGuard", "Decision", "GuardConfig", "Scaler", "decide"]
+if TYPE_CHECKING:
+    from scheduler.backends import Backend
+
+__all__ = ["DeadlineGuard", "Decision", "GuardConfig", "Scaler", "decide", "make_guard"]
 
 
 class Scaler(Protocol):
@@ -265,3 +269,53 @@ class DeadlineGuard:
             budget_usd=self.cfg.budget_usd,
         )
         return d
+
+
+def make_guard(
+    store: RunStore,
+    backend: Backend,
+    option: LaunchOption,
+    *,
+    enabled: bool = True,
+    interval_s: float = 180.0,
+    usd_per_hour: float = 0.0,
+) -> DeadlineGuard | None:
+    """The guard of a run from its deadline, budget and the option's prices; None when the
+    run has no deadline or the guard is off (``--no-guard``).
+
+    A remote backend's new worker needs the cloud's start-up time and, in the last half
+    hour, is on-demand (priced from the catalog); a local one starts in seconds.
+    """
+    info = store.run_info()
+    deadline_at = info.deadline_at
+    if not enabled or deadline_at is None:
+        return None
+    price = option.usd_per_hour or usd_per_hour
+    if backend.remote:
+        from scheduler.backends.skypilot import ondemand_offerings
+
+        ondemand = min((o.usd_per_hour for o in ondemand_offerings(option)), default=price)
+        try:
+            import pricing
+
+            cloud = option.offerings[0].cloud if option.offerings else "aws"
+            startup = float(pricing.startup_s(cloud))
+        except Exception:
+            startup = 300.0
+        stretch = 1800.0
+    else:
+        ondemand, startup = price, 3.0
+        stretch = min(1800.0, 0.25 * max(0.0, deadline_at - time.time()))
+    schedule = info.schedule
+    cfg = GuardConfig(
+        deadline_at=deadline_at,
+        budget_usd=info.budget_usd,
+        interval_s=interval_s,
+        max_workers=int(schedule.get("max_workers") or 16),
+        spot_usd_per_hour=price,
+        ondemand_usd_per_hour=ondemand,
+        startup_s=startup,
+        last_stretch_s=stretch,
+        spot_allowed=schedule.get("spot", "prefer") != "never",
+    )
+    return DeadlineGuard(store, backend, cfg)

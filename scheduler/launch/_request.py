@@ -2,15 +2,15 @@
 
 Run ids may be templates for recurring jobs: ``{date}`` (2026-11-23), ``{time}`` (0215),
 ``{datetime}``, ``{name}`` (the recipe's name) and any strftime code (``%Y%m%d``), in UTC.
-An option is the plain data of one plan option (``PlanOption.to_json()``): the planner's
-choice, ``--plan N``, ``--gpu G --workers N`` (the cheapest catalog offerings of G), or
-for the local backend this machine with a notional price.
+The option a launch runs is a typed, frozen :class:`~scheduler.store.LaunchOption`: the
+planner's choice, ``--plan N``, ``--gpu G --workers N`` (the cheapest catalog offerings of
+G), or for the local backend this machine with a notional price. It is made here once and
+handed, as is, to the guard, the scalers, task building and ``outcome_of``.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from scheduler.errors import PlanError, UsageError
 from scheduler.launch._summary import Outcome
 from scheduler.recipe import Recipe
-from scheduler.store import validate_run_id
+from scheduler.store import LaunchOption, Offering, validate_run_id
 
 __all__ = [
     "LaunchRequest",
@@ -63,22 +63,24 @@ class LaunchResult:
     run_id: str
     store: str
     backend: str
-    option: dict[str, Any]
+    option: LaunchOption
     dry_run_yaml: str | None = None
     jobs: dict[str, int] = field(default_factory=dict)
     outcome: Outcome | None = None
+    #: The backend that started the workers (a detached launch's caller may wait on it).
+    backend_object: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The ``launch --json`` object."""
         if self.outcome is not None:
-            return {**self.outcome.to_json(), "jobs": self.jobs, "plan": self.option}
+            return {**self.outcome.to_json(), "jobs": self.jobs, "plan": self.option.to_json()}
         return {
             "run_id": self.run_id,
             "store": self.store,
             "backend": self.backend,
             "state": "dry-run" if self.dry_run_yaml is not None else "launched",
             "jobs": self.jobs,
-            "plan": self.option,
+            "plan": self.option.to_json(),
         }
 
 
@@ -109,27 +111,12 @@ def render_run_id(template: str, *, name: str, now: datetime | None = None) -> s
 # ---------------------------------------------------------------------- choosing what to run
 
 
-def _local_option(workers: int, usd_per_hour: float) -> dict[str, Any]:
-    return {
-        "accelerator": "local",
-        "accelerators_per_worker": 1,
-        "spot": False,
-        "workers": workers,
-        "hours": None,
-        "cost_usd": None,
-        "p_on_time": None,
-        "offerings": [
-            {
-                "cloud": "local",
-                "region": socket.gethostname(),
-                "instance_type": "this machine",
-                "usd_per_hour": usd_per_hour,
-            }
-        ],
-    }
+def _local_option(workers: int, usd_per_hour: float) -> LaunchOption:
+    here = Offering("local", socket.gethostname(), "this machine", usd_per_hour)
+    return LaunchOption("local", gpus_per_worker=1, workers=workers, offerings=(here,))
 
 
-def _manual_option(recipe: Recipe, gpu: str, workers: int) -> dict[str, Any]:
+def _manual_option(recipe: Recipe, gpu: str, workers: int) -> LaunchOption:
     """``--gpu G --workers N``: the cheapest trusted offerings of G as candidates."""
     import pricing
 
@@ -157,31 +144,17 @@ def _manual_option(recipe: Recipe, gpu: str, workers: int) -> dict[str, Any]:
         )
     count = priced[0][1].accelerator_count
     offerings = [
-        {
-            "cloud": o.cloud,
-            "region": o.region,
-            "instance_type": o.instance_type,
-            "usd_per_hour": float(price or 0.0),
-        }
+        Offering(o.cloud, o.region, o.instance_type, float(price or 0.0))
         for price, o in priced
         if o.accelerator_count == count
     ][:3]
-    return {
-        "accelerator": acc,
-        "accelerators_per_worker": count,
-        "spot": spot,
-        "workers": workers,
-        "hours": None,
-        "cost_usd": None,
-        "p_on_time": None,
-        "offerings": offerings,
-    }
+    return LaunchOption(
+        acc, gpus_per_worker=count, spot=spot, workers=workers, offerings=tuple(offerings)
+    )
 
 
-def choose_option(
-    recipe: Recipe, req: LaunchRequest
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The option to launch (plain data) and the whole plan when the planner made it."""
+def choose_option(recipe: Recipe, req: LaunchRequest) -> tuple[LaunchOption, dict[str, Any] | None]:
+    """The option to launch and the whole plan (``plan --json``) when the planner made it."""
     if req.backend == "local":
         return _local_option(req.workers or 1, req.usd_per_hour), None
     if req.gpu:
@@ -198,32 +171,31 @@ def choose_option(
                 f"--plan {req.plan_index}: the plan has options 0..{len(plan.options) - 1}; "
                 "see `skybatch plan RECIPE`"
             )
-        option = plan.options[req.plan_index].to_json()
+        chosen = plan.options[req.plan_index]
     else:
-        option = plan.require().to_json()
+        chosen = plan.require()
+    option = LaunchOption.from_json(chosen.to_json(), where="the plan's option")
     if req.workers:
-        option = {**option, "workers": req.workers}
+        option = option.with_(workers=req.workers)
     return option, data
 
 
-def describe_option(option: Mapping[str, Any]) -> str:
+def describe_option(option: LaunchOption) -> str:
     """``3× H100 spot on aws/us-east-1 +2 · 2.1 h · $41.00 · P(on time) 0.97``."""
-    gpu = option["accelerator"]
-    if int(option.get("accelerators_per_worker") or 1) > 1:
-        gpu = f"({gpu}×{option['accelerators_per_worker']})"
-    offs = option.get("offerings") or []
-    where = f"{offs[0]['cloud']}/{offs[0]['region']}" if offs else "anywhere"
+    gpu = option.accelerator
+    if option.gpus_per_worker > 1:
+        gpu = f"({gpu}×{option.gpus_per_worker})"
+    offs = option.offerings
+    where = f"{offs[0].cloud}/{offs[0].region}" if offs else "anywhere"
     if len(offs) > 1:
         where += f" +{len(offs) - 1}"
-    parts = [
-        f"{option['workers']}× {gpu} {'spot' if option.get('spot') else 'on-demand'} on {where}"
-    ]
-    if option.get("hours") is not None:
-        parts.append(f"{float(option['hours']):.1f} h")
-    if option.get("cost_usd") is not None:
-        parts.append(f"${float(option['cost_usd']):,.2f}")
-    if option.get("p_on_time") is not None:
-        parts.append(f"P(on time) {float(option['p_on_time']):.2f}")
+    parts = [f"{option.workers}× {gpu} {'spot' if option.spot else 'on-demand'} on {where}"]
+    if option.hours is not None:
+        parts.append(f"{option.hours:.1f} h")
+    if option.cost_usd is not None:
+        parts.append(f"${option.cost_usd:,.2f}")
+    if option.p_on_time is not None:
+        parts.append(f"P(on time) {option.p_on_time:.2f}")
     return " · ".join(parts)
 
 

@@ -3,12 +3,22 @@
 The contract (layout, exclusive commit markers, advisory leases, reconciliation) is in
 ``README.md`` beside this file. Modules: ``_store`` (the operations: create, claim, commit,
 release, heartbeats, resume), ``_types`` (value types and ids: leases, markers, run ids),
-``_fs`` (fsspec resolution and raw, safe I/O) and ``_status`` (progress, rates, ETA and spend
-derived from the store). Import from here, never from the private modules.
+``_documents`` (run.json, heartbeats, claims, the jobs document and the launch option as
+typed values, each parsed in one place), ``_fs`` (fsspec resolution and raw, safe I/O) and
+``_status`` (progress, rates, ETA and spend derived from the store). Import from here, never from the private modules.
 """
 
 from __future__ import annotations
 
+from scheduler.store._documents import (
+    Claim,
+    Heartbeat,
+    JobRecord,
+    JobsDoc,
+    LaunchOption,
+    Offering,
+    RunInfo,
+)
 from scheduler.store._fs import (
     open_store_root,
 )
@@ -38,10 +48,17 @@ from scheduler.store._types import (
 from scheduler.store._verify import Problem, check_committed, raise_problems
 
 __all__ = [
+    "Claim",
     "DoneMarker",
+    "Heartbeat",
+    "JobRecord",
+    "JobsDoc",
+    "LaunchOption",
     "Lease",
+    "Offering",
     "OutputFile",
     "Problem",
+    "RunInfo",
     "RunState",
     "RunStatus",
     "RunStore",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from scheduler.store._documents import Heartbeat, parse_time
 from scheduler.store._store import RunStore
 
 __all__ = ["RunState", "RunStatus", "ShardState", "WorkerStatus", "parse_time", "read_status"]
@@ -177,58 +177,38 @@ class RunStatus:
         }
 
 
-def parse_time(value: Any) -> float | None:
-    """Seconds since the epoch from a number or an ISO-8601 string (None if neither)."""
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None
-
-
-def _worker(worker_id: str, doc: dict[str, Any], now: float) -> WorkerStatus:
-    last_seen = parse_time(doc.get("last_seen"))
-    state = str(doc.get("state", "running"))
-    alive = (
-        last_seen is not None
-        and now - last_seen < WORKER_STALE_S
-        and state not in ("exited", "stopped", "failed")
-    )
+def _worker(beat: Heartbeat, now: float) -> WorkerStatus:
+    last_seen = beat.last_seen
+    alive = last_seen is not None and now - last_seen < WORKER_STALE_S and not beat.ended
     return WorkerStatus(
-        worker_id=worker_id,
-        state=state if alive or state in ("exited", "stopped", "failed") else "lost",
+        worker_id=beat.worker_id,
+        state=beat.state if alive or beat.ended else "lost",
         alive=alive,
-        accelerator=doc.get("accelerator"),
-        cloud=doc.get("cloud"),
-        region=doc.get("region"),
-        spot=bool(doc.get("spot", False)),
-        usd_per_hour=float(doc.get("usd_per_hour") or 0.0),
-        rows_done=int(doc.get("rows_done", 0)),
-        rows_per_s=float(doc.get("rows_per_s", 0.0)),
-        shards_done=int(doc.get("shards_done", 0)),
-        preemptions=int(doc.get("preemptions", 0)),
-        started_at=parse_time(doc.get("started_at")),
+        accelerator=beat.accelerator,
+        cloud=beat.cloud,
+        region=beat.region,
+        spot=beat.spot,
+        usd_per_hour=beat.usd_per_hour,
+        rows_done=beat.rows_done,
+        rows_per_s=beat.rows_per_s,
+        shards_done=beat.shards_done,
+        preemptions=beat.preemptions,
+        started_at=beat.started_at,
         last_seen=last_seen,
-        current_shard=doc.get("current_shard"),
-        prior_s=float(doc.get("prior_s") or 0.0),
-        prior_usd=float(doc.get("prior_usd") or 0.0),
+        current_shard=beat.current_shard,
+        prior_s=beat.prior_s,
+        prior_usd=beat.prior_usd,
     )
 
 
 def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
     """Compute a run's status from its store."""
     now = time.time() if now is None else now
-    info = store.read_run_info()
+    info = store.run_info()
     manifest = store.read_manifest()
     markers = store.markers()
     claims = store.claims()
-    workers = [_worker(w, doc, now) for w, doc in sorted(store.workers().items())]
-    recipe = info.get("recipe") or {}
-    limits = recipe.get("limits") or {}
-    schedule = recipe.get("schedule") or {}
+    workers = [_worker(beat, now) for _, beat in sorted(store.workers().items())]
 
     shard_states: list[ShardState] = []
     claimed = failed = 0
@@ -237,10 +217,10 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         claim = claims.get(sid)
         if sid in markers:
             shard_states.append(ShardState.DONE)
-        elif claim and float(claim.get("expires_at", 0)) > now:
+        elif claim and claim.expires_at > now:
             claimed += 1
             shard_states.append(ShardState.CLAIMED)
-        elif claim and int(claim.get("failures", 0)) > 0:
+        elif claim and claim.failures > 0:
             failed += 1
             shard_states.append(ShardState.FAILED)
         else:
@@ -250,7 +230,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
     rows_done = sum(m.rows_in for m in markers.values())
     rows_out = sum(m.rows_out for m in markers.values())
     rows_dead = sum(m.rows_dead for m in markers.values())
-    created = parse_time(info.get("created_at"))
+    created = info.created_at
     started = min((w.started_at for w in workers if w.started_at), default=created)
     last = max((w.last_seen for w in workers if w.last_seen), default=now)
     alive = [w for w in workers if w.alive]
@@ -267,7 +247,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
     else:
         eta = None
 
-    max_error_rate = float(limits.get("max_error_rate", 0.001))
+    max_error_rate = float(info.limits.get("max_error_rate", 0.001))
     if manifest and all(str(s["shard_id"]) in markers for s in manifest):
         too_many = rows_done and rows_dead / rows_done > max_error_rate
         # Input rows = output + dead rows, or the run is not finished (the store contract, README.md beside this file): a
@@ -289,11 +269,11 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
 
     return RunStatus(
         run_id=store.run_id,
-        recipe_name=str(recipe.get("name", info.get("recipe_name", "?"))),
+        recipe_name=info.recipe_name,
         store=store.url,
-        backend=str(info.get("backend", "local")),
+        backend=info.backend,
         state=state,
-        created_at=info.get("created_at"),
+        created_at=info.raw.get("created_at"),
         rows_total=rows_total,
         rows_done=rows_done,
         rows_out=rows_out,
@@ -305,8 +285,8 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         rows_per_s=rows_per_s,
         eta_s=eta,
         elapsed_s=elapsed,
-        deadline_at=parse_time(info.get("deadline_at")),
-        budget_usd=schedule.get("budget_usd"),
+        deadline_at=info.deadline_at,
+        budget_usd=info.budget_usd,
         spend_usd=sum(w.spend_usd for w in workers),
         usd_per_hour=sum(w.usd_per_hour for w in alive),
         max_error_rate=max_error_rate,

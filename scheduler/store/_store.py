@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scheduler.errors import ResumeRefused, StoreError
+from scheduler.store._documents import Claim, Heartbeat, JobsDoc, RunInfo
 from scheduler.store._fs import StoreIO, _fuse_mount_type, _is_local, open_store_root
 from scheduler.store._types import (
     _RUN_ID,
@@ -225,6 +226,10 @@ class RunStore(StoreIO):
             )
         return info
 
+    def run_info(self) -> RunInfo:
+        """The run's ``run.json``, typed (see :mod:`scheduler.store._documents`)."""
+        return RunInfo.from_json(self.read_run_info(), where=f"{self.location}/run.json")
+
     def read_manifest(self) -> list[dict[str, Any]]:
         """The shards of the run, in order (written once: read once per store object)."""
         if self._manifest_cache is not None:
@@ -247,6 +252,14 @@ class RunStore(StoreIO):
         """Read ``meta/<name>.json`` or None."""
         return self._read_json(f"meta/{name}.json")
 
+    def read_jobs(self) -> JobsDoc:
+        """``meta/jobs.json``: the managed jobs launched for the run (empty when none)."""
+        return JobsDoc.from_json(self.read_meta("jobs"), where=f"{self.location}/meta/jobs.json")
+
+    def write_jobs(self, doc: JobsDoc) -> None:
+        """Write ``meta/jobs.json``."""
+        self.write_meta("jobs", doc.to_json())
+
     def clear_meta(self, name: str) -> None:
         """Remove ``meta/<name>.json`` if it exists."""
         with contextlib.suppress(FileNotFoundError):
@@ -254,10 +267,13 @@ class RunStore(StoreIO):
 
     # ------------------------------------------------------------------ leases
 
-    def read_claim(self, shard_id: str) -> dict[str, Any] | None:
-        """The current claim document of a shard, or None."""
-        claim = self._read_json(f"claims/{shard_id}.json")
-        return claim if isinstance(claim, dict) else None
+    def read_claim(self, shard_id: str) -> Claim | None:
+        """The current claim of a shard, or None."""
+        rel = f"claims/{shard_id}.json"
+        claim = self._read_json(rel)
+        if not isinstance(claim, dict):
+            return None
+        return Claim.from_json(shard_id, claim, where=f"{self.location}/{rel}")
 
     def claim(
         self, shard_id: str, worker: str, *, ttl_s: float, now: float | None = None
@@ -274,21 +290,21 @@ class RunStore(StoreIO):
         now = time.time() if now is None else now
         current = self.read_claim(shard_id)
         if current is not None:
-            held_by_other = current.get("worker") != worker
-            if held_by_other and float(current.get("expires_at", 0)) > now:
+            held_by_other = current.worker != worker
+            if held_by_other and current.expires_at > now:
                 return None
         lease = Lease(
             shard_id=shard_id,
             worker=worker,
-            attempt=int(current.get("attempt", 0)) + 1 if current else 1,
+            attempt=current.attempt + 1 if current else 1,
             token=secrets.token_hex(8),
             expires_at=now + ttl_s,
-            failures=int(current.get("failures", 0)) if current else 0,
-            last_error=current.get("last_error") if current else None,
+            failures=current.failures if current else 0,
+            last_error=current.last_error if current else None,
         )
         self._write_lease(lease, now=now)
         back = self.read_claim(shard_id)
-        if back is None or back.get("token") != lease.token:
+        if back is None or back.token != lease.token:
             return None  # lost a race for the lease; fine, claims are advisory
         return lease
 
@@ -311,7 +327,7 @@ class RunStore(StoreIO):
         """Extend a lease we still hold; None if another worker took it over."""
         now = time.time() if now is None else now
         current = self.read_claim(lease.shard_id)
-        if current is None or current.get("token") != lease.token:
+        if current is None or current.token != lease.token:
             return None
         renewed = Lease(**{**asdict(lease), "expires_at": now + ttl_s})
         self._write_lease(renewed, now=now)
@@ -320,7 +336,7 @@ class RunStore(StoreIO):
     def release(self, lease: Lease, *, error: str | None = None) -> None:
         """Give a lease back without committing; with ``error`` the attempt counts as failed."""
         current = self.read_claim(lease.shard_id)
-        if current is None or current.get("token") != lease.token:
+        if current is None or current.token != lease.token:
             return
         failures = lease.failures + (1 if error else 0)
         released = Lease(
@@ -439,10 +455,14 @@ class RunStore(StoreIO):
             )
         return {s: self._marker_cache[s] for s in shard_ids if s in self._marker_cache}
 
-    def claims(self) -> dict[str, dict[str, Any]]:
-        """Every claim document, by shard id."""
+    def claims(self) -> dict[str, Claim]:
+        """Every claim, by shard id."""
         docs = self._read_json_many("claims")
-        return {name: doc for name, doc in docs.items() if isinstance(doc, dict)}
+        return {
+            name: Claim.from_json(name, doc, where=f"{self.location}/claims/{name}.json")
+            for name, doc in docs.items()
+            if isinstance(doc, dict)
+        }
 
     def read_output(self, marker: DoneMarker) -> pa.Table:
         """The committed results of one shard, checked against its marker (exit 3 if bad)."""
@@ -472,10 +492,14 @@ class RunStore(StoreIO):
         doc = {**info, "worker": worker, "last_seen": utcnow().isoformat()}
         self._write_bytes(f"workers/{worker}.json", json.dumps(doc, default=str).encode())
 
-    def workers(self) -> dict[str, dict[str, Any]]:
+    def workers(self) -> dict[str, Heartbeat]:
         """Every worker's last heartbeat, by worker id."""
         docs = self._read_json_many("workers")
-        return {name: doc for name, doc in docs.items() if isinstance(doc, dict)}
+        return {
+            name: Heartbeat.from_json(name, doc, where=f"{self.location}/workers/{name}.json")
+            for name, doc in docs.items()
+            if isinstance(doc, dict)
+        }
 
     def log_event(self, kind: str, message: str, **data: Any) -> None:
         """Append an event to the run's log (one object per event: no read-modify-write)."""

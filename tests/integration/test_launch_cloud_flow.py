@@ -47,7 +47,7 @@ class FakeSkyPilot:
                 proc.terminate()
                 proc.wait(30)
 
-    def require_cloud(self) -> list[str]:
+    def enabled_clouds(self) -> list[str]:
         return ["aws"]
 
     def launch(self, jobs: list[Any], secrets: dict[str, str]) -> dict[str, int]:
@@ -128,8 +128,8 @@ def test_cloud_launch_wait_runs_jobs_records_them_and_keeps_secrets_out(
         str(result.jobs["w1"]),
     ]
     beats = store.workers()
-    assert {(b["cloud"], b["spot"]) for b in beats.values()} == {("aws", True)}
-    assert all(b["usd_per_hour"] > 0 for b in beats.values())
+    assert {(b.cloud, b.spot) for b in beats.values()} == {("aws", True)}
+    assert all(b.usd_per_hour > 0 for b in beats.values())
     # the secret went to the workers' environment only: not one object in the bucket holds it
     everything = b""
     for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]:
@@ -177,8 +177,9 @@ class RecordingSkyPilot:
 
 def test_guard_adds_on_demand_workers_with_on_demand_prices(tmp_path: Path) -> None:
     import pricing
-    from scheduler.launch import SkyScaler
+    from scheduler.backends.skypilot import SkyPilotBackend
     from scheduler.recipe import recipe_from_dict
+    from scheduler.store import LaunchOption, Offering
 
     recipe = recipe_from_dict(
         {
@@ -190,23 +191,17 @@ def test_guard_adds_on_demand_workers_with_on_demand_prices(tmp_path: Path) -> N
     )
     offers = [o for o in pricing.list_offerings(accelerators=["L4"], clouds=["aws"])
               if o.price(True) is not None and o.price(False) is not None][:2]  # fmt: skip
-    option = {
-        "accelerator": "L4",
-        "accelerators_per_worker": offers[0].accelerator_count,
-        "spot": True,
-        "workers": 1,
-        "offerings": [
-            {
-                "cloud": o.cloud,
-                "region": o.region,
-                "instance_type": o.instance_type,
-                "usd_per_hour": o.price(True),
-            }
+    option = LaunchOption(
+        "L4",
+        gpus_per_worker=offers[0].accelerator_count,
+        spot=True,
+        offerings=tuple(
+            Offering(o.cloud, o.region, o.instance_type, float(o.price(True) or 0.0))
             for o in offers
-        ],
-    }
+        ),
+    )
     session = RecordingSkyPilot()
-    scaler = SkyScaler(RunStore(str(tmp_path), "od-1"), recipe, option, (), {}, session)
+    scaler = SkyPilotBackend(RunStore(str(tmp_path), "od-1"), recipe, option, session)
     assert scaler.add(1, spot=True) == 1 and scaler.add(2, spot=False) == 2
     spot_job, *od_jobs = session.jobs
     assert [j.worker_id for j in session.jobs] == ["w0", "w1", "w2"]
@@ -216,4 +211,4 @@ def test_guard_adds_on_demand_workers_with_on_demand_prices(tmp_path: Path) -> N
         assert "--spot" not in job.config["run"]
         prices = json.loads(job.config["run"].split("--prices ")[1].split("'")[1])
         assert sorted(prices.values()) == sorted(o.price(False) for o in offers)
-    assert scaler.jobs == {"w0": 500, "w1": 501, "w2": 502}
+    assert scaler.job_ids == {"w0": 500, "w1": 501, "w2": 502}

@@ -275,6 +275,7 @@ def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> N
     from scheduler.backends.skypilot import build_worker_job
     from scheduler.recipe import recipe_from_dict
     from scheduler.runs import prepare_run
+    from scheduler.store import LaunchOption, Offering
 
     (tmp_path / "fn.py").write_text("def f(rows):\n    return [{'n': 1} for _ in rows]\n")
     (tmp_path / "rows.jsonl").write_text(
@@ -291,24 +292,14 @@ def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> N
     )
     store_url = str(tmp_path / "store with 'quotes' & spaces")
     store = prepare_run(recipe, store_url=store_url)
-    option = {
-        "accelerator": "L4",
-        "spot": True,
-        "offerings": [
-            {
-                "cloud": "aws",
-                "region": "us-east-1",
-                "instance_type": "g6.xlarge",
-                "usd_per_hour": 0.4,
-            },
-            {
-                "cloud": "gcp",
-                "region": "us-east4",
-                "instance_type": "g2-standard-4",
-                "usd_per_hour": 0.3,
-            },
-        ],
-    }
+    option = LaunchOption(
+        "L4",
+        spot=True,
+        offerings=(
+            Offering("aws", "us-east-1", "g6.xlarge", 0.4),
+            Offering("gcp", "us-east4", "g2-standard-4", 0.3),
+        ),
+    )
     job = build_worker_job(
         recipe=recipe, run_id=store.run_id, store_url=store_url, worker_index=0, option=option
     )
@@ -324,8 +315,8 @@ def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert len(store.done_shards()) == 2
     beat = store.workers()["w0"]
-    assert beat["preemptions"] == 1
-    assert (beat["cloud"], beat["region"], beat["usd_per_hour"], beat["spot"]) == (
+    assert beat.preemptions == 1
+    assert (beat.cloud, beat.region, beat.usd_per_hour, beat.spot) == (
         "gcp",
         "us-east4",
         0.3,
@@ -335,10 +326,9 @@ def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> N
 
 def test_launched_jobs_are_recorded_in_the_store_and_duckdb(tmp_path: Path) -> None:
     import pricing
-    from scheduler.backends.skypilot import build_worker_job, job_statuses
-    from scheduler.launch import record_jobs
+    from scheduler.backends.skypilot import build_worker_job, job_statuses, record_jobs
     from scheduler.recipe import recipe_from_dict
-    from scheduler.store import RunStore
+    from scheduler.store import LaunchOption, RunStore
 
     recipe = recipe_from_dict(
         {
@@ -349,7 +339,7 @@ def test_launched_jobs_are_recorded_in_the_store_and_duckdb(tmp_path: Path) -> N
         }
     )
     store = RunStore(str(tmp_path), "rec-1")
-    option = {"accelerator": "L4", "spot": True, "offerings": []}
+    option = LaunchOption("L4", spot=True)
     jobs = [
         build_worker_job(
             recipe=recipe, run_id="rec-1", store_url="s3://b/r", worker_index=i, option=option

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.store import RunStore
+from scheduler.store import Heartbeat, RunStore
 
 FN = """\
 import time
@@ -166,13 +166,13 @@ def test_worker_killed_is_restarted_by_the_pool(tmp_path: Path) -> None:
     _wait_for(lambda: runs.exists() and any(runs.glob("*/workers/*.json")), 60, "worker")
     store = _only_store(tmp_path)
 
-    def running() -> dict[str, Any] | None:
-        return next((w for w in store.workers().values() if w.get("state") == "running"), None)
+    def running() -> Heartbeat | None:
+        return next((w for w in store.workers().values() if w.state == "running"), None)
 
     _wait_for(lambda: running() is not None, 60, "run")
     beat = running()
     assert beat is not None
-    os.kill(int(beat["pid"]), signal.SIGKILL)
+    os.kill(int(beat.pid or 0), signal.SIGKILL)
     out, err = driver.communicate(timeout=120)
     assert driver.returncode == 0, err
     assert json.loads(out)["rows_out"] == 400
@@ -214,8 +214,8 @@ def test_sigterm_stops_within_30s_and_commits_nothing_partial(tmp_path: Path) ->
     assert code == 3
     assert store.done_shards() == []  # the shard in flight was not committed
     (claim,) = store.claims().values()
-    assert claim["released"] is True and claim["failures"] == 0
-    assert store.workers()["w-term"]["state"] == "stopped"
+    assert claim.released is True and claim.failures == 0
+    assert store.workers()["w-term"].state == "stopped"
 
 
 def test_resume_refused_after_input_changes(tmp_path: Path) -> None:
@@ -290,7 +290,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
     assert driver.returncode == 130
     assert "run the same command again to resume" in out
     store = _only_store(tmp_path)
-    assert all(c["released"] for c in store.claims().values())
+    assert all(c.released for c in store.claims().values())
     resumed = _cli(tmp_path, "run", str(recipe), "--json")
     assert resumed.returncode == 0, resumed.stderr
     ids = _committed_ids(store)

@@ -174,11 +174,11 @@ def test_claims_heartbeats_and_events_on_s3(s3_store_url: str) -> None:
     assert taken is not None and taken.attempt == 2
     assert store.renew(renewed, ttl_s=TTL, now=T0 + 100) is None
     store.release(taken, error="OOM")
-    assert store.claims()["s00000"]["failures"] == 1
+    assert store.claims()["s00000"].failures == 1
     store.heartbeat("w1", {"usd_per_hour": 1.5, "rows_done": 7})
     store.log_event("scale", "added 1 worker", workers=2)
     other = fresh_process_view(s3_store_url, "run-1")
-    assert other.workers()["w1"]["rows_done"] == 7
+    assert other.workers()["w1"].rows_done == 7
     assert [e["message"] for e in other.events()] == ["added 1 worker"]
 
 
@@ -253,8 +253,8 @@ def test_bulk_reads_on_s3_skip_torn_and_empty_documents(s3_store_url: str) -> No
     assert {sid: m.worker for sid, m in markers.items()} == {
         f"s{i:05d}": f"w{i % 3}" for i in range(25)
     }
-    assert reader.claims() == {"live": {"worker": "w2", "expires_at": 1}}
-    assert {w: d["rows_done"] for w, d in reader.workers().items()} == {"w0": 0, "w1": 1, "w2": 2}
+    assert {s: (c.worker, c.expires_at) for s, c in reader.claims().items()} == {"live": ("w2", 1)}
+    assert {w: d.rows_done for w, d in reader.workers().items()} == {"w0": 0, "w1": 1, "w2": 2}
     assert [e["message"] for e in reader.events(limit=2)] == ["event 1", "event 2"]
     status = read_status(reader, now=T0)
     assert status.shards_done == 25 and status.rows_done == 250

@@ -134,10 +134,11 @@ def test_workers_still_starting_count_as_capacity() -> None:
 def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> None:
     from typing import Any
 
+    from scheduler.backends.skypilot import SkyPilotBackend
     from scheduler.errors import LaunchError
-    from scheduler.launch import DeadlineGuard, SkyScaler
+    from scheduler.launch import DeadlineGuard
     from scheduler.recipe import recipe_from_dict
-    from scheduler.store import RunStore
+    from scheduler.store import LaunchOption, RunStore
 
     store = RunStore(str(tmp_path / "runs"), "r-1")
     store.create({"recipe": {"name": "x"}}, [{"shard_id": "s0", "file": "f", "row_offset": 0,
@@ -157,8 +158,7 @@ def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> No
             )
 
     session = Session()
-    option = {"accelerator": "L4", "spot": True, "offerings": []}
-    scaler = SkyScaler(store, recipe, option, (), {}, session)
+    scaler = SkyPilotBackend(store, recipe, LaunchOption("L4", spot=True), session)
     scaler.states = {"w0": "RUNNING"}
     guard = DeadlineGuard(store, scaler, _cfg(), clock=lambda: NOW)
     from scheduler.store import WorkerStatus
@@ -176,8 +176,8 @@ def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> No
     assert jobs["w1"]["job_id"] == 7  # the job that did start is on record
     assert session.calls[0][0] == "w1"
     # the next try never reuses an index that may be running
-    scaler.jobs.pop("w1")
-    scaler.jobs["w5"] = 9
+    scaler.job_ids.pop("w1")
+    scaler.job_ids["w5"] = 9
     with pytest.raises(LaunchError):
         scaler.add(1, spot=True)
     assert session.calls[-1] == ["w6"]

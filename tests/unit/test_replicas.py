@@ -17,6 +17,7 @@ from scheduler.backends.replicas import (
     split_replica_flags,
 )
 from scheduler.errors import UsageError
+from scheduler.store import LaunchOption
 
 
 def test_slices_are_consecutive_groups_of_tp_devices() -> None:
@@ -36,11 +37,13 @@ def test_too_few_devices_or_zero_is_one_clear_error() -> None:
 
 
 def test_flags_follow_the_plan_option() -> None:
-    assert replica_flags({"accelerators_per_worker": 1}) == []
-    option = {"accelerators_per_worker": 8, "tensor_parallel_size": 2, "replicas_per_worker": 4}
+    assert replica_flags(LaunchOption("L4", gpus_per_worker=1)) == []
+    option = LaunchOption("H100", gpus_per_worker=8, tensor_parallel_size=2, replicas_per_worker=4)
     assert replica_flags(option) == ["--replicas", "4", "--tensor-parallel-size", "2"]
     # An option from before replicas existed: one engine over all its GPUs.
-    assert replica_flags({"accelerators_per_worker": 2}) == [
+    assert replica_flags(
+        LaunchOption.from_json({"accelerator": "H100", "accelerators_per_worker": 2})
+    ) == [
         "--replicas",
         "1",
         "--tensor-parallel-size",

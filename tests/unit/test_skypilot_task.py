@@ -17,6 +17,7 @@ from scheduler.backends.skypilot import _jobs
 from scheduler.errors import StoreError, UsageError
 from scheduler.launch import describe_option, render_run_id
 from scheduler.recipe import recipe_from_dict
+from scheduler.store import Heartbeat, LaunchOption
 
 RECIPE = {
     "name": "summ",
@@ -61,7 +62,7 @@ def _job(**kw: Any) -> sp.WorkerJob:
         "run_id": "summ-0123456789",
         "store_url": "s3://b/runs",
         "worker_index": 1,
-        "option": OPTION,
+        "option": LaunchOption.from_json(OPTION),
         "secret_names": ["HF_TOKEN"],
     }
     args.update(kw)
@@ -92,7 +93,7 @@ def test_recovery_is_eager_next_region_and_skybatch_keeps_the_error_budget() -> 
 
 
 def test_single_offering_is_put_inline_and_on_demand_plans_say_so() -> None:
-    option = {**OPTION, "spot": False, "offerings": OPTION["offerings"][:1]}
+    option = LaunchOption.from_json({**OPTION, "spot": False, "offerings": OPTION["offerings"][:1]})
     res = _job(option=option).config["resources"]
     assert "any_of" not in res
     assert res["infra"] == "gcp/us-central1" and res["use_spot"] is False
@@ -189,7 +190,9 @@ def test_run_id_templates() -> None:
 
 
 def test_describe_option() -> None:
-    text = describe_option({**OPTION, "hours": 2.04, "cost_usd": 41, "p_on_time": 0.97})
+    text = describe_option(
+        LaunchOption.from_json({**OPTION, "hours": 2.04, "cost_usd": 41, "p_on_time": 0.97})
+    )
     assert text == "3× (A100-40GB×2) spot on gcp/us-central1 +2 · 2.0 h · $41.00 · P(on time) 0.97"
 
 
@@ -222,17 +225,19 @@ def test_importing_the_launch_side_does_not_import_skypilot() -> None:
 
 def test_a_recovered_job_counts_its_preemption() -> None:
     argv = ["--store", "s3://b/r", "--run-id", "r1", "--worker-id", "w0"]
-    beats = {"w0": {"state": "running", "preemptions": 1}}
+    beats = {"w0": Heartbeat("w0", state="running", preemptions=1)}
 
-    def previous(store: str, run_id: str, worker_id: str) -> dict[str, Any] | None:
+    def previous(store: str, run_id: str, worker_id: str) -> Heartbeat | None:
         assert (store, run_id) == ("s3://b/r", "r1")
         return beats.get(worker_id)
 
     out = sp.worker_argv(argv, {}, previous=previous)
     assert out[out.index("--preemptions") + 1] == "2"  # vanished mid-run: preempted
-    beats["w0"] = {"state": "stopped", "preemptions": 2}  # the spot notice came first
+    beats["w0"] = Heartbeat("w0", state="stopped", preemptions=2)  # the spot notice came first
     assert sp.worker_argv(argv, {}, previous=previous)[-1] == "3"
-    beats["w0"] = {"state": "failed", "preemptions": 2}  # an error restart is no preemption
+    beats["w0"] = Heartbeat(
+        "w0", state="failed", preemptions=2
+    )  # an error restart is no preemption
     assert sp.worker_argv(argv, {}, previous=previous)[-1] == "2"
     assert "--preemptions" not in sp.worker_argv(argv, {}, previous=lambda *a: None)
 
@@ -242,11 +247,12 @@ def test_run_command_carries_the_planned_replicas_and_the_entry_takes_them_off()
 
     option = {**OPTION, "accelerators_per_worker": 8}
     option.update(tensor_parallel_size=2, replicas_per_worker=4)
-    argv = shlex.split(_job(option=option).config["run"])
+    argv = shlex.split(_job(option=LaunchOption.from_json(option)).config["run"])
     assert argv[argv.index("--replicas") + 1] == "4"
     assert argv[argv.index("--tensor-parallel-size") + 1] == "2"
     split = split_replica_flags(argv[4:])
     worker = sp.worker_argv(split.rest, {})
     assert "--replicas" not in worker and "--tensor-parallel-size" not in worker
     one_gpu = {**OPTION, "accelerators_per_worker": 1}
-    assert "--replicas" not in shlex.split(_job(option=one_gpu).config["run"])
+    run = _job(option=LaunchOption.from_json(one_gpu)).config["run"]
+    assert "--replicas" not in shlex.split(run)

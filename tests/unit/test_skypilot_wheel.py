@@ -11,6 +11,7 @@ import pytest
 from scheduler.backends import skypilot as sp
 from scheduler.backends.skypilot import _wheel
 from scheduler.recipe import recipe_from_dict
+from scheduler.store import LaunchOption
 
 REPO = Path(__file__).resolve().parents[2]
 CLI_ONLY = ("skypilot", "textual", "duckdb", "fastapi", "uvicorn", "plotext", "rich", "click")
@@ -52,7 +53,7 @@ def test_setup_installs_the_shipped_file_with_the_engine_and_store_extras() -> N
             "model": {"engine": "torch", "name": "sentence-transformers/all-MiniLM-L6-v2"},
         }
     )
-    option = {"accelerator": "L4", "offerings": [], "spot": False}
+    option = LaunchOption("L4", spot=False)
     job = sp.build_worker_job(
         recipe=recipe, run_id="t-1", store_url="gs://b/runs", worker_index=0, option=option
     )

@@ -200,7 +200,7 @@ def test_claim_renew_release(tmp_path: Path) -> None:
     lease = store.claim("s00000", "w1", ttl_s=TTL, now=T0)
     assert lease is not None and lease.attempt == 1 and lease.expires_at == T0 + TTL
     claim = store.read_claim("s00000")
-    assert claim is not None and claim["worker"] == "w1" and claim["token"] == lease.token
+    assert claim is not None and claim.worker == "w1" and claim.token == lease.token
     # Another worker cannot take a live lease.
     assert store.claim("s00000", "w2", ttl_s=TTL, now=T0 + 1) is None
     renewed = store.renew(lease, ttl_s=TTL, now=T0 + 50)
@@ -209,8 +209,8 @@ def test_claim_renew_release(tmp_path: Path) -> None:
     assert store.claim("s00000", "w2", ttl_s=TTL, now=T0 + 70) is None
     store.release(renewed, error="CUDA error")
     released = store.read_claim("s00000")
-    assert released is not None and released["released"] is True
-    assert released["failures"] == 1 and released["last_error"] == "CUDA error"
+    assert released is not None and released.released is True
+    assert released.failures == 1 and released.last_error == "CUDA error"
     # Released: free at once, and the failure count travels with the shard.
     taken = store.claim("s00000", "w2", ttl_s=TTL, now=T0 + 71)
     assert taken is not None and taken.attempt == 2 and taken.failures == 1
@@ -229,7 +229,7 @@ def test_expired_lease_is_taken_over_and_old_holder_loses_it(tmp_path: Path) -> 
     assert store.renew(old, ttl_s=TTL, now=T0 + TTL + 1) is None
     store.release(old)
     claim = store.read_claim("s00001")
-    assert claim is not None and claim["token"] == new.token and claim["released"] is False
+    assert claim is not None and claim.token == new.token and claim.released is False
 
 
 def test_same_worker_reclaims_its_own_lease_immediately(tmp_path: Path) -> None:
@@ -612,8 +612,8 @@ def test_heartbeats_round_trip(tmp_path: Path) -> None:
     store.heartbeat("w1", {"accelerator": "L4", "usd_per_hour": 0.7, "rows_done": 30})
     workers = RunStore(str(tmp_path / "runs"), "run-1").workers()
     assert sorted(workers) == ["w1", "w2"]
-    assert workers["w1"]["rows_done"] == 30 and workers["w1"]["worker"] == "w1"
-    assert workers["w2"]["spot"] is True and "last_seen" in workers["w2"]
+    assert workers["w1"].rows_done == 30 and workers["w1"].worker_id == "w1"
+    assert workers["w2"].spot is True and workers["w2"].last_seen is not None
 
 
 def test_events_round_trip_in_order(tmp_path: Path) -> None:

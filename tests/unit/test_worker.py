@@ -113,8 +113,8 @@ def test_an_engine_returning_too_few_results_fails_the_attempt(tmp_path: Path) -
     worker.engine = FakeEngine(short=True)
     worker._process(lease, worker.shards[0])
     claim = store.read_claim("00000")
-    assert claim is not None and claim["failures"] == 1
-    assert "engine returned" in claim["last_error"]
+    assert claim is not None and claim.failures == 1
+    assert "engine returned" in claim.last_error
     assert store.done_shards() == []
 
 
@@ -153,13 +153,13 @@ def test_a_restarted_worker_keeps_billed_time_and_counts_the_lost_life(tmp_path:
             "preemptions": 1,
         },
     )
-    doc = store.workers()["w0"]
+    doc = json.loads(store._read_bytes("workers/w0.json") or b"{}")
     doc["last_seen"] = "2026-01-01T00:10:00+00:00"
     store._write_bytes("workers/w0.json", json.dumps(doc).encode())
     _work(store, FakeEngine())
     beat = store.workers()["w0"]
-    assert beat["prior_s"] == pytest.approx(600.0)
-    assert beat["preemptions"] == 2
+    assert beat.prior_s == pytest.approx(600.0)
+    assert beat.preemptions == 2
     from scheduler.store import read_status
 
     (w,) = read_status(store).workers
@@ -182,7 +182,7 @@ def test_stop_between_batches_releases_the_lease(tmp_path: Path) -> None:
     assert worker.run() == 3
     assert store.done_shards() == []
     claim = store.read_claim("00000")
-    assert claim is not None and claim["released"] and claim["failures"] == 0
+    assert claim is not None and claim.released and claim.failures == 0
 
 
 def test_an_input_changed_after_sharding_stops_the_worker_instead_of_spinning(
@@ -198,7 +198,7 @@ def test_an_input_changed_after_sharding_stops_the_worker_instead_of_spinning(
     assert worker.error is not None and worker.error.startswith("cannot read the input: ")
     failed = [e for e in store.events() if e["kind"] == "shard_failed"]
     assert len(failed) == 1  # one attempt, not a loop
-    assert store.workers()["w0"]["state"] == "failed"
+    assert store.workers()["w0"].state == "failed"
     assert len(store.done_shards()) <= 1  # the intact first shard may have committed
     (claim,) = store.claims().values()  # the broken shard's lease was released, with why
-    assert claim["expires_at"] == 0 and "changed since it was sharded" in claim["last_error"]
+    assert claim.expires_at == 0 and "changed since it was sharded" in (claim.last_error or "")

@@ -1,9 +1,11 @@
 """The SkyPilot backend: one managed job per worker, spot with recovery across regions.
 
-Modules: ``_task`` builds each worker's task YAML as plain data; ``_wheel`` builds the wheel
-of the running code that the VM installs (nothing is installed by name from an index, and the
-VM gets only the worker's requirements: no SkyPilot, Textual or DuckDB); ``_session`` talks to
-SkyPilot's API server; ``_jobs`` reads the managed-job queue (states, spend, cancel);
+Modules: ``_backend`` is the :class:`~scheduler.backends.base.Backend` (launch, count, add,
+cancel, bill a run's jobs through a session); ``_task`` builds each worker's task YAML as
+plain data; ``_wheel`` builds the wheel of the running code that the VM installs (nothing is
+installed by name from an index, and the VM gets only the worker's requirements: no
+SkyPilot, Textual or DuckDB); ``_session`` talks to SkyPilot's API server (the default
+session); ``_jobs`` reads the managed-job queue (states, spend, cancel);
 ``_entry`` (run as ``python -m scheduler.backends.skypilot worker``) is what the VM runs.
 
 Each worker of a run becomes one SkyPilot managed job whose task is built (by
@@ -40,6 +42,11 @@ SkyPilot's client: it shows a spinner while SkyPilot starts its local API server
 
 from __future__ import annotations
 
+from scheduler.backends.skypilot._backend import (
+    SkyPilotBackend,
+    ondemand_offerings,
+    record_jobs,
+)
 from scheduler.backends.skypilot._jobs import JobState, cancel_jobs, describe_job, job_statuses
 from scheduler.backends.skypilot._session import NO_CLOUD_MESSAGE, SkyPilotSession
 from scheduler.backends.skypilot._task import (
@@ -68,6 +75,7 @@ __all__ = [
     "NO_CLOUD_MESSAGE",
     "RECOVER_EXIT_CODES",
     "JobState",
+    "SkyPilotBackend",
     "SkyPilotSession",
     "Wheel",
     "WorkerJob",
@@ -77,6 +85,8 @@ __all__ = [
     "describe_job",
     "job_name",
     "job_statuses",
+    "ondemand_offerings",
+    "record_jobs",
     "render_yaml",
     "require_object_store",
     "secret_names_from_env",

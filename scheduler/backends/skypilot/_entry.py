@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from scheduler.backends.replicas import TP_ENV, run_replicas, split_replica_flags
 from scheduler.backends.skypilot._task import EXIT_RETRY, worker_argv
-from scheduler.store import RunStore
+from scheduler.store import Heartbeat, RunStore
 from scheduler.worker import EXIT_ENGINE, EXIT_FAILED
 
 __all__ = ["main", "restart_verdict"]
@@ -88,7 +87,7 @@ def main(argv: Sequence[str]) -> int:
     if split.tp > 1:
         os.environ.setdefault(TP_ENV, str(split.tp))
 
-    def previous(store_url: str, run_id: str, worker_id: str) -> Mapping[str, Any] | None:
+    def previous(store_url: str, run_id: str, worker_id: str) -> Heartbeat | None:
         try:
             return RunStore(store_url, run_id).workers().get(worker_id)
         except Exception:  # a flaky read must not keep the worker from starting

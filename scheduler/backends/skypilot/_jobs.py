@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scheduler.backends.skypilot._session import SkyPilotSession
-from scheduler.store import RunStore
+from scheduler.store import LaunchOption, RunStore
 
 __all__ = ["JobState", "cancel_jobs", "describe_job", "job_statuses"]
 
@@ -81,7 +81,10 @@ def _job_state(worker_id: str, rec: Mapping[str, Any]) -> JobState:
 
 
 def job_statuses(
-    run: RunStore | Mapping[str, int], *, session: SkyPilotSession | None = None
+    run: RunStore | Mapping[str, int],
+    *,
+    session: Any = None,
+    option: LaunchOption | None = None,
 ) -> list[dict[str, Any]]:
     """Per-worker state of a run's managed jobs, as plain data for ``skybatch status``.
 
@@ -93,9 +96,8 @@ def job_statuses(
     """
     prices: dict[str, float] = {}
     if isinstance(run, RunStore):
-        doc = run.read_meta("jobs") or {}
-        jobs = {w: int(j["job_id"]) for w, j in (doc.get("workers") or {}).items()}
-        prices = {w: float(b.get("usd_per_hour") or 0.0) for w, b in run.workers().items()}
+        jobs = run.read_jobs().job_ids
+        prices = {w: b.usd_per_hour for w, b in run.workers().items()}
     else:
         jobs = {w: int(j) for w, j in run.items()}
     if not jobs:
@@ -136,7 +138,7 @@ def describe_job(doc: Mapping[str, Any]) -> str:
     return line
 
 
-def cancel_jobs(job_ids: Sequence[int], *, session: SkyPilotSession | None = None) -> None:
+def cancel_jobs(job_ids: Sequence[int], *, session: Any = None) -> None:
     """Cancel managed jobs by id."""
     if not job_ids:
         return

@@ -27,6 +27,7 @@ from scheduler.backends.replicas import replica_flags
 from scheduler.backends.skypilot._wheel import Wheel, setup_script, shipped_wheel, worker_extras
 from scheduler.errors import LaunchError, StoreError, UsageError
 from scheduler.recipe import Recipe
+from scheduler.store import Heartbeat, LaunchOption
 from scheduler.worker import EXIT_STOPPED
 
 __all__ = [
@@ -129,24 +130,19 @@ def _sky_accelerator(name: str) -> str:
     return _SKY_ACCELERATOR.get(name, name)
 
 
-def candidates(option: Mapping[str, Any]) -> list[dict[str, Any]]:
+def candidates(option: LaunchOption) -> list[dict[str, Any]]:
     """SkyPilot resource candidates from a plan option's offerings (cheapest first)."""
-    acc = _sky_accelerator(str(option["accelerator"]))
-    count = int(option.get("accelerators_per_worker") or 1)
-    accelerators = f"{acc}:{count}"
+    accelerators = f"{_sky_accelerator(option.accelerator)}:{option.gpus_per_worker}"
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
-    offerings = sorted(
-        option.get("offerings") or [], key=lambda o: float(o.get("usd_per_hour") or 0.0)
-    )
-    for off in offerings:
-        key = (str(off["cloud"]), str(off.get("region") or ""), str(off.get("instance_type") or ""))
+    for off in sorted(option.offerings, key=lambda o: o.usd_per_hour):
+        key = (off.cloud, off.region, off.instance_type)
         if key in seen:
             continue
         seen.add(key)
-        cand: dict[str, Any] = {"infra": f"{key[0]}/{key[1]}" if key[1] else key[0]}
-        if key[2]:
-            cand["instance_type"] = key[2]
+        cand: dict[str, Any] = {"infra": f"{off.cloud}/{off.region}" if off.region else off.cloud}
+        if off.instance_type:
+            cand["instance_type"] = off.instance_type
         cand["accelerators"] = accelerators
         out.append(cand)
         if len(out) >= MAX_CANDIDATES:
@@ -154,13 +150,9 @@ def candidates(option: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out or [{"accelerators": accelerators}]
 
 
-def _prices(option: Mapping[str, Any]) -> dict[str, float]:
+def _prices(option: LaunchOption) -> dict[str, float]:
     """$/h of one worker by ``cloud/region``, so a worker reports what it really costs."""
-    out: dict[str, float] = {}
-    for off in option.get("offerings") or []:
-        if off.get("usd_per_hour") is not None:
-            out[f"{off['cloud']}/{off.get('region') or ''}"] = float(off["usd_per_hour"])
-    return out
+    return {f"{o.cloud}/{o.region}": o.usd_per_hour for o in option.offerings}
 
 
 def build_worker_job(
@@ -169,7 +161,7 @@ def build_worker_job(
     run_id: str,
     store_url: str,
     worker_index: int,
-    option: Mapping[str, Any],
+    option: LaunchOption,
     secret_names: Sequence[str] = (),
     wheel: Wheel | None = None,
 ) -> WorkerJob:
@@ -182,9 +174,9 @@ def build_worker_job(
     """
     worker_id = f"w{worker_index}"
     name = job_name(run_id, worker_index)
-    spot = bool(option.get("spot"))
-    accelerator = str(option["accelerator"])
-    count = int(option.get("accelerators_per_worker") or 1)
+    spot = option.spot
+    accelerator = option.accelerator
+    count = option.gpus_per_worker
     resources: dict[str, Any] = {
         "use_spot": spot,
         "job_recovery": {
@@ -323,7 +315,7 @@ def worker_argv(
     argv: Sequence[str],
     env: Mapping[str, str],
     *,
-    previous: Callable[[str, str, str], Mapping[str, Any] | None] | None = None,
+    previous: Callable[[str, str, str], Heartbeat | None] | None = None,
 ) -> list[str]:
     """Translate the task's run command into ``scheduler.worker`` arguments.
 
@@ -367,9 +359,9 @@ def worker_argv(
     if args.spot:
         out.append("--spot")
     beat = previous(args.store, args.run_id, args.worker_id) if previous else None
-    if beat:
+    if beat is not None:
         # "stopped" is the spot notice (SIGTERM): also a preemption. "failed" restarts
         # are errors, and a worker that "exited" found nothing left and is not restarted.
-        lost = beat.get("state") not in ("exited", "failed")
-        out += ["--preemptions", str(int(beat.get("preemptions") or 0) + int(lost))]
+        lost = beat.state not in ("exited", "failed")
+        out += ["--preemptions", str(beat.preemptions + int(lost))]
     return out

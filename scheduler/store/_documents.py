@@ -1,0 +1,461 @@
+"""The run's JSON documents as typed, frozen values, each parsed in exactly one place.
+
+A run's documents are written by different processes (the launching machine, every worker
+VM) and read by many more (``status``, the TUI, the guard, the SkyPilot backend), so the
+shape of each is defined here once::
+
+    run.json               RunInfo        recipe, input (fingerprint, rows), plan, launch option
+    workers/<id>.json      Heartbeat      where a worker runs, what it costs, how far it got
+    claims/<shard>.json    Claim          the advisory lease on a shard
+    meta/jobs.json         JobsDoc        SkyPilot managed jobs by worker id (JobRecord each)
+
+:class:`LaunchOption` is the option a launch runs (the plan's choice, ``--plan N``,
+``--gpu G --workers N``, or this machine): it travels from ``choose_option`` through the
+guard, the scalers and task building to ``outcome_of``, and run.json records it under
+``launch.option``. Its JSON keeps the plan's names (``accelerators_per_worker``) so runs
+written before these types still read. A document that cannot be read raises
+:class:`~scheduler.errors.StoreError` naming the file and the field; unknown fields are
+ignored (a newer writer may add some).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from scheduler.errors import StoreError
+
+__all__ = [
+    "Claim",
+    "Heartbeat",
+    "JobRecord",
+    "JobsDoc",
+    "LaunchOption",
+    "Offering",
+    "RunInfo",
+    "parse_time",
+]
+
+
+def parse_time(value: Any) -> float | None:
+    """Seconds since the epoch from a number or an ISO-8601 string (None if neither)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _obj(doc: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(doc, Mapping):
+        raise StoreError(f"{where}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _num(doc: Mapping[str, Any], key: str, where: str, default: float = 0.0) -> float:
+    value = doc.get(key)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"{where}: field {key!r} is not a number ({value!r})") from e
+
+
+def _int(doc: Mapping[str, Any], key: str, where: str, default: int = 0) -> int:
+    return int(_num(doc, key, where, float(default)))
+
+
+def _opt_num(doc: Mapping[str, Any], key: str, where: str) -> float | None:
+    return None if doc.get(key) is None else _num(doc, key, where)
+
+
+def _opt_str(doc: Mapping[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    return None if value is None else str(value)
+
+
+# ---------------------------------------------------------------------- the launch option
+
+
+@dataclass(frozen=True)
+class Offering:
+    """One place a worker may run: cloud, region, instance type and its $/h."""
+
+    cloud: str
+    region: str
+    instance_type: str
+    usd_per_hour: float
+
+    @classmethod
+    def from_json(cls, doc: Any, *, where: str = "offering") -> Offering:
+        d = _obj(doc, where)
+        if not d.get("cloud"):
+            raise StoreError(f"{where}: field 'cloud' is missing")
+        return cls(
+            cloud=str(d["cloud"]),
+            region=str(d.get("region") or ""),
+            instance_type=str(d.get("instance_type") or ""),
+            usd_per_hour=_num(d, "usd_per_hour", where),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cloud": self.cloud,
+            "region": self.region,
+            "instance_type": self.instance_type,
+            "usd_per_hour": self.usd_per_hour,
+        }
+
+
+@dataclass(frozen=True)
+class LaunchOption:
+    """The option a launch runs: what each worker is, how many, where, at what price.
+
+    ``tensor_parallel_size`` defaults to the GPUs of a worker (one vLLM engine over all of
+    them); ``replicas_per_worker`` engines share a worker's GPUs when the planner splits
+    them (1: one engine). ``hours``/``cost_usd``/``p_on_time``/``rows_per_s`` are the plan's
+    figures, None when the option was not planned (``--gpu``, local).
+    """
+
+    accelerator: str
+    gpus_per_worker: int = 1
+    spot: bool = False
+    workers: int = 1
+    offerings: tuple[Offering, ...] = ()
+    rows_per_shard: int | None = None
+    tensor_parallel_size: int | None = None
+    replicas_per_worker: int = 1
+    hours: float | None = None
+    cost_usd: float | None = None
+    p_on_time: float | None = None
+    rows_per_s: float | None = None
+
+    @property
+    def tp_size(self) -> int:
+        """GPUs one engine spans: the option's setting, else every GPU of the worker."""
+        if self.tensor_parallel_size is not None:
+            return self.tensor_parallel_size
+        return max(1, self.gpus_per_worker // max(1, self.replicas_per_worker))
+
+    @property
+    def usd_per_hour(self) -> float:
+        """$/h of one worker at the cheapest candidate (0 when none is priced)."""
+        return min((o.usd_per_hour for o in self.offerings), default=0.0)
+
+    @property
+    def max_usd_per_hour(self) -> float:
+        """$/h of one worker at the dearest candidate: the planned price to bill at when
+        nothing says where a worker landed."""
+        return max((o.usd_per_hour for o in self.offerings), default=0.0)
+
+    def price_at(
+        self, cloud: str | None, region: str | None, instance_type: str | None = None
+    ) -> float | None:
+        """$/h of the candidate at ``cloud/region`` (and instance type, when known)."""
+        matches = [
+            o
+            for o in self.offerings
+            if cloud is not None
+            and o.cloud.lower() == cloud.lower()
+            and (not region or o.region == region)
+        ]
+        if instance_type:
+            exact = [o for o in matches if o.instance_type == instance_type]
+            if exact:
+                return exact[0].usd_per_hour
+            if any(o.instance_type for o in matches):
+                return None  # another instance type than planned: price unknown here
+        return matches[0].usd_per_hour if matches else None
+
+    def with_(self, **changes: Any) -> LaunchOption:
+        """A copy with some fields changed (``spot``, ``workers``, ``offerings``...)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_json(cls, doc: Any, *, where: str = "launch option") -> LaunchOption:
+        """Parse the option's plain data (``PlanOption.to_json()`` or run.json's copy)."""
+        d = _obj(doc, where)
+        if not d.get("accelerator"):
+            raise StoreError(f"{where}: field 'accelerator' is missing")
+        offerings = d.get("offerings") or []
+        if not isinstance(offerings, list):
+            raise StoreError(f"{where}: field 'offerings' is not a list")
+        tp = d.get("tensor_parallel_size")
+        rps = d.get("rows_per_shard")
+        return cls(
+            accelerator=str(d["accelerator"]),
+            gpus_per_worker=_int(d, "accelerators_per_worker", where, 1) or 1,
+            spot=bool(d.get("spot")),
+            workers=_int(d, "workers", where, 1),
+            offerings=tuple(
+                Offering.from_json(o, where=f"{where}: offerings[{i}]")
+                for i, o in enumerate(offerings)
+            ),
+            rows_per_shard=None if rps is None else _int(d, "rows_per_shard", where),
+            tensor_parallel_size=None if tp is None else _int(d, "tensor_parallel_size", where),
+            replicas_per_worker=_int(d, "replicas_per_worker", where, 1) or 1,
+            hours=_opt_num(d, "hours", where),
+            cost_usd=_opt_num(d, "cost_usd", where),
+            p_on_time=_opt_num(d, "p_on_time", where),
+            rows_per_s=_opt_num(d, "rows_per_s", where),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data with the plan's key names (run.json, ``launch --json``)."""
+        return {
+            "accelerator": self.accelerator,
+            "accelerators_per_worker": self.gpus_per_worker,
+            "spot": self.spot,
+            "workers": self.workers,
+            "hours": self.hours,
+            "cost_usd": self.cost_usd,
+            "p_on_time": self.p_on_time,
+            "rows_per_s": self.rows_per_s,
+            "rows_per_shard": self.rows_per_shard,
+            "tensor_parallel_size": self.tp_size,
+            "replicas_per_worker": self.replicas_per_worker,
+            "offerings": [o.to_json() for o in self.offerings],
+        }
+
+
+# ---------------------------------------------------------------------- run.json
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """``run.json``: what the run was created from. ``raw`` keeps every field as written."""
+
+    run_id: str
+    backend: str
+    recipe: Mapping[str, Any]
+    recipe_name: str
+    recipe_source: str | None
+    input_path: str
+    input_fingerprint: str | None
+    recipe_digest: str | None
+    rows_total: int | None
+    rows_per_shard: int | None
+    model_revision: str | None
+    created_at: float | None
+    deadline_at: float | None
+    option: LaunchOption | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def schedule(self) -> Mapping[str, Any]:
+        return dict(self.recipe.get("schedule") or {})
+
+    @property
+    def limits(self) -> Mapping[str, Any]:
+        return dict(self.recipe.get("limits") or {})
+
+    @property
+    def budget_usd(self) -> float | None:
+        value = self.schedule.get("budget_usd")
+        return None if value is None else float(value)
+
+    @classmethod
+    def from_json(cls, doc: Any, *, where: str = "run.json") -> RunInfo:
+        d = _obj(doc, where)
+        recipe = d.get("recipe") or {}
+        if not isinstance(recipe, Mapping):
+            raise StoreError(f"{where}: field 'recipe' is not an object")
+        return cls(
+            run_id=str(d.get("run_id") or ""),
+            backend=str(d.get("backend") or "local"),
+            recipe=recipe,
+            recipe_name=str(recipe.get("name") or d.get("recipe_name") or "?"),
+            recipe_source=_opt_str(d, "recipe_source"),
+            input_path=str(d.get("input_path") or ""),
+            input_fingerprint=_opt_str(d, "input_fingerprint"),
+            recipe_digest=_opt_str(d, "recipe_digest"),
+            rows_total=None if d.get("rows_total") is None else _int(d, "rows_total", where),
+            rows_per_shard=(
+                None if d.get("rows_per_shard") is None else _int(d, "rows_per_shard", where)
+            ),
+            model_revision=_opt_str(d, "model_revision"),
+            created_at=parse_time(d.get("created_at")),
+            deadline_at=parse_time(d.get("deadline_at")),
+            option=_run_option(d, where),
+            raw=d,
+        )
+
+
+def _run_option(d: Mapping[str, Any], where: str) -> LaunchOption | None:
+    """The option the run was launched with; else the plan's chosen option; else None."""
+    launched = (d.get("launch") or {}).get("option")
+    if launched:
+        return LaunchOption.from_json(launched, where=f"{where}: launch.option")
+    plan = d.get("plan") or {}
+    options, chosen = plan.get("options") or [], plan.get("chosen")
+    if isinstance(chosen, int) and 0 <= chosen < len(options):
+        return LaunchOption.from_json(options[chosen], where=f"{where}: plan.options[{chosen}]")
+    return None
+
+
+# ---------------------------------------------------------------------- heartbeats and claims
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """``workers/<id>.json``: a worker's last word on where it runs and how far it got."""
+
+    worker_id: str
+    state: str = "running"
+    pid: int | None = None
+    host: str | None = None
+    accelerator: str | None = None
+    cloud: str | None = None
+    region: str | None = None
+    instance_type: str | None = None
+    spot: bool = False
+    usd_per_hour: float = 0.0
+    preemptions: int = 0
+    started_at: float | None = None
+    last_seen: float | None = None
+    prior_s: float = 0.0  # billed seconds of earlier lives of this worker id
+    prior_usd: float = 0.0  # what those earlier lives cost
+    rows_done: int = 0
+    rows_per_s: float = 0.0
+    shards_done: int = 0
+    current_shard: str | None = None
+    error: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        """The worker said goodbye (found nothing left, was stopped, or failed)."""
+        return self.state in ("exited", "stopped", "failed")
+
+    @property
+    def life_s(self) -> float:
+        """Seconds of this life, start to last heartbeat."""
+        if self.started_at is None or self.last_seen is None:
+            return 0.0
+        return max(0.0, self.last_seen - self.started_at)
+
+    @classmethod
+    def from_json(cls, worker_id: str, doc: Any, *, where: str = "heartbeat") -> Heartbeat:
+        d = _obj(doc, where)
+        pid = d.get("pid")
+        return cls(
+            worker_id=worker_id,
+            state=str(d.get("state") or "running"),
+            pid=pid if isinstance(pid, int) else None,
+            host=_opt_str(d, "host"),
+            accelerator=_opt_str(d, "accelerator"),
+            cloud=_opt_str(d, "cloud"),
+            region=_opt_str(d, "region"),
+            instance_type=_opt_str(d, "instance_type"),
+            spot=bool(d.get("spot", False)),
+            usd_per_hour=_num(d, "usd_per_hour", where),
+            preemptions=_int(d, "preemptions", where),
+            started_at=parse_time(d.get("started_at")),
+            last_seen=parse_time(d.get("last_seen")),
+            prior_s=_num(d, "prior_s", where),
+            prior_usd=_num(d, "prior_usd", where),
+            rows_done=_int(d, "rows_done", where),
+            rows_per_s=_num(d, "rows_per_s", where),
+            shards_done=_int(d, "shards_done", where),
+            current_shard=_opt_str(d, "current_shard"),
+            error=_opt_str(d, "error"),
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``claims/<shard>.json``: the advisory lease on a shard (see the store README)."""
+
+    shard_id: str
+    worker: str
+    attempt: int
+    token: str
+    expires_at: float
+    failures: int = 0
+    last_error: str | None = None
+    released: bool = False
+
+    @classmethod
+    def from_json(cls, shard_id: str, doc: Any, *, where: str = "claim") -> Claim:
+        d = _obj(doc, where)
+        return cls(
+            shard_id=str(d.get("shard_id") or shard_id),
+            worker=str(d.get("worker") or ""),
+            attempt=_int(d, "attempt", where),
+            token=str(d.get("token") or ""),
+            expires_at=_num(d, "expires_at", where),
+            failures=_int(d, "failures", where),
+            last_error=_opt_str(d, "last_error"),
+            released=bool(d.get("released", False)),
+        )
+
+
+# ---------------------------------------------------------------------- meta/jobs.json
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One worker's SkyPilot managed job, as launch recorded it."""
+
+    job_id: int
+    worker_index: int = 0
+    name: str = ""
+    spot: bool = False
+    launched_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "worker_index": self.worker_index,
+            "name": self.name,
+            "spot": self.spot,
+            "launched_at": self.launched_at,
+        }
+
+
+@dataclass(frozen=True)
+class JobsDoc:
+    """``meta/jobs.json``: every managed job launched for the run, by worker id."""
+
+    backend: str = "skypilot"
+    workers: Mapping[str, JobRecord] = field(default_factory=dict)
+
+    @property
+    def job_ids(self) -> dict[str, int]:
+        """Worker id → managed job id."""
+        return {w: j.job_id for w, j in self.workers.items()}
+
+    def with_jobs(self, jobs: Mapping[str, JobRecord]) -> JobsDoc:
+        """A copy with ``jobs`` added (or replaced) by worker id."""
+        return JobsDoc(self.backend, {**self.workers, **jobs})
+
+    @classmethod
+    def from_json(cls, doc: Any, *, where: str = "meta/jobs.json") -> JobsDoc:
+        if doc is None:
+            return cls()
+        d = _obj(doc, where)
+        workers = d.get("workers") or {}
+        out: dict[str, JobRecord] = {}
+        for w, j in _obj(workers, f"{where}: workers").items():
+            rec = _obj(j, f"{where}: workers.{w}")
+            if rec.get("job_id") is None:
+                raise StoreError(f"{where}: workers.{w}: field 'job_id' is missing")
+            out[str(w)] = JobRecord(
+                job_id=_int(rec, "job_id", where),
+                worker_index=_int(rec, "worker_index", where),
+                name=str(rec.get("name") or ""),
+                spot=bool(rec.get("spot")),
+                launched_at=_opt_str(rec, "launched_at"),
+            )
+        return cls(str(d.get("backend") or "skypilot"), out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "workers": {w: j.to_json() for w, j in self.workers.items()},
+        }
