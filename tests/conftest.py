@@ -1,7 +1,8 @@
 """Fixtures shared by every test: isolate the user's machine.
 
 Each test gets its own HOME and SKYBATCH_HOME (so the pricing DuckDB file, SkyPilot's
-~/.sky and any config are temporary) and runs offline. Worker subprocesses import this
+~/.sky and any config are temporary; the DuckDB file starts as a copy of one seeded per
+session) and runs offline. Worker subprocesses import this
 checkout even when it is not installed.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -18,11 +20,32 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def pricing_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated and seeded pricing database for the whole session.
+
+    Each test gets a copy (a file copy costs a millisecond; creating and seeding the
+    database costs far more, in the test's process and again in each CLI subprocess).
+    """
+    home = tmp_path_factory.mktemp("pricing-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SKYBATCH_HOME", str(home))
+        import pricing
+
+        with pricing.connect():
+            pass
+    return home / "skybatch.duckdb"
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Keep tests off the user's ~/.skybatch and ~/.sky (a temporary HOME each)."""
+def isolated_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pricing_template: Path
+) -> Path:
+    """Keep tests off the user's ~/.skybatch and ~/.sky (a temporary HOME each), with a
+    fresh copy of the seeded pricing database in it."""
     home = tmp_path / "home"
-    home.mkdir()
+    (home / ".skybatch").mkdir(parents=True)
+    shutil.copyfile(pricing_template, home / ".skybatch" / "skybatch.duckdb")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("SKYBATCH_HOME", str(home / ".skybatch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -14,6 +14,7 @@ from pricing._db import MIGRATIONS
 
 
 def test_fresh_database_is_migrated_and_seeded_once(isolated_home: Path) -> None:
+    pricing.db_path().unlink()  # not the session's seeded copy: create it here
     with pricing.connect() as con:
         versions = con.execute("SELECT version FROM schema_version").fetchall()
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -59,7 +60,8 @@ def test_a_current_file_is_opened_once_per_read_session(
 
 def test_an_unmigrated_file_is_migrated_before_a_read(isolated_home: Path) -> None:
     path = pricing.db_path()
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # not the session's seeded copy
     duckdb.connect(str(path)).close()  # an empty file, as a crash mid-creation could leave
     with pricing.connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM offerings").fetchone() == (624,)
