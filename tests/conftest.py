@@ -38,9 +38,7 @@ def pricing_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pricing_template: Path
-) -> Path:
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pricing_template: Path) -> Path:
     """Keep tests off the user's ~/.skybatch and ~/.sky (a temporary HOME each), with a
     fresh copy of the seeded pricing database in it."""
     home = tmp_path / "home"
