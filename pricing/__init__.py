@@ -9,7 +9,8 @@ internals live in ``_name`` modules:
 * :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models;
 * :mod:`pricing._figures` - throughput figures (published, measured);
   :mod:`pricing._roofline` and :mod:`pricing._throughput` - memory fit and the estimator;
-* :mod:`pricing._history` - run history, preemption rates, start-up times, launcher jobs.
+* :mod:`pricing._history` - run history, preemption rates, start-up times, launcher jobs;
+  :mod:`pricing._terms` - each cloud's billing granularity, egress $/GB and spot risk.
 
 Importing this package is cheap: DuckDB, pyarrow and SkyPilot load only when used.
 """
@@ -37,6 +38,7 @@ from pricing._history import (
 )
 from pricing._models import ModelInfo, model_info, model_key, name_precision
 from pricing._refresh import from_skypilot, from_vms_dir
+from pricing._roofline import bytes_per_param
 from pricing._specs import (
     GpuSpec,
     gpu_spec,
@@ -44,6 +46,7 @@ from pricing._specs import (
     normalize_accelerator,
     sky_accelerator_name,
 )
+from pricing._terms import CloudTerms, SpotRisk, cloud_terms, gpu_class, spot_risk
 from pricing._throughput import (
     PUBLISHED_BAND,
     PUBLISHED_DERATE,
@@ -58,17 +61,22 @@ __all__ = [
     "PUBLISHED_DERATE",
     "SPOT_ONLY_FLAGS",
     "CatalogDiff",
+    "CloudTerms",
     "Figure",
     "GpuSpec",
     "ModelInfo",
     "Offering",
+    "SpotRisk",
     "ThroughputEstimate",
+    "bytes_per_param",
+    "cloud_terms",
     "connect",
     "db_path",
     "db_signature",
     "estimate_throughput",
     "from_skypilot",
     "from_vms_dir",
+    "gpu_class",
     "gpu_spec",
     "gpu_specs",
     "gpus_needed",
@@ -91,6 +99,7 @@ __all__ = [
     "session",
     "sky_accelerator_name",
     "skybatch_home",
+    "spot_risk",
     "startup_s",
 ]
 

@@ -4,8 +4,9 @@
 preemptions, start-up). Two assumptions of the planner then come from it, each a blend of
 a default and what was observed, so that one unlucky run does not swing the next plan:
 
-* :func:`preemption_rate_per_hour` - spot preemptions per worker-hour on a cloud; the
-  default counts as :data:`PRIOR_WORKER_HOURS` worker-hours of evidence;
+* :func:`preemption_rate_per_hour` - spot preemptions per worker-hour by cloud x GPU
+  class (x region) from ``data/spot_risk.csv`` (:mod:`pricing._terms`); the table's
+  figure counts as :data:`PRIOR_WORKER_HOURS` worker-hours of evidence;
 * :func:`startup_s` - provisioning + setup seconds per worker; the default counts as one run.
 
 The defaults are assumptions, not measurements (spot markets publish no rates): they err
@@ -18,7 +19,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 __all__ = [
-    "DEFAULT_PREEMPTIONS_PER_HOUR",
     "DEFAULT_STARTUP_S",
     "list_jobs",
     "preemption_rate_per_hour",
@@ -27,15 +27,6 @@ __all__ = [
     "startup_s",
 ]
 
-DEFAULT_PREEMPTIONS_PER_HOUR: dict[str, float] = {
-    "aws": 0.05,
-    "gcp": 0.08,
-    "azure": 0.06,
-    "lambda": 0.0,  # no spot market: on-demand only
-    "runpod": 0.10,
-    "vast": 0.15,
-}
-FALLBACK_PREEMPTIONS_PER_HOUR = 0.10
 DEFAULT_STARTUP_S: dict[str, float] = {
     "aws": 240.0,
     "gcp": 240.0,
@@ -104,18 +95,27 @@ def record_run(**fields: Any) -> None:
         )
 
 
-def preemption_rate_per_hour(cloud: str) -> float:
-    """Spot preemptions per worker-hour on ``cloud``: default blended with run history."""
+def preemption_rate_per_hour(
+    cloud: str, accelerator: str | None = None, region: str | None = None
+) -> float:
+    """Spot preemptions per worker-hour: the risk table's row for (cloud, GPU class,
+    region) blended with the run history of that cloud and accelerator."""
     from pricing._db import connect
+    from pricing._specs import normalize_accelerator
+    from pricing._terms import spot_risk
 
     cloud = cloud.lower()
-    prior = DEFAULT_PREEMPTIONS_PER_HOUR.get(cloud, FALLBACK_PREEMPTIONS_PER_HOUR)
+    prior = spot_risk(cloud, accelerator, region).preemptions_per_hour
+    query = (
+        "SELECT coalesce(sum(preemptions), 0), coalesce(sum(worker_hours), 0) "
+        "FROM run_history WHERE cloud = ? AND spot AND worker_hours > 0"
+    )
+    args: list[object] = [cloud]
+    if accelerator:
+        query += " AND accelerator = ?"
+        args.append(normalize_accelerator(accelerator))
     with connect(read_only=True) as con:
-        row = con.execute(
-            "SELECT coalesce(sum(preemptions), 0), coalesce(sum(worker_hours), 0) "
-            "FROM run_history WHERE cloud = ? AND spot AND worker_hours > 0",
-            [cloud],
-        ).fetchone()
+        row = con.execute(query, args).fetchone()
     seen, hours = (float(row[0]), float(row[1])) if row else (0.0, 0.0)
     return (seen + prior * PRIOR_WORKER_HOURS) / (hours + PRIOR_WORKER_HOURS)
 

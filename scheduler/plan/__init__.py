@@ -10,6 +10,7 @@ from __future__ import annotations
 from scheduler.plan._market import (
     CatalogMarket,
     catalog_market,
+    model_load_s,
 )
 from scheduler.plan._model import (
     CandidateModel,
@@ -55,6 +56,7 @@ __all__ = [
     "evaluate",
     "format_duration",
     "measure_workload",
+    "model_load_s",
     "money",
     "p_on_time",
     "plan_recipe",

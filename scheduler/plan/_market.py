@@ -26,11 +26,12 @@ __all__ = [
     "model_load_s",
 ]
 
-# Start-up beyond provisioning: downloading and loading the weights. Hubs and buckets give
-# a worker roughly 0.5 GB/s; 30 s covers the engine's own start (CUDA context, graphs).
+# Start-up beyond provisioning and setup: downloading and loading the weights (their size
+# is parameters x bytes per weight of the checkpoint's precision). Hubs and buckets give a
+# worker roughly 0.5 GB/s; 30 s covers the engine's own start (CUDA context, graphs).
 LOAD_BASE_S = 30.0
 LOAD_GB_PER_S = 0.5
-BYTES_PER_PARAM = 2.0  # bf16 weights
+BYTES_PER_PARAM = 2.0  # bf16 weights, when the precision is not known
 
 
 class OfferingLike(Protocol):
@@ -97,8 +98,20 @@ class Market(Protocol):
         """Rows/s of one worker, with its band and provenance."""
         ...
 
-    def preemption_rate_per_hour(self, cloud: str) -> float:
-        """Spot preemptions per instance-hour on ``cloud``."""
+    def preemption_rate_per_hour(self, cloud: str, accelerator: str, region: str) -> float:
+        """Spot preemptions per instance-hour of this GPU class on ``cloud`` (and region)."""
+        ...
+
+    def capacity_wait_s(self, cloud: str, accelerator: str) -> float:
+        """The further start-up wait of each next spot worker (capacity comes one by one)."""
+        ...
+
+    def billing_increment_s(self, cloud: str) -> float:
+        """The cloud rounds each instance's billed time up to a multiple of this."""
+        ...
+
+    def egress_usd_per_gb(self, cloud: str) -> float:
+        """What a GB leaving ``cloud`` for another cloud costs (0 when unknown)."""
         ...
 
     def startup_s(self, cloud: str) -> float:
@@ -114,11 +127,11 @@ class Market(Protocol):
         ...
 
 
-def model_load_s(params_b: float | None) -> float:
-    """Download + load time of a model with ``params_b`` billion parameters."""
+def model_load_s(params_b: float | None, bytes_per_param: float = BYTES_PER_PARAM) -> float:
+    """Download (size ÷ bandwidth) + load time of a model of ``params_b`` billion weights."""
     if params_b is None:
         return LOAD_BASE_S
-    return LOAD_BASE_S + params_b * BYTES_PER_PARAM / LOAD_GB_PER_S
+    return LOAD_BASE_S + params_b * bytes_per_param / LOAD_GB_PER_S
 
 
 class CatalogMarket:
@@ -239,11 +252,23 @@ class CatalogMarket:
             )
         return self._estimates[key]
 
-    def preemption_rate_per_hour(self, cloud: str) -> float:
-        if cloud not in self._preempt:
+    def preemption_rate_per_hour(self, cloud: str, accelerator: str, region: str) -> float:
+        key = f"{cloud}/{accelerator}/{region}"
+        if key not in self._preempt:
             self._read()
-            self._preempt[cloud] = float(self._pricing.preemption_rate_per_hour(cloud))
-        return self._preempt[cloud]
+            self._preempt[key] = float(
+                self._pricing.preemption_rate_per_hour(cloud, accelerator, region)
+            )
+        return self._preempt[key]
+
+    def capacity_wait_s(self, cloud: str, accelerator: str) -> float:
+        return float(self._pricing.spot_risk(cloud, accelerator).capacity_wait_s_per_worker)
+
+    def billing_increment_s(self, cloud: str) -> float:
+        return float(self._pricing.cloud_terms(cloud).billing_increment_s)
+
+    def egress_usd_per_gb(self, cloud: str) -> float:
+        return float(self._pricing.cloud_terms(cloud).egress_usd_per_gb or 0.0)
 
     def startup_s(self, cloud: str) -> float:
         if cloud not in self._startup:
@@ -253,7 +278,8 @@ class CatalogMarket:
 
     def model_load_s(self, model: str) -> float:
         info = self._model(model)
-        return model_load_s(info.params_b if info is not None else None)
+        weight_bytes = self._pricing.bytes_per_param(self._pricing.name_precision(model))
+        return model_load_s(info.params_b if info is not None else None, weight_bytes)
 
     def prices_age_days(self) -> float | None:
         if self._age is None:

@@ -8,8 +8,12 @@ queue. Work is claimed dynamically, so the workers finish together up to the las
 - ``N`` rows at ``r`` rows/s per worker. ``r`` is uncertain and *systematic* (every worker
   runs the same model on the same GPU, so errors do not average out): log-normal with its
   median at the estimate and its 5-95 % range at the estimate's band.
-- ``S`` the start-up (provision + setup + model load), with its spread; the spread is taken
-  as common to all workers (provisioning delays hit a whole launch), which is cautious.
+- ``S`` the start-up (provision + setup + model download and load), with its spread; the
+  spread is taken as common to all workers (provisioning delays hit a whole launch), which
+  is cautious. Spot capacity comes in one instance at a time: worker ``k`` waits a further
+  ``k·δ``, so ``w`` workers finish ``δ(w - 1)/2`` later than if all came at once (exact
+  while all of them arrive before the end); a worker that would arrive after the work is
+  done is never worth adding, which caps the useful workers at ``w(w - 1) ≤ 2N/(r·δ)``.
 - ``(N - b)/(w·r) + b/r`` is Graham's list-scheduling bound: the balanced share plus the last
   shard sticking out (at most ``w`` ≤ the number of shards do any work).
 - Spot preemptions arrive at λ per worker-hour of work; their count follows the work, not
@@ -18,9 +22,13 @@ queue. Work is claimed dynamically, so the workers finish together up to the las
   loss is capacity taken from the pool, so it spreads over the ``w`` workers. Preemptions
   during start-up lengthen the start-up instead.
 
-Every term falls as ``w`` grows with the draw held fixed, so P(on time) rises with workers
-(and cost rises with them: each worker pays its own start-up), which makes the planner's
-binary search exact. P sums the Poisson count exactly while its mean is small and uses a
+Billing: each billing session (a worker's life; a preempted worker starts a new one) is
+rounded up to the cloud's increment, half an increment on average. Egress (input or output
+crossing clouds) is a fixed sum added to the cost.
+
+Every term but the capacity wait falls as ``w`` grows with the draw held fixed, so P(on
+time) rises with workers up to the useful cap (and cost rises with them: each worker pays
+its own start-up), which makes the planner's binary search exact. P sums the Poisson count exactly while its mean is small and uses a
 normal approximation beyond; the start-up spread is integrated with Gauss-Hermite nodes and
 the throughput factor in closed form (log-normal CDF). ``benchmarks/sim_planner.py``
 simulates shards, start-ups and preemptions event by event and checks that plans made with
@@ -69,6 +77,22 @@ class CandidateModel:
     preemptions_per_hour: float  # per worker-hour; 0 on demand
     usd_per_hour: float  # per worker
     rows_per_shard: int
+    capacity_wait_s: float = 0.0  # δ: the further wait of each next spot worker
+    billing_increment_s: float = 1.0  # the cloud rounds each billing session up to this
+    fixed_usd: float = 0.0  # egress and other costs that do not scale with time
+
+    @property
+    def useful_workers(self) -> int:
+        """Most workers worth starting: one more would arrive too late to help."""
+        if self.capacity_wait_s <= 0:
+            return 1 << 30
+        limit = 2.0 * self.rows / (self.rows_per_s * self.capacity_wait_s)
+        w = max(1, int((1 + math.sqrt(1 + 4 * limit)) / 2))  # largest w with w(w-1) ≤ limit
+        return w
+
+    def arrival_lag_s(self, workers: int) -> float:
+        """Mean extra start-up of ``workers`` spot workers arriving one after another."""
+        return self.capacity_wait_s * (max(1, workers) - 1) / 2.0
 
     @property
     def shard_s(self) -> float:
@@ -144,7 +168,7 @@ def p_on_time(m: CandidateModel, workers: int, deadline_s: float) -> float:
     busy = m.busy_workers(workers)
     mu = _expected_preemptions(m)
     loss_mean, loss_second = _loss_per_preemption(m)
-    base = deadline_s - m.effective_startup_s
+    base = deadline_s - m.effective_startup_s - m.arrival_lag_s(busy)
     sd = m.startup_sd
     total = 0.0
     if mu <= _EXACT_POISSON_MAX_MEAN:
@@ -176,14 +200,18 @@ def evaluate(m: CandidateModel, workers: int, deadline_s: float) -> Evaluation:
     busy = m.busy_workers(workers)
     startup = m.effective_startup_s
     tail_s = m.shard_s * math.exp(m.rate_sigma**2 / 2) * (1.0 - 1.0 / busy) / 2
-    finish_s = startup + m.mean_work_s / busy + tail_s + mu * loss_mean / busy
+    finish_s = (
+        startup + m.arrival_lag_s(busy) + m.mean_work_s / busy + tail_s + mu * loss_mean / busy
+    )
     # Billed: every worker's start-up (setup and model load run on a paid instance), the
-    # work, and what preemptions waste; workers exit when the queue is empty.
-    billed_s = workers * startup + m.mean_work_s + mu * loss_mean
+    # work, what preemptions waste, and each billing session's rounding; workers exit when
+    # the queue is empty. Waiting for spot capacity bills nothing.
+    rounding_s = (workers + mu) * max(0.0, m.billing_increment_s - 1.0) / 2.0
+    billed_s = workers * startup + m.mean_work_s + mu * loss_mean + rounding_s
     return Evaluation(
         workers=workers,
         p_on_time=p_on_time(m, workers, deadline_s),
         hours=finish_s / 3600.0,
-        cost_usd=m.usd_per_hour * billed_s / 3600.0,
+        cost_usd=m.usd_per_hour * billed_s / 3600.0 + m.fixed_usd,
         preemptions=mu,
     )

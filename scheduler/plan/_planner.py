@@ -186,8 +186,12 @@ def _build_candidates(
                         spot=spot,
                         offerings=chosen,
                         estimate=est,
-                        model=_candidate_model(workload, req, market, est, chosen[0], spot, cap),
-                        cap=cap,
+                        model=(
+                            m := _candidate_model(
+                                workload, req, market, est, chosen[0], acc, spot, cap
+                            )
+                        ),
+                        cap=max(1, min(cap, m.useful_workers)),
                     )
                 )
     asked = {a.upper() for a in req.accelerators or ()}
@@ -233,22 +237,39 @@ def _candidate_model(
     market: Market,
     est: EstimateLike,
     primary: OfferingChoice,
+    accelerator: str,
     spot: bool,
     cap: int,
 ) -> CandidateModel:
     rps = rows_per_shard_for(workload.rows, est.rows_per_s, cap=cap, fixed=req.rows_per_shard)
+    cloud = primary.cloud
     return CandidateModel(
         rows=workload.rows,
         rows_per_s=est.rows_per_s,
         rate_sigma=sigma_from_band(
             mid=est.rows_per_s, low=est.low_rows_per_s, high=est.high_rows_per_s
         ),
-        startup_s=market.startup_s(primary.cloud) + market.model_load_s(req.model),
+        startup_s=market.startup_s(cloud) + market.model_load_s(req.model),
         startup_sigma=STARTUP_SIGMA,
-        preemptions_per_hour=market.preemption_rate_per_hour(primary.cloud) if spot else 0.0,
+        preemptions_per_hour=(
+            market.preemption_rate_per_hour(cloud, accelerator, primary.region) if spot else 0.0
+        ),
         usd_per_hour=primary.usd_per_hour,
         rows_per_shard=rps,
+        capacity_wait_s=market.capacity_wait_s(cloud, accelerator) if spot else 0.0,
+        billing_increment_s=market.billing_increment_s(cloud),
+        fixed_usd=egress_usd(workload, req, market, cloud),
     )
+
+
+def egress_usd(workload: Workload, req: PlanRequest, market: Market, cloud: str) -> float:
+    """Input read from, and outputs written to, a cloud other than the workers'."""
+    usd = 0.0
+    if req.input_cloud and req.input_cloud != cloud:
+        usd += workload.input_gb * market.egress_usd_per_gb(req.input_cloud)
+    if req.store_cloud and req.store_cloud != cloud:
+        usd += workload.output_gb * market.egress_usd_per_gb(cloud)
+    return usd
 
 
 def _fewest_workers(c: _Candidate, req: PlanRequest) -> tuple[Evaluation, bool]:
@@ -284,6 +305,7 @@ def _option(c: _Candidate, ev: Evaluation, on_time: bool, req: PlanRequest) -> P
         offerings=c.offerings,
         on_time=on_time,
         within_budget=req.budget_usd is None or ev.cost_usd <= req.budget_usd,
+        egress_usd=c.model.fixed_usd,
         model=c.model,
     )
 

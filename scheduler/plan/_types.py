@@ -34,6 +34,15 @@ def money(usd: float) -> str:
     return f"${usd:,.0f}" if usd >= 100 else f"${usd:,.2f}"
 
 
+_URL_CLOUDS = {"s3": "aws", "s3a": "aws", "gs": "gcp", "gcs": "gcp", "az": "azure", "abfs": "azure"}
+
+
+def cloud_of_url(url: str) -> str | None:
+    """The cloud an object-store URL lives in (``s3://`` aws, ``gs://`` gcp), else None."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    return _URL_CLOUDS.get(scheme)
+
+
 def format_duration(seconds: float) -> str:
     """``8h``, ``1h30m``, ``45m``, ``90s`` (the way a recipe writes it)."""
     if seconds >= 3600 and seconds % 3600 == 0:
@@ -62,6 +71,8 @@ class PlanRequest:
     p_target: float = 0.95
     rows_per_shard: int | None = None
     deadline_defaulted: bool = False
+    input_cloud: str | None = None  # where the input lives (s3:// aws, gs:// gcp), if a cloud
+    store_cloud: str | None = None  # where the outputs go
 
     @classmethod
     def from_recipe(
@@ -84,6 +95,8 @@ class PlanRequest:
             p_target=s.p_target,
             rows_per_shard=recipe.shards.rows_per_shard,
             deadline_defaulted=deadline is None,
+            input_cloud=cloud_of_url(recipe.input.path),
+            store_cloud=cloud_of_url(recipe.store),
         )
 
 
@@ -129,6 +142,7 @@ class PlanOption:
     on_time: bool  # P(on time) ≥ the target with at most max_workers workers
     within_budget: bool
     pareto: bool = False
+    egress_usd: float = 0.0  # input/output crossing clouds, included in cost_usd
     model: CandidateModel | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -173,6 +187,7 @@ class PlanOption:
             "pareto": self.pareto,
             "on_time": self.on_time,
             "within_budget": self.within_budget,
+            "egress_usd": round(self.egress_usd, 2),
             "offerings": [o.to_json() for o in self.offerings],
         }
 

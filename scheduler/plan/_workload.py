@@ -54,6 +54,18 @@ class Workload:
     output_tokens_source: str
 
     @property
+    def input_gb(self) -> float:
+        """Rough size of the input text (characters ÷ 4 per token, a byte per character)."""
+        return self.rows * self.input_tokens_per_row * CHARS_PER_TOKEN / 1e9
+
+    @property
+    def output_gb(self) -> float:
+        """Rough size of the outputs: the generated text, or a 1024-float embedding per row
+        at most (4 KB) for the other tasks."""
+        per_row = self.output_tokens_per_row * CHARS_PER_TOKEN or 4096.0
+        return self.rows * per_row / 1e9
+
+    @property
     def context_tokens(self) -> int:
         """Tokens one sequence may hold at once (prompt + generated)."""
         return max(1, self.max_input_tokens + self.max_output_tokens)

@@ -44,6 +44,9 @@ class FakeMarket:
     startup: dict[str, float] = field(default_factory=dict)
     load_s: float = 60.0
     age_days: float | None = 1.0
+    wait: dict[str, float] = field(default_factory=dict)  # spot capacity wait per worker
+    increment: dict[str, float] = field(default_factory=dict)  # billing increment
+    egress: dict[str, float] = field(default_factory=dict)  # $/GB leaving a cloud
 
     def offerings(
         self,
@@ -77,8 +80,17 @@ class FakeMarket:
         r = self.rows_per_s[accelerator] * count
         return FakeEstimate(r, r * (1 - self.band), r * (1 + self.band))
 
-    def preemption_rate_per_hour(self, cloud: str) -> float:
+    def preemption_rate_per_hour(self, cloud: str, accelerator: str, region: str) -> float:
         return self.preempt.get(cloud, 0.1)
+
+    def capacity_wait_s(self, cloud: str, accelerator: str) -> float:
+        return self.wait.get(cloud, 0.0)
+
+    def billing_increment_s(self, cloud: str) -> float:
+        return self.increment.get(cloud, 1.0)
+
+    def egress_usd_per_gb(self, cloud: str) -> float:
+        return self.egress.get(cloud, 0.0)
 
     def startup_s(self, cloud: str) -> float:
         return self.startup.get(cloud, 180.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from _fakemarket import FakeEstimate, FakeMarket, offer, small_market
@@ -95,11 +96,17 @@ def brute_force(load: Workload, req: PlanRequest, market: FakeMarket) -> float |
                 ),
                 startup_s=market.startup_s(o.cloud) + market.load_s,
                 startup_sigma=STARTUP_SIGMA,
-                preemptions_per_hour=market.preemption_rate_per_hour(o.cloud) if spot else 0.0,
+                preemptions_per_hour=(
+                    market.preemption_rate_per_hour(o.cloud, o.accelerator, o.region)
+                    if spot
+                    else 0.0
+                ),
                 usd_per_hour=price,
                 rows_per_shard=shard,
+                capacity_wait_s=market.capacity_wait_s(o.cloud, o.accelerator) if spot else 0.0,
+                billing_increment_s=market.billing_increment_s(o.cloud),
             )
-            for w in range(1, cap + 1):
+            for w in range(1, min(cap, model.useful_workers) + 1):
                 ev = evaluate(model, w, req.deadline_s)
                 if ev.p_on_time < req.p_target:
                     continue
@@ -127,12 +134,16 @@ def markets(draw: st.DrawFn) -> FakeMarket:
     # Same start-up and preemption figures on every cloud, so the cheapest offering of a
     # candidate is also its cheapest plan (what the planner assumes when it prices by it).
     rate = draw(st.floats(0.0, 0.5))
+    wait = draw(st.sampled_from([0.0, 0.0, 30.0, 120.0]))
+    increment = draw(st.sampled_from([1.0, 60.0, 3600.0]))
     return FakeMarket(
         offers=offers,
         rows_per_s={a: draw(st.floats(0.5, 50.0)) for a in ACCS},
         need={a: draw(st.sampled_from([1, 1, 2, 4, None])) for a in ACCS},
         band=draw(st.floats(0.0, 0.5)),
         preempt={c: rate for c in CLOUDS},
+        wait={c: wait for c in CLOUDS},
+        increment={c: increment for c in CLOUDS},
         load_s=draw(st.floats(0.0, 300.0)),
     )
 
@@ -492,3 +503,64 @@ def test_headline_cost_per_million_tokens() -> None:
     data = plan.to_json()["options"][plan.chosen or 0]
     assert data["usd_per_million_tokens"] == pytest.approx(per_total, rel=1e-3)
     assert data["usd_per_million_output_tokens"] == pytest.approx(per_out, rel=1e-3)
+
+
+# ---------------------------------------------------------------- risk: billing, capacity, egress
+
+
+def test_hourly_billing_rounds_every_billing_session_up() -> None:
+    per_second = small_market()
+    hourly = small_market()
+    hourly.increment = {"aws": 3600.0, "gcp": 3600.0, "lambda": 3600.0}
+    req = request(spot="never", accelerators=("L4",))
+    a = plan_workload(workload(100_000), req, per_second).require()
+    b = plan_workload(workload(100_000), req, hourly).require()
+    assert b.cost_usd > a.cost_usd
+    assert b.model is not None and b.model.billing_increment_s == 3600.0
+    # Half an hour per worker on average (on demand: no preemptions, one session each).
+    extra = (
+        b.cost_usd
+        - evaluate(replace(b.model, billing_increment_s=1.0), b.workers, req.deadline_s).cost_usd
+    )
+    assert extra == pytest.approx(b.workers * 0.5 * b.offerings[0].usd_per_hour, rel=1e-3)
+
+
+def test_spot_capacity_wait_grows_with_workers_and_caps_them() -> None:
+    m = CandidateModel(
+        rows=100_000,
+        rows_per_s=10.0,
+        rate_sigma=0.1,
+        startup_s=300.0,
+        startup_sigma=STARTUP_SIGMA,
+        preemptions_per_hour=0.1,
+        usd_per_hour=1.0,
+        rows_per_shard=1000,
+        capacity_wait_s=120.0,
+    )
+    calm = replace(m, capacity_wait_s=0.0)
+    assert evaluate(m, 1, 8 * HOUR).hours == pytest.approx(evaluate(calm, 1, 8 * HOUR).hours)
+    assert evaluate(m, 20, 8 * HOUR).hours > evaluate(calm, 20, 8 * HOUR).hours + 0.3
+    # Past the cap one more worker would arrive after it could help: 2N/(rδ) ≈ 167.
+    assert m.useful_workers == 13
+    market = small_market()
+    market.wait = {"aws": 600.0, "gcp": 600.0, "lambda": 600.0}
+    plan = plan_workload(workload(1_000_000), request(spot="require", max_workers=64), market)
+    for o in plan.options:
+        assert o.model is not None and o.workers <= o.model.useful_workers
+
+
+def test_egress_is_priced_when_the_data_lives_on_another_cloud() -> None:
+    market = small_market()
+    market.egress = {"aws": 0.09, "gcp": 0.12}
+    load = workload(1_000_000)
+    here = plan_workload(load, request(spot="never", input_cloud="aws", store_cloud="aws"), market)
+    away = plan_workload(load, request(spot="never", input_cloud="gcp", store_cloud="gcp"), market)
+    by_where = {(o.accelerator, o.offerings[0].cloud): o for o in away.options}
+    aws_l4 = by_where[("A100-80GB", "aws")]
+    # Input read out of GCP at GCP's rate, outputs written out of AWS at AWS's.
+    expected = load.input_gb * 0.12 + load.output_gb * 0.09
+    assert aws_l4.egress_usd == pytest.approx(expected)
+    same = {(o.accelerator, o.offerings[0].cloud): o for o in here.options}
+    assert same[("A100-80GB", "aws")].egress_usd == 0.0
+    assert aws_l4.cost_usd == pytest.approx(same[("A100-80GB", "aws")].cost_usd + expected)
+    assert aws_l4.to_json()["egress_usd"] == pytest.approx(expected, abs=0.01)
