@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.engines import check_options, model_revision
-from scheduler.inputs import open_input
+from scheduler.inputs import Input, open_input
 from scheduler.recipe import Recipe, resolve_input_path, resolve_model_name
 from scheduler.settings import load_settings
 from scheduler.store import (
+    LaunchOption,
     RunStore,
     check_committed,
     make_run_id,
@@ -31,6 +32,7 @@ from scheduler.store import (
 
 __all__ = [
     "default_rows_per_shard",
+    "open_recipe_input",
     "prepare_run",
     "record_history",
     "summarize",
@@ -68,6 +70,18 @@ def derive_run_id(recipe: Recipe, *, fingerprint: str, revision: str | None) -> 
     )
 
 
+def open_recipe_input(recipe: Recipe) -> Input:
+    """Open the recipe's input (a local path made absolute: workers may start elsewhere).
+
+    Its file list, row counts and fingerprint are computed on first use and kept, so one
+    opened input serves the plan, the run id and the run's creation.
+    """
+    input_path = resolve_input_path(recipe)
+    if "://" not in input_path:
+        input_path = str(Path(input_path).resolve()) if Path(input_path).exists() else input_path
+    return open_input(recipe.input, input_path)
+
+
 def prepare_run(
     recipe: Recipe,
     *,
@@ -77,14 +91,17 @@ def prepare_run(
     plan: dict[str, Any] | None = None,
     rows_per_shard: int | None = None,
     extra_info: dict[str, Any] | None = None,
+    source: Input | None = None,
 ) -> RunStore:
-    """Create the run for ``recipe`` in its store, or open it to resume; returns the store."""
+    """Create the run for ``recipe`` in its store, or open it to resume; returns the store.
+
+    ``source`` is the recipe's input when the caller opened it already
+    (:func:`open_recipe_input`): its files are then counted and fingerprinted only once.
+    """
     check_options(recipe)  # cheap: before the input is scanned
     url = load_settings().store_url(store_url, recipe)
-    input_path = resolve_input_path(recipe)
-    if "://" not in input_path:
-        input_path = str(Path(input_path).resolve()) if Path(input_path).exists() else input_path
-    source = open_input(recipe.input, input_path)
+    source = source if source is not None else open_recipe_input(recipe)
+    input_path = source.path
     fingerprint = source.fingerprint()
     digest = recipe.digest()
     revision = model_revision(recipe)
@@ -158,14 +175,6 @@ def summarize(store: RunStore, *, wall_s: float) -> dict[str, Any]:
     }
 
 
-def _chosen_option(info: dict[str, Any]) -> dict[str, Any]:
-    plan = info.get("plan") or {}
-    options, chosen = plan.get("options") or [], plan.get("chosen")
-    if isinstance(chosen, int) and 0 <= chosen < len(options):
-        return dict(options[chosen])
-    return {}
-
-
 def record_history(
     store: RunStore,
     summary: dict[str, Any],
@@ -189,18 +198,18 @@ def record_history(
     try:
         import pricing
 
-        info = store.read_run_info()
-        recipe = info.get("recipe") or {}
+        info = store.run_info()
+        recipe = info.recipe
         model = recipe.get("model") or {}
-        option = _chosen_option(info)
+        option = info.option or LaunchOption("", gpus_per_worker=1)
         status = read_status(store)
         jobs = jobs or []
         n_workers = workers or max(1, len(status.workers))
         seen = {w.accelerator for w in status.workers if w.accelerator}
-        accelerator = option.get("accelerator") if jobs else None
+        accelerator = (option.accelerator or None) if jobs else None
         if accelerator is None and len(seen) == 1:
             accelerator = seen.pop()
-        count = int(option.get("accelerators_per_worker") or 1)
+        count = option.gpus_per_worker
         wall_s = float(summary["wall_s"])
         starts = [
             float(j["started_at"]) - float(j["submitted_at"])
@@ -208,10 +217,10 @@ def record_history(
             if j.get("started_at") and j.get("submitted_at")
         ]
         where = next((j for j in jobs if j.get("cloud")), {})
-        planned_rate = option.get("rows_per_s")
+        planned_rate = option.rows_per_s
         pricing.record_run(
             run_id=store.run_id,
-            recipe=info.get("recipe_name"),
+            recipe=info.recipe_name,
             model=model.get("name"),
             engine=model.get("engine"),
             task=recipe.get("task"),
@@ -219,16 +228,14 @@ def record_history(
             region=where.get("region"),
             accelerator=accelerator,
             accelerator_count=count,
-            spot=bool(option.get("spot")) if jobs else None,
+            spot=option.spot if jobs else None,
             workers=n_workers,
             rows=summary["rows_in"],
-            planned_hours=option.get("hours"),
+            planned_hours=option.hours,
             actual_hours=wall_s / 3600,
-            planned_cost_usd=option.get("cost_usd"),
+            planned_cost_usd=option.cost_usd,
             actual_cost_usd=summary["spend_usd"] if spend_usd is None else spend_usd,
-            planned_rows_per_s=(
-                float(planned_rate) * int(option.get("workers") or 1) if planned_rate else None
-            ),
+            planned_rows_per_s=planned_rate * option.workers if planned_rate else None,
             actual_rows_per_s=summary["rows_per_s"],
             worker_hours=(
                 sum(float(j.get("billed_s") or 0.0) for j in jobs) / 3600 if jobs else None

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.backends import Backend, SessionFactory, backend_class
 from scheduler.errors import LaunchError, UsageError
@@ -46,6 +46,9 @@ from scheduler.recipe import Recipe, load_recipe, resolve_input_path
 from scheduler.settings import load_settings
 from scheduler.store import LaunchOption, RunStatus, RunStore, parse_time, read_status
 
+if TYPE_CHECKING:
+    from scheduler.inputs import Input
+
 __all__ = ["finish", "launch", "outcome_of", "watch"]
 
 Echo = Callable[[str], None]
@@ -55,18 +58,31 @@ Confirm = Callable[[str], bool]
 # ---------------------------------------------------------------------- the flow
 
 
-def _dry_run_id(recipe: Recipe, req: LaunchRequest) -> str:
+def _input_once(recipe: Recipe) -> Callable[[], Input]:
+    """Open the recipe's input on first call and hand the same object out after: its files
+    are listed, counted and fingerprinted once per launch (plan, run id, run creation)."""
+    opened: list[Input] = []
+
+    def source() -> Input:
+        if not opened:
+            from scheduler.runs import open_recipe_input
+
+            opened.append(open_recipe_input(recipe))
+        return opened[0]
+
+    return source
+
+
+def _dry_run_id(recipe: Recipe, req: LaunchRequest, source: Callable[[], Input]) -> str:
     if req.run_id:
         return render_run_id(req.run_id, name=recipe.name)
     # The real id needs the input's fingerprint; a bucket may be out of reach from here.
     try:
         from scheduler.engines import model_revision
-        from scheduler.inputs import open_input
         from scheduler.runs import derive_run_id
 
-        source = open_input(recipe.input, resolve_input_path(recipe))
         return derive_run_id(
-            recipe, fingerprint=source.fingerprint(), revision=model_revision(recipe)
+            recipe, fingerprint=source().fingerprint(), revision=model_revision(recipe)
         )
     except Exception:
         return f"{recipe.name}-dryrun"
@@ -102,10 +118,11 @@ def launch(
         sp.require_object_store(store_url)
     secret_names = sp.secret_names_from_env(req.secrets) if kind.remote else ()
     secrets: dict[str, str] = {}
-    option, plan = choose_option(recipe, req)
+    source = _input_once(recipe)
+    option, plan = choose_option(recipe, req, source=source)
 
     if req.dry_run:
-        run_id = _dry_run_id(recipe, req)
+        run_id = _dry_run_id(recipe, req, source)
         jobs = [
             sp.build_worker_job(
                 recipe=recipe,
@@ -140,7 +157,7 @@ def launch(
         def local(store: RunStore) -> Backend:
             return kind(store, usd_per_hour=req.usd_per_hour, detach=detach)  # type: ignore[no-any-return]
 
-        return _launch_into_store(req, recipe, store_url, option, plan, echo, local, detach)
+        return _launch_into_store(req, recipe, store_url, option, plan, echo, local, detach, source)
     with (session_factory or sp.SkyPilotSession)() as session:
         # Ask SkyPilot first: without a cloud nothing is written to the store.
         if not session.enabled_clouds():
@@ -152,7 +169,7 @@ def launch(
             )
 
         return _launch_into_store(
-            req, recipe, store_url, option, plan, echo, remote, detach or not req.wait
+            req, recipe, store_url, option, plan, echo, remote, detach or not req.wait, source
         )
 
 
@@ -165,10 +182,12 @@ def _launch_into_store(
     echo: Echo,
     open_workers: Callable[[RunStore], Backend],
     detach: bool,
+    source: Callable[[], Input],
 ) -> LaunchResult:
     """Create or resume the run, start its workers, and watch it unless ``detach``."""
     from scheduler.runs import prepare_run
 
+    planned_recipe = recipe
     wanted_id = render_run_id(req.run_id, name=recipe.name) if req.run_id else None
     extra: dict[str, Any] = {"launch": {"option": option.to_json(), "backend": req.backend}}
     if req.incremental:
@@ -199,6 +218,8 @@ def _launch_into_store(
         plan=plan or {"options": [option.to_json()], "chosen": 0},
         rows_per_shard=option.rows_per_shard,
         extra_info=extra,
+        # The input the plan counted, unless --incremental narrowed it to new rows.
+        source=source() if recipe is planned_recipe else None,
     )
     store.clear_meta("cancel")  # launching again is how a cancelled run resumes
     store.log_event("launched", f"launch: {describe_option(option)}", backend=req.backend)

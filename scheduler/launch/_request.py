@@ -11,14 +11,18 @@ handed, as is, to the guard, the scalers, task building and ``outcome_of``.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import PlanError, UsageError
 from scheduler.launch._summary import Outcome
 from scheduler.recipe import Recipe
 from scheduler.store import LaunchOption, Offering, validate_run_id
+
+if TYPE_CHECKING:
+    from scheduler.inputs import Input
 
 __all__ = [
     "LaunchRequest",
@@ -153,9 +157,17 @@ def _manual_option(recipe: Recipe, gpu: str, workers: int) -> LaunchOption:
     )
 
 
-def choose_option(recipe: Recipe, req: LaunchRequest) -> tuple[LaunchOption, dict[str, Any] | None]:
-    """The option to launch and the whole plan (``plan --json``) when the planner made it."""
-    if req.backend == "local":
+def choose_option(
+    recipe: Recipe, req: LaunchRequest, *, source: Callable[[], Input] | None = None
+) -> tuple[LaunchOption, dict[str, Any] | None]:
+    """The option to launch and the whole plan (``plan --json``) when the planner made it.
+
+    ``source`` opens the input once for the whole launch (the planner samples it).
+    Workers on this machine need no plan: they run here at a notional price.
+    """
+    from scheduler.backends import backend_class
+
+    if not backend_class(req.backend).remote:
         return _local_option(req.workers or 1, req.usd_per_hour), None
     if req.gpu:
         if not req.workers:
@@ -163,7 +175,7 @@ def choose_option(recipe: Recipe, req: LaunchRequest) -> tuple[LaunchOption, dic
         return _manual_option(recipe, req.gpu, req.workers), None
     from scheduler.plan import plan_recipe
 
-    plan = plan_recipe(recipe, deadline_s=req.deadline_s, budget_usd=req.budget_usd)
+    plan = plan_recipe(recipe, deadline_s=req.deadline_s, budget_usd=req.budget_usd, source=source)
     data = plan.to_json()
     if req.plan_index is not None:
         if not 0 <= req.plan_index < len(plan.options):

@@ -33,7 +33,7 @@ defaults (deadline 24 h with a warning, P target 0.95). ``SKYBATCH_MAX_PRICE_AGE
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,7 @@ from scheduler.plan._workload import Workload
 from scheduler.settings import load_settings
 
 if TYPE_CHECKING:
+    from scheduler.inputs import Input
     from scheduler.recipe import Recipe
 
 __all__ = [
@@ -441,11 +442,15 @@ def plan_recipe(
     budget_usd: float | None = None,
     workload: Workload | None = None,
     market: Market | None = None,
+    source: Callable[[], Input] | None = None,
 ) -> Plan:
-    """Measure the workload (unless given) and plan ``recipe`` against the catalog."""
+    """Measure the workload (unless given) and plan ``recipe`` against the catalog.
+
+    ``source`` opens the input once for the whole launch (see ``measure_workload``).
+    """
     from scheduler.plan._workload import measure_workload
 
-    load = workload if workload is not None else measure_workload(recipe)
+    load = workload if workload is not None else measure_workload(recipe, source=source)
     req = PlanRequest.from_recipe(recipe, deadline_s=deadline_s, budget_usd=budget_usd)
     if market is None:
         from scheduler.plan._market import catalog_market

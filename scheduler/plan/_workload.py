@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import InputError, SkybatchError
 from scheduler.recipe import Recipe, resolve_input_path
+
+if TYPE_CHECKING:
+    from scheduler.inputs import Input
 
 __all__ = ["Workload", "count_tokens", "measure_workload"]
 
@@ -202,9 +205,17 @@ def _output_tokens(recipe: Recipe) -> tuple[float, int, str]:
 
 
 def measure_workload(
-    recipe: Recipe, *, rows: int | None = None, sample_rows: int = DEFAULT_SAMPLE_ROWS
+    recipe: Recipe,
+    *,
+    rows: int | None = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    source: Callable[[], Input] | None = None,
 ) -> Workload:
-    """Measure the workload of ``recipe`` (see the module docstring for the sources)."""
+    """Measure the workload of ``recipe`` (see the module docstring for the sources).
+
+    ``source`` opens the input (the launch flow's, opened and counted once per launch);
+    by default it is opened here.
+    """
     spec = recipe.input
     path = resolve_input_path(recipe)
     local = _is_local(path)
@@ -216,7 +227,9 @@ def measure_workload(
     if rows is None and use_row_hint:
         total, rows_source = spec.rows_estimate, "input.rows_estimate in the recipe"
     if total is None or token_hint is None:
-        sample, n_files, total_rows = _read_input(recipe, path, sample_rows=sample_rows)
+        sample, n_files, total_rows = _read_input(
+            recipe, path, sample_rows=sample_rows, source=source
+        )
         if total is None:
             total = total_rows
             rows_source = f"input metadata ({n_files} file{'s' if n_files != 1 else ''})"
@@ -255,13 +268,13 @@ def _chat(recipe: Recipe) -> bool:
 
 
 def _read_input(
-    recipe: Recipe, path: str, *, sample_rows: int
+    recipe: Recipe, path: str, *, sample_rows: int, source: Callable[[], Input] | None = None
 ) -> tuple[list[dict[str, Any]], int, int]:
     """A sample of rows, the number of files and the total rows of the input."""
     from scheduler.inputs import open_input
 
     try:
-        inp = open_input(recipe.input, path)
+        inp = source() if source is not None else open_input(recipe.input, path)
         return list(inp.sample(sample_rows)), len(inp.files), int(inp.total_rows)
     except InputError as e:
         if _is_local(path):

@@ -211,7 +211,7 @@ def test_the_run_id_does_not_depend_on_the_directory_or_on_dry_run(
     from scheduler.launch import LaunchRequest
     from scheduler.launch._flow import _dry_run_id
     from scheduler.recipe import load_recipe
-    from scheduler.runs import prepare_run
+    from scheduler.runs import open_recipe_input, prepare_run
 
     path = repo / "recipes" / "generate-tiny.yaml"
     ids = set()
@@ -222,7 +222,9 @@ def test_the_run_id_does_not_depend_on_the_directory_or_on_dry_run(
         store = prepare_run(recipe, store_url=str(tmp_path / "runs"))
         ids.add(store.run_id)
         revisions.add(store.read_run_info()["model_revision"])
-        ids.add(_dry_run_id(recipe, LaunchRequest(recipe_path=str(path), dry_run=True)))
+        req = LaunchRequest(recipe_path=str(path), dry_run=True)
+        source = open_recipe_input(recipe)
+        ids.add(_dry_run_id(recipe, req, lambda s=source: s))  # type: ignore[misc]
     assert len(ids) == 1, ids
     (revision,) = revisions
     assert revision and revision.startswith("local-")  # the weights' hash, from either cwd
