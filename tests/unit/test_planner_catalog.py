@@ -115,3 +115,21 @@ def test_70b_goes_onto_multi_gpu_instances_when_they_are_cheaper() -> None:
         choice.replicas_per_worker * choice.tensor_parallel_size
     )
     assert single and choice.cost_usd < min(o.cost_usd for o in single)
+
+
+def test_the_launch_option_carries_the_planned_replicas_to_the_worker() -> None:
+    from scheduler.backends.replicas import replica_flags
+    from scheduler.launch import LaunchRequest, choose_option
+
+    path = ROOT / "recipes" / "generate-70b.yaml"
+    option, plan = choose_option(load_recipe(path), LaunchRequest(recipe_path=str(path)))
+    assert plan is not None
+    chosen = plan["options"][plan["chosen"]]
+    assert option.replicas_per_worker == chosen["replicas_per_worker"] > 1
+    assert option.tp_size == chosen["tensor_parallel_size"]
+    assert replica_flags(option) == [
+        "--replicas",
+        str(chosen["replicas_per_worker"]),
+        "--tensor-parallel-size",
+        str(chosen["tensor_parallel_size"]),
+    ]
