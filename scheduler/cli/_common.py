@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from scheduler.store import RunStore
 
 __all__ = [
+    "COMMAND_MODULES",
     "cli",
     "emit_json",
     "json_emitted",
@@ -34,7 +36,32 @@ _json_stream: TextIO | None = None
 _json_count = 0
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Which module defines each command, so `skybatch plan` imports the plan command's module
+# alone (tests/unit/test_import_hygiene.py checks this table against the modules).
+COMMAND_MODULES = {
+    "validate": "_run", "run": "_run", "status": "_run", "results": "_run",
+    "verify": "_verify", "plan": "_plan", "launch": "_launch", "watch": "_launch",
+    "cancel": "_launch", "tui": "_tui", "pricing": "_pricing", "bench": "_pricing",
+}  # fmt: skip
+
+
+class _LazyGroup(click.Group):
+    """The root group: a command's module is imported when the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"scheduler.cli.{module}")  # its decorators register it
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks (anywhere on the command line).")
 @click.version_option(package_name="skybatch", prog_name="skybatch")
 def cli(debug: bool) -> None:

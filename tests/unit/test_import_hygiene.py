@@ -64,3 +64,27 @@ def test_scheduler_package_resolves_recipe_names_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "scheduler.recipe", "Recipe"]
+
+
+def test_a_command_imports_its_own_module_only() -> None:
+    code = (
+        "import sys\n"
+        "from scheduler.cli import main\n"
+        "try:\n"
+        "    main(['plan', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scheduler.cli._')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = out.stdout.strip().splitlines()[-1]
+    assert loaded == "['scheduler.cli._common', 'scheduler.cli._edge', 'scheduler.cli._plan']"
+
+
+def test_the_command_table_names_the_module_of_every_command() -> None:
+    from scheduler.cli import _register, cli
+    from scheduler.cli._common import COMMAND_MODULES
+
+    _register()
+    where = {name: cmd.callback.__module__ for name, cmd in cli.commands.items() if cmd.callback}
+    assert where == {name: f"scheduler.cli.{m}" for name, m in COMMAND_MODULES.items()}
