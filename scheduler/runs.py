@@ -159,6 +159,7 @@ def summarize(store: RunStore, *, wall_s: float) -> dict[str, Any]:
         "store": store.url,
         "location": store.location,
         "state": status.state.value,
+        "failure_reason": status.failure_reason,
         "rows_in": status.rows_total,
         "rows_done": status.rows_done,
         "rows_out": status.rows_out,
@@ -166,7 +167,8 @@ def summarize(store: RunStore, *, wall_s: float) -> dict[str, Any]:
         "shards_total": status.shards_total,
         "shards_done": status.shards_done,
         "wall_s": round(wall_s, 3),
-        "rows_per_s": round(status.rows_done / wall_s, 3) if wall_s > 0 else 0.0,
+        # This command's rows only: after a resume, earlier sessions' rows are not its work.
+        "rows_per_s": round(status.session_rows_done / wall_s, 3) if wall_s > 0 else 0.0,
         "tokens_in": status.tokens_in,
         "tokens_out": status.tokens_out,
         "spend_usd": round(status.spend_usd, 4),

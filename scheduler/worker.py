@@ -92,6 +92,16 @@ class _Stopped(Exception):
     """Raised inside a shard when the worker was asked to stop."""
 
 
+class LoadInterrupted(BaseException):
+    """Raised by the signal handler while the worker is still starting (loading its model).
+
+    Loading holds no lease and writes nothing, so there is nothing to finish: a stop
+    request then ends the load at once instead of after it (a model can take many seconds,
+    and the driver waits for its workers). A ``BaseException`` so that loader code that
+    catches ``Exception`` cannot swallow it.
+    """
+
+
 class _ShardTimeout(Exception):
     """Raised inside a shard when it ran past ``limits.shard_timeout``."""
 
@@ -210,6 +220,7 @@ class Worker:
         self.started_at = utcnow().isoformat()
         self.prior_s, self.prior_usd = self._carry_over_earlier_life(store.workers().get(worker_id))
         self.state = "starting"
+        self.loading = True  # until the engine is loaded, a stop request ends the load
         self.lease: Lease | None = None
         self.error: str | None = None
         self._factory = engine_factory
@@ -287,7 +298,13 @@ class Worker:
                 from scheduler.engines import create_engine
 
                 factory = create_engine
+            if self.stop.is_set():
+                raise LoadInterrupted
             self.engine = factory(self.recipe)
+            self.loading = False
+        except LoadInterrupted:
+            self.loading = False
+            return self._finish(done, "stopped", EXIT_STOPPED)
         except SkybatchError as e:
             return self._finish(done, "failed", EXIT_ENGINE, str(e))
         except Exception as e:
@@ -322,6 +339,7 @@ class Worker:
     def _finish(
         self, done: threading.Event, state: str, code: int, error: str | None = None
     ) -> int:
+        self.loading = False  # from here on a signal only sets the stop flag
         done.set()
         self.state, self.error, self.stats.current_shard = state, error, None
         self.lease = None
@@ -559,9 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     worker_id = args.worker_id or default_worker_id()
     stop = StopFlag()
+    worker: Worker | None = None
 
     def _on_signal(signum: int, frame: object) -> None:
         stop.set()
+        if worker is None or worker.loading:
+            raise LoadInterrupted
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -581,7 +602,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkybatchError as e:
         print(f"skybatch worker {worker_id}: {e}", file=sys.stderr)
         return EXIT_ENGINE
-    return worker.run()
+    except LoadInterrupted:  # stopped before the worker existed: nothing to release
+        return EXIT_STOPPED
+    try:
+        return worker.run()
+    except LoadInterrupted:  # a second signal while the first stop was being recorded
+        worker.loading = False
+        return worker._finish(threading.Event(), "stopped", EXIT_STOPPED)
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ class SchedulerActions:
         store = RunStore(store_url, run_id)
         info = store.run_info()
         status = read_status(store)
-        if status.state.is_terminal():
+        if status.finished:  # a failed run with shards left (its model did not load) resumes
             raise SkybatchError(f"run {run_id} is {status.state.value}: nothing to resume")
         if any(w.alive for w in status.workers):
             raise SkybatchError(f"run {run_id} is running: its workers are alive")

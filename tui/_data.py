@@ -26,6 +26,7 @@ from scheduler.store import (
     RunStatus,
     RunStore,
     WorkerStatus,
+    dead_reason,
     iter_runs,
     parse_time,
     read_status,
@@ -140,10 +141,8 @@ def rate_series(
 
 
 def _reason(row: dict[str, Any]) -> str:
-    """The short reason of a dead row: the exception name, or the message's first words."""
-    text = str(row.get("error") or row.get("reason") or "unknown").strip()
-    head = text.split(":", 1)[0].strip()
-    return (head if head and " " not in head else text)[:60]
+    """The short reason of a dead row (the store's grouping, shared with ``status``)."""
+    return dead_reason(row)
 
 
 class DataSource:
@@ -203,7 +202,7 @@ class DataSource:
             try:
                 status = read_status(self.store(run_id), now=now)
                 runs.append(status)
-                if status.state.is_terminal() and not any(w.alive for w in status.workers):
+                if status.finished and not any(w.alive for w in status.workers):
                     self._final[run_id] = status
             except (SkybatchError, OSError, ValueError) as e:
                 errors[run_id] = str(e)

@@ -19,6 +19,8 @@ heartbeat, so a bad model name reaches the user as one line.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import os
 import signal
@@ -28,13 +30,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from scheduler.errors import EngineError, SkybatchError
 from scheduler.store import RunStatus, RunStore, read_status
+from scheduler.units import duration_text
 from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, default_worker_id
 
 __all__ = ["LocalBackend", "LocalPool", "main", "run_local"]
@@ -44,12 +47,34 @@ __all__ = ["LocalBackend", "LocalPool", "main", "run_local"]
 _WORKER_INDEX = itertools.count()
 
 
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until the block is done.
+
+    Between ``Popen`` returning and the pool recording the process, an interrupt would
+    leave a worker nobody stops. Only the main thread can take signals (the dashboard
+    runs the pool in a thread, where there is nothing to hold).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            raise KeyboardInterrupt
+
+
 @dataclass
 class _Proc:
     worker_id: str
     popen: subprocess.Popen[bytes]
     log: IO[bytes]
     usd_per_hour: float
+    started_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -102,7 +127,8 @@ class LocalPool:
         for _ in range(k):
             worker_id = default_worker_id(next(_WORKER_INDEX))
             price = self.usd_per_hour if usd_per_hour is None else usd_per_hour
-            self.procs[worker_id] = self._spawn(worker_id, price)
+            with _interrupt_after():  # a started process is always recorded, so stop() finds it
+                self.procs[worker_id] = self._spawn(worker_id, price)
             ids.append(worker_id)
         return ids
 
@@ -156,51 +182,96 @@ class LocalPool:
         return count
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM every worker, wait up to ``timeout_s``, then SIGKILL the rest."""
+        """SIGTERM every worker, wait up to ``timeout_s``, then SIGKILL the rest.
+
+        Returns only when every worker process has exited: another Ctrl-C while waiting
+        (an impatient user) kills the rest at once instead of leaving them behind. A
+        worker that could not say so itself is marked stopped in its heartbeat, so the
+        run reads "stopped" now rather than "running" until the heartbeat goes stale.
+        """
         for proc in self.procs.values():
             if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.popen.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for proc in self.procs.values():
-            remaining = max(0.0, deadline - time.monotonic())
+        pending = list(self.procs.values())
+        while pending:
+            proc = pending[0]
             try:
-                proc.popen.wait(remaining)
+                proc.popen.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
-                proc.popen.wait()
+                continue
+            except KeyboardInterrupt:
+                deadline = time.monotonic()  # a second Ctrl-C: no more waiting
+                for other in pending:
+                    if other.popen.poll() is None:
+                        other.popen.kill()
+                continue
+            pending.pop(0)
             if not proc.log.closed:
                 proc.log.close()
+        self._settle_heartbeats()
+
+    def _settle_heartbeats(self) -> None:
+        """Mark the heartbeats of exited workers that still read as live ``stopped``.
+
+        A worker stopped before its first heartbeat gets one here, so a run interrupted
+        in its first second reads "stopped" (it was started), not "pending".
+        """
+        try:
+            beats = self.store.workers()
+            for worker_id, proc in self.procs.items():
+                beat = beats.get(worker_id)
+                if beat is None:
+                    doc = {"pid": proc.popen.pid, "started_at": proc.started_at}
+                    self.store.heartbeat(worker_id, {**doc, "state": "stopped", "rows_done": 0})
+                elif not beat.ended:
+                    doc = dataclasses.asdict(beat)
+                    doc.pop("worker_id"), doc.pop("last_seen")
+                    self.store.heartbeat(worker_id, {**doc, "state": "stopped"})
+        except (OSError, SkybatchError) as e:  # the store is gone: it will go stale instead
+            print(f"skybatch: could not mark stopped workers: {e}", file=sys.stderr)
 
 
 def _progress_bar(status: RunStatus) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    console = Console(stderr=True)
+    console = _stderr_console()
     return Progress(
+        SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("rows · {task.fields[rate]} rows/s · ETA {task.fields[eta]}"),
-        TextColumn("· dead {task.fields[dead]}"),
-        TimeElapsedColumn(),
+        TextColumn("· dead {task.fields[dead]} · {task.fields[elapsed]}"),
         console=console,
         transient=False,
         disable=not console.is_terminal,
     )
 
 
-def _fmt_eta(eta_s: float | None) -> str:
-    if eta_s is None:
-        return "--"
-    eta = int(eta_s)
-    return f"{eta // 3600}:{eta % 3600 // 60:02d}:{eta % 60:02d}"
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _phase(status: RunStatus, model: str) -> str | None:
+    """What the run is waiting on before its first rows, in words (None once it runs)."""
+    alive = [w for w in status.workers if w.alive]
+    if any(w.state == "running" for w in alive):
+        return None
+    if any(w.state == "starting" for w in alive):
+        return f"loading {model}"
+    return "starting workers"
+
+
+def _record_failure(store: RunStore, reason: str) -> None:
+    """Say in the store why the run could not go on: ``status``, ``--json`` and the
+    dashboard read it back (``meta/failure``) and show the run as failed."""
+    store.write_meta("failure", {"reason": reason, "at": time.time()})
+    store.log_event("failed", reason)
 
 
 def run_local(
@@ -224,29 +295,40 @@ def run_local(
     if store.read_meta("cancel") is not None:
         store.clear_meta("cancel")  # starting again is how a cancelled run resumes
         store.log_event("resumed", "run resumed after a cancel")
+    store.clear_meta("failure")  # so is a failed one: this session's workers decide anew
     status = read_status(store)
     if status.shards_done == status.shards_total:
         return status
-    retries = int(store.run_info().limits.get("retries", 3))
+    run_info = store.run_info()
+    retries = int(run_info.limits.get("retries", 3))
     pool = LocalPool(
         store, env=env, max_restarts=max(1, retries) * max(1, workers), usd_per_hour=usd_per_hour
     )
-    store.log_event("workers_started", f"{workers} local worker(s) started", workers=workers)
-    pool.start(workers)
-    bar = _progress_bar(status) if progress else None
+    bar = None
     task = None
-    if bar is not None:
-        bar.start()
-        task = bar.add_task(
-            store.run_id,
-            total=status.rows_total,
-            completed=status.rows_done,
-            rate="0.0",
-            eta="--",
-            dead=status.rows_dead,
-        )
     idle_restarts = 0
+    model = str((run_info.recipe.get("model") or {}).get("name") or "the model")
+    began = time.monotonic()
+    said: str | None = ""  # the last phase printed where there is no bar
+    # Everything from the first worker on sits inside the try: a Ctrl-C at any moment
+    # (while workers spawn, while the bar starts, while models load) stops them all.
     try:
+        store.log_event("workers_started", f"{workers} local worker(s) started", workers=workers)
+        pool.start(workers)
+        bar = _progress_bar(status) if progress else None
+        if bar is not None and bar.disable:
+            bar = None
+        if bar is not None:
+            bar.start()
+            task = bar.add_task(
+                "starting workers …",
+                total=status.rows_total,
+                completed=status.rows_done,
+                rate="0.0",
+                eta=duration_text(None),
+                dead=status.rows_dead,
+                elapsed=duration_text(0),
+            )
         while True:
             if stop.wait(poll_s):
                 break
@@ -254,19 +336,27 @@ def run_local(
                 if bar is not None:
                     bar.console.print(f"[yellow]{line}")
             status = read_status(store)
+            phase = _phase(status, model)
             if bar is not None and task is not None:
                 bar.update(
                     task,
+                    description=f"{phase} …" if phase else store.run_id,
                     completed=status.rows_done,
                     rate=f"{status.rows_per_s:.1f}",
-                    eta=_fmt_eta(status.eta_s),
+                    eta=duration_text(status.eta_s),
                     dead=status.rows_dead,
+                    elapsed=duration_text(time.monotonic() - began),
                 )
+            elif progress and phase != said:  # no terminal: one line per change, no bar
+                said = phase
+                if phase:
+                    print(f"skybatch: {phase} …", file=sys.stderr, flush=True)
             if on_tick is not None:
                 on_tick(status, pool)
             if status.shards_done == status.shards_total:
                 break
             if pool.fatal_error:
+                _record_failure(store, pool.fatal_error)
                 raise EngineError(pool.fatal_error)
             if store.read_meta("cancel") is not None:
                 store.log_event("cancelled", "run cancelled; workers stopped")
@@ -276,11 +366,13 @@ def run_local(
                 # belong to workers that are gone. Start again once they can be taken.
                 idle_restarts += 1
                 if idle_restarts > max(3, retries + 1) * 10:
-                    raise SkybatchError(
+                    why = (
                         f"run {store.run_id}: workers keep exiting with "
                         f"{status.shards_total - status.shards_done} shards left; see "
                         f"{pool._log_dir()}"
                     )
+                    _record_failure(store, why)
+                    raise SkybatchError(why)
                 time.sleep(min(5.0, poll_s * 4))
                 pool.restart_idle()
     except KeyboardInterrupt:

@@ -87,13 +87,15 @@ def run(
     r = read_recipe(recipe)
     started = time.monotonic()
     store = prepare_run(r, store_url=store_url, run_id=run_id, backend="local")
-    if not as_json:
-        click.echo(f"run {store.run_id} → {store.location}", err=True)
     interrupted = False
     try:
+        if not as_json:
+            click.echo(f"run {store.run_id} → {store.location}", err=True)
         run_local(store, workers=workers, progress=not (no_progress or as_json))
     except KeyboardInterrupt:
         interrupted = True
+    except SkybatchError as e:  # the workers could not go on: the store says why
+        click.echo(f"skybatch: error: {e}", err=True)
     summary = summarize(store, wall_s=time.monotonic() - started)
     record_history(store, summary, backend="local")
     if as_json:
@@ -117,7 +119,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"{mark} {s['state']}: {rows} → {s['rows_out']:,} out, "
         f"{s['rows_dead']:,} dead · {duration_text(s['wall_s'])} · {s['rows_per_s']:.1f} rows/s"
     )
-    if s["state"] == "failed":
+    if s["state"] == "failed" and s.get("failure_reason"):
+        click.echo(f"  why: {s['failure_reason']}")
+        click.echo("  fix it, then run the same command again to resume")
+    elif s["state"] == "failed":
         click.echo(
             f"  dead rows are {s['error_rate']:.2%} of rows, above max_error_rate "
             f"{s['max_error_rate']:.2%}; see `skybatch status {s['run_id']}`"
@@ -139,7 +144,7 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
       skybatch status                       # every run in ./runs
       skybatch status embed-minilm-1a2b3c4d5e --json
     """
-    from scheduler.store import RunStore, iter_runs, read_status
+    from scheduler.store import RunStore, iter_runs, read_dead_reasons, read_status
 
     url = resolve_store_url(store_url)
     if run_id is None:
@@ -161,7 +166,7 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
             click.echo(
                 f"{s.state.glyph} {s.run_id:<40} {s.state.value:<9} "
                 f"{s.fraction_done:6.1%}  {s.rows_done:,}/{s.rows_total:,} rows  "
-                f"dead {s.rows_dead:,}"
+                f"dead {s.rows_dead:,}" + (f" · {s.failure_reason}" if s.failure_reason else "")
             )
         return
     store = open_run(run_id, url)
@@ -179,10 +184,15 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
             extra["jobs_spend_usd"] = round(billed or 0.0, 4)
     except SkybatchError as e:
         extra["jobs_error"] = str(e)
+    if st.rows_dead:
+        extra["dead_reasons"] = read_dead_reasons(store)
+        extra["dead_rows_at"] = f"{store.location}/dead"
     if as_json:
         emit_json({**st.to_json(), **extra})
         return
     click.echo(f"{st.state.glyph} {st.run_id} [{st.state.value}] {st.recipe_name} · {st.backend}")
+    if st.failure_reason:
+        click.echo(f"  failed  {st.failure_reason}")
     click.echo(
         f"  rows    {st.rows_done:,}/{st.rows_total:,} ({st.fraction_done:.1%}) · "
         f"out {st.rows_out:,} · dead {st.rows_dead:,}"
@@ -214,6 +224,10 @@ def status(run_id: str | None, store_url: str | None, as_json: bool) -> None:
         click.echo(f"  billed  ${extra['jobs_spend_usd']:.2f} by SkyPilot's job times")
     if extra.get("jobs_error"):
         click.echo(f"  jobs    {extra['jobs_error']}")
+    for reason, count in extra.get("dead_reasons", []):
+        click.echo(f"  dead    {count:>7,} × {reason}")
+    if st.rows_dead:
+        click.echo(f"  dead rows: {extra['dead_rows_at']}/<shard>.<attempt>.jsonl")
 
 
 @cli.command()

@@ -10,6 +10,7 @@ typed values, each parsed in one place), ``_fs`` (fsspec resolution and raw, saf
 
 from __future__ import annotations
 
+from scheduler.store._dead import dead_reason, read_dead_reasons
 from scheduler.store._documents import (
     Claim,
     Heartbeat,
@@ -66,6 +67,7 @@ __all__ = [
     "VerifyReport",
     "WorkerStatus",
     "check_committed",
+    "dead_reason",
     "digest_ids",
     "iter_runs",
     "make_run_id",
@@ -73,6 +75,7 @@ __all__ = [
     "parse_time",
     "quarantine",
     "raise_problems",
+    "read_dead_reasons",
     "read_status",
     "utcnow",
     "validate_run_id",

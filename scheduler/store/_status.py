@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.store._documents import Heartbeat, parse_time
+from scheduler.store._session import current_session, last_error_line
 from scheduler.store._store import RunStore
 
 __all__ = ["RunState", "RunStatus", "ShardState", "WorkerStatus", "parse_time", "read_status"]
@@ -29,7 +30,9 @@ class RunState(str, enum.Enum):
     STOPPED = "stopped"  # some work left, no worker alive: resume to continue
     CANCELLED = "cancelled"  # cancelled by the user: resume to continue
     DONE = "done"  # every shard committed, dead rows within the error budget
-    FAILED = "failed"  # every shard committed, too many dead rows or rows unaccounted for
+    # every shard committed with too many dead rows or rows unaccounted for; or the
+    # workers could not go on (a model that does not load): ``failure_reason`` says why
+    FAILED = "failed"
 
     def is_terminal(self) -> bool:
         """True for states a run only leaves if a user starts it again."""
@@ -78,6 +81,7 @@ class WorkerStatus:
     current_shard: str | None
     prior_s: float = 0.0  # billed seconds of earlier lives of this worker id (restarts)
     prior_usd: float = 0.0  # what those earlier lives cost
+    error: str | None = None  # why this life failed (its last error line)
 
     @property
     def uptime_s(self) -> float:
@@ -122,6 +126,13 @@ class RunStatus:
     tokens_out: int
     workers: list[WorkerStatus] = field(default_factory=list)
     shard_states: list[ShardState] = field(default_factory=list)
+    failure_reason: str | None = None  # why a failed run failed, in one line
+    session_rows_done: int = 0  # rows committed by the latest session's workers
+
+    @property
+    def finished(self) -> bool:
+        """Every shard committed (a failed run that is not finished can be resumed)."""
+        return self.shards_total > 0 and self.shards_done == self.shards_total
 
     @property
     def shards_pending(self) -> int:
@@ -151,6 +162,7 @@ class RunStatus:
             "store": self.store,
             "backend": self.backend,
             "state": self.state.value,
+            "failure_reason": self.failure_reason,
             "rows_total": self.rows_total,
             "rows_done": self.rows_done,
             "rows_out": self.rows_out,
@@ -162,6 +174,7 @@ class RunStatus:
             "shards_failed": self.shards_failed,
             "fraction_done": round(self.fraction_done, 6),
             "rows_per_s": round(self.rows_per_s, 3),
+            "session_rows_done": self.session_rows_done,
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             "elapsed_s": round(self.elapsed_s, 1),
             "deadline_at": self.deadline_at,
@@ -198,6 +211,7 @@ def _worker(beat: Heartbeat, now: float) -> WorkerStatus:
         current_shard=beat.current_shard,
         prior_s=beat.prior_s,
         prior_usd=beat.prior_usd,
+        error=last_error_line(beat.error),
     )
 
 
@@ -230,15 +244,11 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
     rows_done = sum(m.rows_in for m in markers.values())
     rows_out = sum(m.rows_out for m in markers.values())
     rows_dead = sum(m.rows_dead for m in markers.values())
-    created = info.created_at
-    started = min((w.started_at for w in workers if w.started_at), default=created)
-    last = max((w.last_seen for w in workers if w.last_seen), default=now)
     alive = [w for w in workers if w.alive]
-    elapsed = max(0.0, (now if alive else last) - started) if started else 0.0
-
-    live_rate = sum(w.rows_per_s for w in alive)
-    avg_rate = rows_done / elapsed if elapsed > 0 else 0.0
-    rows_per_s = live_rate if live_rate > 0 else avg_rate
+    # Rates from this session's rows and time only (a resume must not divide earlier
+    # sessions' rows by its own time); the ETA from the recent, last-minute rate.
+    session = current_session(workers, now=now)
+    rows_per_s = session.recent_rows_per_s or session.avg_rows_per_s
     remaining = rows_total - rows_done
     if remaining <= 0:
         eta: float | None = 0.0
@@ -246,6 +256,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         eta = remaining / rows_per_s
     else:
         eta = None
+    failure: str | None = None
 
     max_error_rate = float(info.limits.get("max_error_rate", 0.001))
     if manifest and all(str(s["shard_id"]) in markers for s in manifest):
@@ -262,6 +273,8 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         state = RunState.RUNNING
     elif store.read_meta("cancel") is not None:  # read only when it decides the state
         state = RunState.CANCELLED
+    elif failure := _failure(store) or session.failure():
+        state = RunState.FAILED
     elif markers or workers:
         state = RunState.STOPPED
     else:
@@ -284,7 +297,7 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         shards_failed=failed,
         rows_per_s=rows_per_s,
         eta_s=eta,
-        elapsed_s=elapsed,
+        elapsed_s=session.elapsed_s,
         deadline_at=info.deadline_at,
         budget_usd=info.budget_usd,
         spend_usd=sum(w.spend_usd for w in workers),
@@ -294,4 +307,12 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         tokens_out=sum(m.tokens_out for m in markers.values()),
         workers=workers,
         shard_states=shard_states,
+        failure_reason=failure,
+        session_rows_done=session.rows_done,
     )
+
+
+def _failure(store: RunStore) -> str | None:
+    """The reason a driver recorded when the run could not go on (``meta/failure``)."""
+    doc = store.read_meta("failure")
+    return last_error_line(str(doc.get("reason") or "")) if isinstance(doc, dict) else None

@@ -226,7 +226,7 @@ def test_resume_refused_after_input_changes(tmp_path: Path) -> None:
         f.write(json.dumps({"id": "new", "text": "a late row"}) + "\n")
     again = _cli(tmp_path, "run", str(recipe), "--run-id", "fixed", "--json")
     assert again.returncode == 2
-    assert again.stdout == ""
+    assert json.loads(again.stdout)["exit_code"] == 2  # --json always answers
     (line,) = again.stderr.strip().splitlines()
     assert "run fixed" in line and "different input" in line and "--run-id" in line
     # Without a fixed id, the changed input simply gets a run of its own.
@@ -240,7 +240,8 @@ def test_engine_that_cannot_load_is_one_line(tmp_path: Path) -> None:
     recipe.write_text(recipe.read_text().replace("fn.py:slow", "fn.py:missing"))
     proc = _cli(tmp_path, "run", str(recipe), "--json")
     assert proc.returncode == 1
-    assert proc.stdout == ""
+    summary = json.loads(proc.stdout)  # the run's summary says failed, and why
+    assert summary["state"] == "failed" and "missing" in summary["failure_reason"]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing" in lines[0] and "Traceback" not in proc.stderr
 

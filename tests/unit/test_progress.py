@@ -102,13 +102,16 @@ def worker(
     usd_per_hour: float = 0.0,
     rows_per_s: float = 0.0,
     state: str = "running",
+    rows_done: int = 0,
+    error: str | None = None,
 ) -> None:
     put(
         store,
         f"workers/{name}.json",
         {"worker": name, "state": state, "started_at": started, "last_seen": iso(last_seen),
          "usd_per_hour": usd_per_hour, "rows_per_s": rows_per_s, "spot": True,
-         "accelerator": "L4", "rows_done": 0, "shards_done": 0, "preemptions": 1},
+         "accelerator": "L4", "rows_done": rows_done, "shards_done": 0, "preemptions": 1,
+         "error": error},
     )  # fmt: skip
 
 
@@ -160,10 +163,46 @@ def test_eta_falls_back_to_the_average_rate(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     commit(store, "s0")
     commit(store, "s1")
-    worker(store, "w1", started=NOW - 100, last_seen=NOW - 1, rows_per_s=0.0)
+    worker(store, "w1", started=NOW - 100, last_seen=NOW - 1, rows_per_s=0.0, rows_done=2 * ROWS)
     status = read_status(store, now=NOW)
     assert status.rows_per_s == pytest.approx(2 * ROWS / 100)
     assert status.eta_s == pytest.approx(2 * ROWS / (2 * ROWS / 100))
+
+
+def test_after_a_resume_rates_count_this_sessions_rows_only(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    for shard in ("s0", "s1", "s2"):  # two by an earlier session, one by this one
+        commit(store, shard)
+    worker(store, "old-0", started=NOW - HOUR, last_seen=NOW - HOUR + 60, state="stopped",
+           rows_done=2 * ROWS)  # fmt: skip
+    worker(store, "new-0", started=NOW - 50, last_seen=NOW - 1, rows_per_s=0.0, rows_done=ROWS)
+    status = read_status(store, now=NOW)
+    assert status.rows_per_s == pytest.approx(ROWS / 50)  # not 3 * ROWS / 50
+    assert status.elapsed_s == pytest.approx(50)
+    assert status.session_rows_done == ROWS
+    assert status.eta_s == pytest.approx(ROWS / (ROWS / 50))
+    # The recent rate, when the workers report one, drives the ETA.
+    worker(store, "new-0", started=NOW - 50, last_seen=NOW - 1, rows_per_s=4.0, rows_done=ROWS)
+    assert read_status(store, now=NOW).eta_s == pytest.approx(ROWS / 4.0)
+
+
+def test_workers_that_could_not_load_fail_the_run_with_their_last_error_line(
+    tmp_path: Path,
+) -> None:
+    store = make_store(tmp_path)
+    trace = "Traceback (most recent call last):\n  ...\nOSError: no model named 'nope' in the cache"
+    worker(store, "w1", started=NOW - 20, last_seen=NOW - 10, state="failed", error=trace)
+    worker(store, "w2", started=NOW - 20, last_seen=NOW - 9, state="failed", error="cannot load")
+    status = read_status(store, now=NOW)
+    assert status.state is RunState.FAILED and not status.finished
+    assert status.failure_reason == "cannot load"  # the most recent worker's last line
+    assert status.to_json()["failure_reason"] == "cannot load"
+    worker(store, "w2", started=NOW - 20, last_seen=NOW - 9, state="stopped")
+    assert read_status(store, now=NOW).state is RunState.STOPPED  # not every worker failed
+    store.write_meta("failure", {"reason": "workers keep exiting\nsee logs/local-0.log"})
+    status = read_status(store, now=NOW)
+    assert status.state is RunState.FAILED
+    assert status.failure_reason == "see logs/local-0.log"
 
 
 def test_workers_gone_means_stopped_and_no_eta(tmp_path: Path) -> None:
