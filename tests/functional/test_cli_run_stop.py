@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.store import RunStore, iter_runs
+from scheduler.store import Heartbeat, RunStore, iter_runs
 
 
 def _recipe(tmp: Path, *, fn: str, rows: int = 40) -> Path:
@@ -44,7 +44,7 @@ def _store(tmp: Path) -> RunStore | None:
     return RunStore(str(runs), ids[0]) if ids else None
 
 
-def _beats(tmp: Path) -> dict[str, dict[str, Any]]:
+def _beats(tmp: Path) -> dict[str, Heartbeat]:
     store = _store(tmp)
     return store.workers() if store else {}
 
@@ -81,9 +81,9 @@ def test_ctrl_c_at_any_moment_of_start_up_stops_every_worker(tmp_path: Path, mom
         _wait(lambda: any((tmp_path / "runs").glob("*/manifest.parquet")), 60, "the manifest")
     elif moment == "loading":
         _wait(lambda: len(_beats(tmp_path)) == 2, 60, "both workers loading")
-        assert {b["state"] for b in _beats(tmp_path).values()} == {"starting"}
+        assert {b.state for b in _beats(tmp_path).values()} == {"starting"}
     else:
-        _wait(lambda: any(b.get("state") == "running" for b in _beats(tmp_path).values()), 60,
+        _wait(lambda: any(b.state == "running" for b in _beats(tmp_path).values()), 60,
               "a worker running")  # fmt: skip
     interrupted_at = time.monotonic()
     os.killpg(driver.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
@@ -95,8 +95,8 @@ def test_ctrl_c_at_any_moment_of_start_up_stops_every_worker(tmp_path: Path, mom
     assert took_s < 15, f"stopping took {took_s:.1f} s"
     beats = _beats(tmp_path)
     for worker_id, beat in beats.items():
-        assert not _alive(int(beat["pid"])), f"worker {worker_id} outlived the driver"
-        assert beat["state"] == "stopped", beat
+        assert beat.pid is not None and not _alive(beat.pid), f"{worker_id} outlived the driver"
+        assert beat.state == "stopped", beat
     store = _store(tmp_path)
     assert store is not None
     status = subprocess.run(
