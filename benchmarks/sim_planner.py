@@ -1,31 +1,34 @@
-"""Monte Carlo check of the deadline planner against an event-by-event simulation.
+"""The planner against a world that does not share its assumptions, deadline guard on.
 
-The planner prices plans with an analytic model (``scheduler/plan/_model.py``). This script
-simulates what actually happens to a plan, shard by shard: every worker starts after its
-own random start-up (provision + setup + model load, log-normal), claims shards from a
-shared queue, and on spot is preempted as a Poisson process; a preempted worker loses the
-shard it held (released to the queue, done again by whoever claims it next) and comes back
-after a fresh start-up; a worker that finds the queue empty exits (that is what
-``scheduler/worker.py`` does) and stops billing. The true throughput of each GPU type is
-drawn once per draw around the estimate (log-normal over the estimate's band: the estimator
-is wrong the same way for every worker), and each shard jitters by ±5 %.
+Each scenario is planned once with the real catalog (``plan_recipe``); then every draw is a
+world whose truth is drawn from assumptions unlike the planner's:
 
-Every candidate sees the same draws (common random numbers), so per scenario it reports:
+- **throughput**: each GPU type runs at the planner's median × U(0.6, 1.4), independently
+  per GPU type (the estimator's band says ±~30 %, log-normal, and shared);
+- **preemptions**: each cloud's rate × log-uniform(0.5, 5) (the planner uses the table's);
+- **spot capacity**: each further spot worker waits an exponential time with mean
+  δ × U(0.5, 3), one after another (the planner: exactly δ each);
+- **start-up**: × U(0.8, 1.6) per world, log-normal ±35 % per worker;
+- **billing**: each billing session rounded up to the cloud's increment, and to a whole
+  hour on clouds whose terms the catalog does not name (the planner: per second there).
 
-- the hit rate of the planner's choice (target ≥ 95 %) next to the P(on time) it promised;
-- planned cost ÷ the cost of the best plan chosen with hindsight: for each draw, the
-  cheapest (candidate, workers) that would have met the deadline in that very draw (the
-  fewest workers per candidate, found by bisection, pruned by a cost lower bound);
-- the cost and hit rate of two baselines on the same draws: the cheapest single instance
-  that holds the model, on demand (SkyPilot's optimizer's rule: one node, cheapest per
-  hour), and the fastest on-demand GPU sized by the back-of-envelope rule
-  ``workers = ceil(work / (deadline - start-up))`` with the point estimate.
+A run is simulated shard by shard (queue, claims, a preempted worker's shard redone, a
+worker that finds the queue empty exits and stops billing), with the project's own
+deadline guard (``scheduler.launch.decide``) called every 5 minutes: it sees the measured
+rows/s and adds workers (spot, on-demand in the last half hour) when the run is late.
 
-A calibration table then compares the model's P(on time) with the simulated hit rate for a
-few worker counts around the choice.
+Per scenario the table shows, on the same draws (common random numbers):
 
-    python benchmarks/sim_planner.py             # all scenarios, 200 draws each
-    python benchmarks/sim_planner.py --draws 50 --scenario summarize-8h
+- the planner's choice with the guard: on-time rate (target ≥ 95 %) and cost ÷ hindsight
+  (target ≤ 1.15): hindsight is the cheapest (option, offering, workers) that met the
+  deadline in that very world, without a guard, over every option of the plan — every
+  accelerator × GPU count × spot/on-demand — and each of its offerings (cloud, price);
+- SkyPilot's own rule: the cheapest $/h offering that holds the model, one worker, on
+  demand (no deadline awareness, no guard);
+- on-demand only: the planner with ``spot: never``, guard on.
+
+    python benchmarks/sim_planner.py                      # all scenarios, 60 draws each
+    python benchmarks/sim_planner.py --draws 20 --scenario summarize-8h
 """
 
 from __future__ import annotations
@@ -44,102 +47,196 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scheduler.plan import CandidateModel, Plan, PlanOption, p_on_time, plan_recipe  # noqa: E402  # noqa: E402
-from scheduler.recipe import Recipe, load_recipe  # noqa: E402
+import pricing  # noqa: E402
+from scheduler.launch import GuardConfig, decide  # noqa: E402
+from scheduler.plan import CandidateModel, Plan, PlanOption, plan_recipe  # noqa: E402
+from scheduler.recipe import Recipe, load_recipe, parse_duration  # noqa: E402
+from scheduler.store import RunState, RunStatus  # noqa: E402
 
+GUARD_INTERVAL_S = 300.0
 SHARD_JITTER = 0.05
+UNNAMED_INCREMENT_S = 3600.0  # the truth bills clouds without a terms row by the hour
 INF = float("inf")
+
+
+@dataclass(frozen=True)
+class World:
+    """One draw: the truth every option faces."""
+
+    seed: int
+    rate: dict[str, float]  # per accelerator: true throughput ÷ the planner's median
+    preempt: dict[str, float]  # per cloud: true preemption rate ÷ the planner's
+    wait: float  # true mean capacity wait ÷ the planner's δ
+    startup: float  # true mean start-up ÷ the planner's
+
+
+def make_world(seed: int, accs: list[str], clouds: list[str]) -> World:
+    rng = random.Random(seed)
+    return World(
+        seed=seed,
+        rate={a: rng.uniform(0.6, 1.4) for a in accs},
+        preempt={c: math.exp(rng.uniform(math.log(0.5), math.log(5.0))) for c in clouds},
+        wait=rng.uniform(0.5, 3.0),
+        startup=rng.uniform(0.8, 1.6),
+    )
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one option (at one offering) is, for the simulator."""
+
+    model: CandidateModel
+    accelerator: str
+    count: int  # GPUs per worker
+    cloud: str
+    spot: bool
+    usd_per_hour: float
+    ondemand_usd_per_hour: float  # what the guard pays for an on-demand worker
+    increment_s: float
 
 
 @dataclass(frozen=True)
 class Outcome:
     finish_s: float
     cost_usd: float
-    preemptions: int
+    added: int
 
 
-@dataclass(frozen=True)
-class Draw:
-    """One world: the random numbers every candidate shares."""
-
-    seed: int
-    rate_z: dict[str, float]  # per accelerator type: the estimator's error, in sigmas
-
-    def worker_rng(self, wid: int) -> random.Random:
-        return random.Random(self.seed * 1_000_003 + wid)
+def _increment(cloud: str) -> float:
+    terms = pricing.cloud_terms(cloud)
+    return (
+        terms.billing_increment_s
+        if not terms.source.startswith("no row")
+        else (UNNAMED_INCREMENT_S)
+    )
 
 
 def simulate(
-    m: CandidateModel,
-    workers: int,
-    draw: Draw,
-    accelerator: str,
-    *,
-    preempt_scale: float = 1.0,
+    run: Run, workers: int, world: World, *, deadline_s: float, guard: bool, cap: int
 ) -> Outcome:
-    """Run ``workers`` workers of candidate ``m`` through one draw, shard by shard."""
-    rate = m.rows_per_s * math.exp(m.rate_sigma * draw.rate_z.get(accelerator, 0.0))
+    """One run of ``workers`` workers through ``world``, shard by shard."""
+    m = run.model
+    rate = m.rows_per_s * world.rate.get(run.accelerator, 1.0)
     n_shards = m.shards
     sizes = [m.rows_per_shard] * (n_shards - 1) + [m.rows - m.rows_per_shard * (n_shards - 1)]
-    jitter_rng = random.Random(draw.seed * 7919 + 17)
-    jitter = [math.exp(SHARD_JITTER * jitter_rng.gauss(0, 1)) for _ in range(n_shards)]
-    lam = m.preemptions_per_hour * preempt_scale / 3600.0
-    sig = m.startup_sigma
-
-    rngs = [draw.worker_rng(w) for w in range(workers)]
-
-    def startup(w: int) -> float:
-        return m.startup_s * math.exp(sig * rngs[w].gauss(0, 1) - sig * sig / 2)
-
-    def next_gap(w: int) -> float:
-        return rngs[w].expovariate(lam) if lam > 0 else INF
-
+    rng = random.Random(world.seed * 7919 + 17)
+    jitter = [math.exp(SHARD_JITTER * rng.gauss(0, 1)) for _ in range(n_shards)]
+    lam_spot = m.preemptions_per_hour * world.preempt.get(run.cloud, 1.0) / 3600.0
+    wait_mean = m.capacity_wait_s * world.wait
+    startup_mean = m.startup_s * world.startup
     queue: deque[int] = deque(range(n_shards))
-    launch = [0.0] * workers
-    next_preempt = [0.0] * workers
     events: list[tuple[float, int, int, int, int]] = []  # (t, seq, kind, worker, shard)
+    READY, DONE, PREEMPT, TICK = 0, 1, 2, 3
     seq = 0
-    READY, DONE, PREEMPT = 0, 1, 2
-    for w in range(workers):
-        next_preempt[w] = next_gap(w)
-        events.append((startup(w), seq, READY, w, -1))
+    spot_of: list[bool] = []
+    price_of: list[float] = []
+    session_start: list[float] = []
+    next_preempt: list[float] = []
+    working: list[bool] = []
+    alive: list[bool] = []
+    billed_usd = 0.0
+    rows_done = 0
+    arrival = 0.0  # spot capacity arrives one instance after another
+    added = 0
+
+    def push(t: float, kind: int, w: int, s: int = -1) -> None:
+        nonlocal seq
+        heapq.heappush(events, (t, seq, kind, w, s))
         seq += 1
-    heapq.heapify(events)
-    billed = 0.0
+
+    def bill(w: int, t: float) -> None:
+        nonlocal billed_usd
+        dur = max(0.0, t - session_start[w])
+        billed = math.ceil(dur / run.increment_s) * run.increment_s if dur > 0 else 0.0
+        billed_usd += price_of[w] * billed / 3600.0
+
+    def gap(w: int, t: float) -> float:
+        lam = lam_spot if spot_of[w] else 0.0
+        return t + rng.expovariate(lam) if lam > 0 else INF
+
+    def start(t: float, spot: bool, price: float) -> None:
+        nonlocal arrival
+        w = len(spot_of)
+        spot_of.append(spot)
+        price_of.append(price)
+        wait = 0.0
+        if spot and wait_mean > 0:
+            arrival = max(arrival, t) + rng.expovariate(1.0 / wait_mean)
+            wait = arrival - t
+        s = startup_mean * math.exp(m.startup_sigma * rng.gauss(0, 1) - m.startup_sigma**2 / 2)
+        session_start.append(t + wait)  # waiting for capacity bills nothing
+        next_preempt.append(INF)
+        next_preempt[w] = gap(w, t + wait)
+        working.append(False)
+        alive.append(True)
+        push(t + wait + s, READY, w)
+
+    for _ in range(workers):
+        start(0.0, run.spot, run.usd_per_hour)
+    if guard:
+        push(GUARD_INTERVAL_S, TICK, -1)
     finish = 0.0
-    preemptions = 0
     while events:
-        t, _, kind, w, shard = heapq.heappop(events)
+        t, _, kind, w, s = heapq.heappop(events)
+        if kind == TICK:
+            if rows_done >= m.rows:
+                continue
+            reporting = sum(1 for x in range(len(alive)) if alive[x] and working[x])
+            n_alive = sum(alive)
+            status = _status(m.rows, rows_done, rate * reporting, billed_usd, t)
+            cfg = GuardConfig(
+                deadline_at=deadline_s,
+                max_workers=cap,
+                spot_usd_per_hour=run.usd_per_hour if run.spot else run.ondemand_usd_per_hour,
+                ondemand_usd_per_hour=run.ondemand_usd_per_hour,
+                startup_s=m.startup_s,
+                spot_allowed=run.spot,
+            )
+            d = decide(status, cfg, now=t, alive=n_alive, reporting=reporting)
+            for _ in range(d.add_workers):
+                start(t, d.spot, run.usd_per_hour if d.spot else run.ondemand_usd_per_hour)
+                added += 1
+            push(t + GUARD_INTERVAL_S, TICK, -1)
+            continue
         if kind == PREEMPT:
-            queue.appendleft(shard)  # released: the next claimer redoes it
-            preemptions += 1
-            billed += t - launch[w]
-            launch[w] = t
-            next_preempt[w] = t + next_gap(w)
-            heapq.heappush(events, (t + startup(w), seq, READY, w, -1))
-            seq += 1
+            queue.appendleft(s)  # released: the next claimer redoes it
+            bill(w, t)
+            working[w] = False
+            session_start[w] = t
+            next_preempt[w] = gap(w, t)
+            push(t + startup_mean, READY, w)
             continue
         if kind == DONE:
+            rows_done += sizes[s]
             finish = max(finish, t)
         if next_preempt[w] < t:  # preempted while starting: start again
-            preemptions += 1
-            billed += next_preempt[w] - launch[w]
-            launch[w] = next_preempt[w]
-            next_preempt[w] = launch[w] + next_gap(w)
-            heapq.heappush(events, (launch[w] + startup(w), seq, READY, w, -1))
-            seq += 1
+            bill(w, next_preempt[w])
+            session_start[w] = next_preempt[w]
+            next_preempt[w] = gap(w, session_start[w])
+            push(session_start[w] + startup_mean, READY, w)
             continue
         if not queue:
-            billed += t - launch[w]  # nothing left to claim: the worker exits
+            bill(w, t)  # nothing left to claim: the worker exits
+            alive[w] = working[w] = False
             continue
+        working[w] = True
         s = queue.popleft()
         end = t + sizes[s] / rate * jitter[s]
-        if next_preempt[w] < end:
-            heapq.heappush(events, (next_preempt[w], seq, PREEMPT, w, s))
-        else:
-            heapq.heappush(events, (end, seq, DONE, w, s))
-        seq += 1
-    return Outcome(finish, m.usd_per_hour * billed / 3600.0, preemptions)
+        push(next_preempt[w], PREEMPT, w, s) if next_preempt[w] < end else push(end, DONE, w, s)
+    return Outcome(finish, billed_usd + m.fixed_usd, added)
+
+
+def _status(rows: int, done: int, rows_per_s: float, spend: float, now: float) -> RunStatus:
+    return RunStatus(
+        run_id="sim", recipe_name="sim", store="sim", backend="sim", state=RunState.RUNNING,
+        created_at=None, rows_total=rows, rows_done=done, rows_out=done, rows_dead=0,
+        shards_total=0, shards_done=0, shards_claimed=0, shards_failed=0,
+        rows_per_s=rows_per_s, eta_s=None, elapsed_s=now, deadline_at=None, budget_usd=None,
+        spend_usd=spend, usd_per_hour=0.0, max_error_rate=0.0, tokens_in=0, tokens_out=0,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- scenarios
 
 
 @dataclass(frozen=True)
@@ -147,241 +244,167 @@ class Scenario:
     name: str
     recipe: str
     deadline: str | None = None
-    spot: str | None = None
     rows: int | None = None
-    preempt_scale: float = 1.0  # the truth's preemption rate ÷ what the planner assumed
     note: str = ""
 
 
 SCENARIOS = [
     Scenario("summarize-8h", "summarize-llama-10m", note="Llama-3.1-8B, 10M rows, 8 h"),
-    Scenario("embed-3h", "embed-50m", note="bge-small, 50M rows, 3 h"),
-    Scenario("gen70b-24h", "generate-70b", note="Llama-3.1-70B, 500k rows, 24 h"),
     Scenario("summarize-2h", "summarize-llama-10m", "2h", rows=1_000_000, note="1M rows, 2 h"),
-    Scenario(
-        "spot-5x-storm",
-        "summarize-llama-10m",
-        spot="require",
-        preempt_scale=5.0,
-        note="spot only, 5x the assumed preemption rate",
-    ),
+    Scenario("gen70b-24h", "generate-70b", note="Llama-3.1-70B, 500k rows, 24 h"),
+    Scenario("gen70b-8h", "generate-70b", "8h", note="Llama-3.1-70B, 500k rows, 8 h"),
+    Scenario("summarize-3h", "summarize-llama-10m", "3h", note="10M rows, 3 h: many workers"),
+    Scenario("gen70b-4h", "generate-70b", "4h", note="Llama-3.1-70B, 500k rows, 4 h"),
+    Scenario("embed-3h", "embed-50m", note="bge-small, 50M rows, 3 h"),
+    Scenario("embed-30m", "embed-50m", "30m", note="bge-small, 50M rows, 30 min"),
 ]
 
 
-def _recipe_for(s: Scenario) -> Recipe:
+def _recipe_for(s: Scenario, spot: str | None = None) -> Recipe:
     recipe = load_recipe(ROOT / "recipes" / f"{s.recipe}.yaml")
     schedule = recipe.schedule.model_copy(update={"budget_usd": None})
-    if s.spot:
-        schedule = schedule.model_copy(update={"spot": s.spot})
+    if spot:
+        schedule = schedule.model_copy(update={"spot": spot})
     update: dict[str, object] = {"schedule": schedule}
     if s.rows:
         update["input"] = recipe.input.model_copy(update={"rows_estimate": s.rows})
     return recipe.model_copy(update=update)
 
 
-def _naive_workers(m: CandidateModel, deadline_s: float, cap: int) -> int:
-    usable = max(deadline_s - m.startup_s, 1.0)
-    return max(1, min(cap, math.ceil(m.rows / m.rows_per_s / usable)))
+def _runs(o: PlanOption, ondemand: dict[tuple[str, int], float]) -> list[Run]:
+    """The option at each of its offerings (cloud, price)."""
+    assert o.model is not None
+    out = []
+    for off in o.offerings:
+        od = ondemand.get((o.accelerator, o.accelerators_per_worker), off.usd_per_hour)
+        out.append(
+            Run(
+                model=replace(o.model, usd_per_hour=off.usd_per_hour),
+                accelerator=o.accelerator,
+                count=o.accelerators_per_worker,
+                cloud=off.cloud,
+                spot=o.spot,
+                usd_per_hour=off.usd_per_hour,
+                ondemand_usd_per_hour=od if o.spot else off.usd_per_hour,
+                increment_s=_increment(off.cloud),
+            )
+        )
+    return out
 
 
-def _hindsight_cost(
-    options: list[PlanOption],
-    draw: Draw,
-    deadline_s: float,
-    cap: int,
-    sim: Callable[[PlanOption, int], Outcome],
+def _hindsight(
+    runs: list[Run], world: World, deadline_s: float, cap: int, sim: Callable[[Run, int], Outcome]
 ) -> float | None:
-    """The cheapest (candidate, workers) that met the deadline in this draw."""
+    """The cheapest (run, workers) that met the deadline in this world, no guard."""
 
-    def lower_bound(o: PlanOption) -> float:
-        m = o.model
-        assert m is not None
-        true_rate = m.rows_per_s * math.exp(m.rate_sigma * draw.rate_z.get(o.accelerator, 0.0))
-        return m.usd_per_hour * (m.rows / true_rate / 1.2) / 3600.0  # jitter can help ~+20 %
+    def lower_bound(r: Run) -> float:
+        true_rate = r.model.rows_per_s * world.rate.get(r.accelerator, 1.0)
+        return r.usd_per_hour * r.model.rows / true_rate / 1.2 / 3600.0
 
     best: float | None = None
-    for o in sorted(options, key=lower_bound):
-        if best is not None and lower_bound(o) >= best:
+    for r in sorted(runs, key=lower_bound):
+        if best is not None and lower_bound(r) >= best:
             break
-        if sim(o, cap).finish_s > deadline_s:
+        top = min(cap, r.model.shards)
+        if sim(r, top).finish_s > deadline_s:
             continue
-        lo, hi = 1, cap
+        lo, hi = 1, top
         while lo < hi:
             mid = (lo + hi) // 2
-            if sim(o, mid).finish_s <= deadline_s:
-                hi = mid
-            else:
-                lo = mid + 1
-        cost = sim(o, hi).cost_usd
-        # The realized cost wobbles with w; look one step around the bisection point.
-        if hi + 1 <= cap:
-            up = sim(o, hi + 1)
-            if up.finish_s <= deadline_s:
-                cost = min(cost, up.cost_usd)
-        best = cost if best is None else min(best, cost)
+            lo, hi = (lo, mid) if sim(r, mid).finish_s <= deadline_s else (mid + 1, hi)
+        # The realised cost wobbles with w; look one step past the bisection point.
+        for w in (hi, hi + 1):
+            out = sim(r, w) if w <= top else None
+            if out is not None and out.finish_s <= deadline_s:
+                best = out.cost_usd if best is None else min(best, out.cost_usd)
     return best
 
 
-def make_draw(seed: int, i: int, accs: list[str], gpu_specific: float) -> Draw:
-    """One world. The estimator's error is mostly common to all GPUs (the same derating and
-    the same published anchors scale to every GPU); ``gpu_specific`` is the share of its
-    variance that is independent per GPU type."""
-    rz = random.Random(seed * 101 + i)
-    common = rz.gauss(0, 1)
-    a, b = math.sqrt(1 - gpu_specific), math.sqrt(gpu_specific)
-    return Draw(
-        seed=seed * 1_000_000 + i, rate_z={acc: a * common + b * rz.gauss(0, 1) for acc in accs}
-    )
-
-
-def run_scenario(
-    s: Scenario, draws: int, seed: int, gpu_specific: float = 0.0
-) -> dict[str, object]:
-    recipe = _recipe_for(s)
-    plan: Plan = plan_recipe(recipe, deadline_s=None)
+def run_scenario(s: Scenario, draws: int, seed: int) -> dict[str, object]:
+    deadline_arg = parse_duration(s.deadline) if s.deadline else None
+    plan: Plan = plan_recipe(_recipe_for(s), deadline_s=deadline_arg)
     deadline = plan.request.deadline_s
-    if s.deadline:
-        from scheduler.recipe import parse_duration
-
-        deadline = parse_duration(s.deadline)
-        plan = plan_recipe(recipe, deadline_s=deadline)
-    choice = plan.require()
+    od_plan: Plan = plan_recipe(_recipe_for(s, "never"), deadline_s=deadline)
+    choice, od_choice = plan.require(), od_plan.require()
     cap = max(1, min(plan.request.max_workers, plan.workload.rows))
-    options = [o for o in plan.options if o.model is not None]
-    base_plan = plan
-    if s.spot:  # the baselines run on demand whatever this scenario allows the planner
-        base_recipe = recipe.model_copy(
-            update={"schedule": recipe.schedule.model_copy(update={"spot": "prefer"})}
-        )
-        base_plan = plan_recipe(base_recipe, deadline_s=deadline)
-    on_demand = [o for o in base_plan.options if o.model is not None and not o.spot]
-    cheapest_1 = min(on_demand, key=lambda o: o.offerings[0].usd_per_hour)
-    fastest = max(on_demand, key=lambda o: (o.rows_per_s, -o.offerings[0].usd_per_hour))
-    assert fastest.model is not None and choice.model is not None
-    fastest_w = _naive_workers(fastest.model, deadline, cap)
-    accs = sorted({o.accelerator for o in options + on_demand})
-
-    results: dict[str, list[Outcome]] = {"plan": [], "cheap1": [], "fastest": []}
-    ratios: list[float] = []
+    ondemand = {
+        (o.accelerator, o.accelerators_per_worker): o.offerings[0].usd_per_hour
+        for o in od_plan.options
+    }
+    every = [r for o in plan.options if o.model is not None for r in _runs(o, ondemand)]
+    chosen_run, od_run = _runs(choice, ondemand)[0], _runs(od_choice, ondemand)[0]
+    # SkyPilot's rule: the cheapest $/h on-demand offering that holds the model, one node.
+    sky_run = min((r for r in every if not r.spot), key=lambda r: r.usd_per_hour)
+    accs = sorted({r.accelerator for r in every})
+    clouds = sorted({r.cloud for r in every})
+    rows: dict[str, list[tuple[Outcome, float | None]]] = {"plan": [], "sky": [], "od": []}
     for i in range(draws):
-        draw = make_draw(seed, i, accs, gpu_specific)
+        world = make_world(seed * 1_000_003 + i, accs, clouds)
         cache: dict[tuple[int, int], Outcome] = {}
 
-        def sim(o: PlanOption, w: int, draw: Draw = draw, cache: dict = cache) -> Outcome:  # type: ignore[type-arg]
-            key = (id(o), w)
+        def sim(r: Run, w: int, world: World = world, cache: dict = cache) -> Outcome:  # type: ignore[type-arg]
+            key = (id(r), w)
             if key not in cache:
-                assert o.model is not None
-                cache[key] = simulate(
-                    o.model, w, draw, o.accelerator, preempt_scale=s.preempt_scale
-                )
+                cache[key] = simulate(r, w, world, deadline_s=deadline, guard=False, cap=cap)
             return cache[key]
 
-        planned = sim(choice, choice.workers)
-        results["plan"].append(planned)
-        results["cheap1"].append(sim(cheapest_1, 1))
-        results["fastest"].append(sim(fastest, fastest_w))
-        best = _hindsight_cost(options, draw, deadline, cap, sim)
-        if best is not None and best > 0:
-            ratios.append(planned.cost_usd / best)
+        best = _hindsight(every, world, deadline, cap, sim)
+        guarded = {"deadline_s": deadline, "guard": True, "cap": cap}
+        rows["plan"].append((simulate(chosen_run, choice.workers, world, **guarded), best))  # type: ignore[arg-type]
+        rows["od"].append((simulate(od_run, od_choice.workers, world, **guarded), best))  # type: ignore[arg-type]
+        rows["sky"].append((sim(sky_run, 1), best))
 
-    def hit(xs: list[Outcome]) -> float:
-        return sum(o.finish_s <= deadline for o in xs) / len(xs)
-
-    def cost(xs: list[Outcome]) -> float:
-        return sum(o.cost_usd for o in xs) / len(xs)
-
-    calib = []
-    for w in sorted({max(1, choice.workers + d) for d in (-3, -2, -1, 0, 1)}):
-        outs = []
-        for i in range(draws):
-            draw = make_draw(seed, i, accs, gpu_specific)
-            outs.append(
-                simulate(choice.model, w, draw, choice.accelerator, preempt_scale=s.preempt_scale)
-            )
-        calib.append((w, p_on_time(choice.model, w, deadline), hit(outs)))
+    def summary(xs: list[tuple[Outcome, float | None]]) -> tuple[float, float, float]:
+        hit = sum(o.finish_s <= deadline for o, _ in xs) / len(xs)
+        ratios = [o.cost_usd / b for o, b in xs if b]
+        ratio = sum(ratios) / len(ratios) if ratios else float("nan")
+        return hit, ratio, sum(o.cost_usd for o, _ in xs) / len(xs)
 
     return {
-        "scenario": s,
         "deadline": deadline,
         "choice": choice,
-        "planned_cost": choice.cost_usd,
-        "hit": hit(results["plan"]),
-        "cost": cost(results["plan"]),
-        "ratio": sum(ratios) / len(ratios) if ratios else float("nan"),
-        "ratio_n": len(ratios),
-        "cheap1": (cheapest_1, cost(results["cheap1"]), hit(results["cheap1"])),
-        "fastest": (fastest, fastest_w, cost(results["fastest"]), hit(results["fastest"])),
-        "calibration": calib,
+        "od_choice": od_choice,
+        "sky": sky_run,
+        "plan": summary(rows["plan"]),
+        "od": summary(rows["od"]),
+        "sky_summary": summary(rows["sky"]),
+        "added": sum(o.added for o, _ in rows["plan"]) / draws,
+        "hindsight_n": sum(1 for _, b in rows["plan"] if b),
     }
-
-
-def _gpu(o: PlanOption, workers: int | None = None) -> str:
-    spec = replace(o, workers=workers if workers is not None else o.workers)
-    return spec.describe()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--scenario", action="append", help="only these scenarios")
-    parser.add_argument(
-        "--gpu-specific-error",
-        type=float,
-        default=0.0,
-        help="share (0-1) of the throughput error that is independent per GPU type",
-    )
     args = parser.parse_args(argv)
     chosen = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=200, highlight=False)
-    table = Table(
-        title=f"Planner vs Monte Carlo ({args.draws} draws per scenario; GPU-specific share "
-        f"of the throughput error {args.gpu_specific_error:g})"
+    print(
+        f"{args.draws} worlds per scenario; on time = share of worlds finished by the deadline;"
+        " cost = mean of cost ÷ the hindsight optimum of each world\n"
     )
-    for col in (
-        "scenario",
-        "plan (chosen)",
-        "P model",
-        "hit rate",
-        "planned $",
-        "sim $",
-        "÷ hindsight",
-        "cheapest 1 instance (SkyPilot rule)",
-        "fastest on-demand, naive sizing",
-        "s",
-    ):
-        table.add_column(col)
-    calib_rows = []
+    head = (
+        f"| scenario | planner's choice | on time | ÷ hindsight | guard added | "
+        f"on-demand only | SkyPilot rule (cheapest $/h, 1 worker) | s |\n|{'---|' * 8}"
+    )
+    print(head)
     for s in chosen:
         t0 = time.perf_counter()
-        r = run_scenario(s, args.draws, args.seed, args.gpu_specific_error)
+        r = run_scenario(s, args.draws, args.seed)
         choice: PlanOption = r["choice"]  # type: ignore[assignment]
-        c1, c1_cost, c1_hit = r["cheap1"]  # type: ignore[misc]
-        f, fw, f_cost, f_hit = r["fastest"]  # type: ignore[misc]
-        table.add_row(
-            f"{s.name}\n[dim]{s.note}[/]",
-            f"{choice.describe()}\n[dim]{choice.where()}[/]",
-            f"{choice.p_on_time:.3f}",
-            f"{r['hit']:.1%}",
-            f"${r['planned_cost']:,.0f}",
-            f"${r['cost']:,.0f}",
-            f"{r['ratio']:.3f} (n={r['ratio_n']})",
-            f"{_gpu(c1, 1)}: ${c1_cost:,.0f}, hit {c1_hit:.0%}",
-            f"{_gpu(f, fw)}: ${f_cost:,.0f}, hit {f_hit:.0%}",
-            f"{time.perf_counter() - t0:.0f}",
+        od: PlanOption = r["od_choice"]  # type: ignore[assignment]
+        sky: Run = r["sky"]  # type: ignore[assignment]
+        hit, ratio, _ = r["plan"]  # type: ignore[misc]
+        od_hit, od_ratio, _ = r["od"]  # type: ignore[misc]
+        sky_hit, sky_ratio, _ = r["sky_summary"]  # type: ignore[misc]
+        print(
+            f"| {s.name} ({s.note}) | {choice.describe()} on {choice.where()}, "
+            f"${choice.cost_usd:,.0f} planned | {hit:.0%} | {ratio:.2f}× | "
+            f"{r['added']:.1f} | {od.describe()}: {od_hit:.0%}, {od_ratio:.2f}× | "
+            f"1× {sky.accelerator}×{sky.count} on {sky.cloud}: "
+            f"{sky_hit:.0%}, {sky_ratio:.2f}× | {time.perf_counter() - t0:.0f} |"
         )
-        for w, p_model, p_sim in r["calibration"]:  # type: ignore[attr-defined]
-            calib_rows.append((s.name, _gpu(choice, w), p_model, p_sim))
-    console.print(table)
-    calib = Table(title="Calibration: the model's P(on time) vs the simulated hit rate")
-    for col in ("scenario", "plan", "P model", "hit rate (sim)"):
-        calib.add_column(col)
-    for name, desc, p_model, p_sim in calib_rows:
-        calib.add_row(name, desc, f"{p_model:.3f}", f"{p_sim:.3f}")
-    console.print(calib)
     return 0
 
 
