@@ -349,7 +349,9 @@ def outcome_of(
 
     info = store.run_info()
     summary = summarize(store, wall_s=time.time() - started)
-    if spend_usd is not None and spend_usd > float(summary.get("spend_usd") or 0.0):
+    if spend_usd is not None:
+        # The backend's bill prices every life where it ran; the heartbeats' sum does not
+        # see provisioning, and a larger figure is not a safer one (it can fail a budget).
         summary["spend_usd"] = round(spend_usd, 4)
     finished_at = time.time()
     if summary.get("state") in ("done", "failed"):

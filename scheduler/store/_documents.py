@@ -407,6 +407,9 @@ class JobRecord:
     name: str = ""
     spot: bool = False
     launched_at: str | None = None
+    #: SkyPilot's terminal failure of the job and its reason, once someone has seen it.
+    failed: str | None = None
+    failure_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -415,6 +418,8 @@ class JobRecord:
             "name": self.name,
             "spot": self.spot,
             "launched_at": self.launched_at,
+            "failed": self.failed,
+            "failure_reason": self.failure_reason,
         }
 
 
@@ -451,6 +456,8 @@ class JobsDoc:
                 name=str(rec.get("name") or ""),
                 spot=bool(rec.get("spot")),
                 launched_at=_opt_str(rec, "launched_at"),
+                failed=_opt_str(rec, "failed"),
+                failure_reason=_opt_str(rec, "failure_reason"),
             )
         return cls(str(d.get("backend") or "skypilot"), out)
 

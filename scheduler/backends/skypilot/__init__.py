@@ -47,8 +47,14 @@ from scheduler.backends.skypilot._backend import (
     ondemand_offerings,
     record_jobs,
 )
-from scheduler.backends.skypilot._jobs import JobState, cancel_jobs, describe_job, job_statuses
-from scheduler.backends.skypilot._session import NO_CLOUD_MESSAGE, SkyPilotSession
+from scheduler.backends.skypilot._jobs import (
+    JobState,
+    cancel_jobs,
+    describe_job,
+    job_spend,
+    job_statuses,
+)
+from scheduler.backends.skypilot._session import NO_CLOUD_MESSAGE, QUEUE_FIELDS, SkyPilotSession
 from scheduler.backends.skypilot._task import (
     DEFAULT_SECRET_NAMES,
     EXIT_RETRY,
@@ -73,6 +79,7 @@ __all__ = [
     "EXIT_RETRY",
     "MAX_CANDIDATES",
     "NO_CLOUD_MESSAGE",
+    "QUEUE_FIELDS",
     "RECOVER_EXIT_CODES",
     "JobState",
     "SkyPilotBackend",
@@ -84,6 +91,7 @@ __all__ = [
     "candidates",
     "describe_job",
     "job_name",
+    "job_spend",
     "job_statuses",
     "ondemand_offerings",
     "record_jobs",

@@ -9,6 +9,7 @@ on-demand worker added to a spot run gets on-demand prices (:func:`ondemand_offe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -74,9 +75,30 @@ class SkyPilotBackend:
         )
 
     def refresh(self) -> None:
-        """Read the managed-job queue for this run's jobs."""
+        """Read the managed-job queue for this run's jobs; log each failure once, with
+        SkyPilot's reason, so ``status``, the TUI's event log and CI see why."""
         self._last_jobs = job_statuses(self.store, session=self.session, option=self.option)
         self.states = {str(d["worker_id"]): str(d["status"]) for d in self._last_jobs}
+        doc_now = self.store.read_jobs()
+        seen: dict[str, JobRecord] = {}
+        for doc in self._last_jobs:
+            worker, status = str(doc["worker_id"]), str(doc["status"])
+            record = doc_now.workers.get(worker)
+            if not status.startswith("FAILED") or record is None or record.failed == status:
+                continue
+            reason = doc.get("failure_reason") or "no reason given"
+            seen[worker] = replace(record, failed=status, failure_reason=doc.get("failure_reason"))
+            self.store.log_event(
+                "job_failed",
+                f"{worker}: job {doc['job_id']} {status}: {reason}",
+                level="warning",
+                worker=worker,
+                job_id=doc["job_id"],
+                status=status,
+                failure_reason=doc.get("failure_reason"),
+            )
+        if seen:  # recorded in the store, so the next reader (any process) logs it no more
+            self.store.write_jobs(doc_now.with_jobs(seen))
 
     def ended(self) -> bool:
         """True when every job launched for the run has ended."""

@@ -1,16 +1,32 @@
-"""SkyPilot's managed-job queue, as skybatch reads it: states, spend and cancellation."""
+"""SkyPilot's managed-job queue, as skybatch reads it: states, spend and cancellation.
+
+SkyPilot reports no cost per job, so spend is priced here, per job, as the sum of its lives:
+
+    each life the worker's heartbeats saw      its seconds × that life's own $/h
+      (earlier lives: the heartbeat's prior_usd, priced when they ran; the current life:
+       the candidate SkyPilot placed it on, by cloud, region and instance type)
+    + each (re)launch's provisioning          start-up seconds × that price
+    a job with no heartbeat yet                its running time × the planned price
+
+so a recovery in a dearer region, the gap before a worker starts and an instance type
+other than the first in its region are each priced as what they are.
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from scheduler.backends.skypilot._session import SkyPilotSession
-from scheduler.store import LaunchOption, RunStore
+from scheduler.store import Heartbeat, LaunchOption, RunStore
 
-__all__ = ["JobState", "cancel_jobs", "describe_job", "job_statuses"]
+__all__ = ["JobState", "cancel_jobs", "describe_job", "job_spend", "job_statuses"]
+
+# "1x(gpus=L4:1, cpus=4, mem=16, g6.xlarge, disk=256)": the one bare word is the type.
+_INSTANCE_TYPE = re.compile(r"\((.*)\)")
 
 
 @dataclass(frozen=True)
@@ -28,6 +44,7 @@ class JobState:
     ended_at: float | None = None
     duration_s: float | None = None
     failure_reason: str | None = None
+    instance_type: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -48,6 +65,7 @@ class JobState:
             "ended_at": self.ended_at,
             "duration_s": self.duration_s,
             "failure_reason": self.failure_reason,
+            "instance_type": self.instance_type,
         }
 
 
@@ -77,7 +95,69 @@ def _job_state(worker_id: str, rec: Mapping[str, Any]) -> JobState:
         ended_at=rec.get("end_at"),
         duration_s=rec.get("job_duration"),
         failure_reason=rec.get("failure_reason"),
+        instance_type=_instance_type(rec.get("cluster_resources_full")),
     )
+
+
+def _instance_type(resources: Any) -> str | None:
+    """The instance type in SkyPilot's ``cluster_resources_full`` string, if it names one."""
+    match = _INSTANCE_TYPE.search(str(resources or ""))
+    if not match:
+        return None
+    bare = [p.strip() for p in match.group(1).split(",") if p.strip() and "=" not in p]
+    return bare[0] if bare else None
+
+
+def _lives_of(worker_id: str, beats: Mapping[str, Heartbeat]) -> list[Heartbeat]:
+    """The heartbeats of a job's worker (and of its engine replicas, ``w3-r0``…)."""
+    return [b for w, b in beats.items() if w == worker_id or w.startswith(f"{worker_id}-r")]
+
+
+def _startup_s(cloud: str | None) -> float:
+    try:
+        import pricing
+
+        return float(pricing.startup_s(cloud or "aws"))
+    except Exception:  # the catalog is advisory here
+        return 300.0
+
+
+def job_spend(
+    state: JobState,
+    lives: Sequence[Heartbeat],
+    option: LaunchOption | None,
+    *,
+    now: float,
+    startup_s: float | None = None,
+) -> tuple[float, float]:
+    """Billed seconds and dollars of one managed job (see the module docstring)."""
+    planned = option.max_usd_per_hour if option is not None else 0.0
+    placed = option.price_at(state.cloud, state.region, state.instance_type) if option else None
+    end = state.ended_at or now
+    provision_s = _startup_s(state.cloud) if startup_s is None else startup_s
+    launches = 1 + state.recovery_count
+    if not lives:
+        if state.status.upper() == "PENDING" or not (state.started_at or state.submitted_at):
+            return 0.0, 0.0
+        start = state.started_at or state.submitted_at or end
+        seconds = max(0.0, end - start)
+        price = placed if placed is not None else planned
+        return seconds, price * seconds / 3600.0
+    # Engine replicas of one instance each report their share of its price.
+    share = placed / option.replicas_per_worker if placed is not None and option else None
+    seconds = usd = 0.0
+    for beat in lives:
+        # Earlier lives were priced when they ran; this one at where SkyPilot placed it.
+        current = share if share is not None else beat.usd_per_hour
+        running = beat.last_seen if beat.ended or state.is_terminal else end
+        this_s = max(0.0, (running or end) - beat.started_at) if beat.started_at else 0.0
+        seconds += beat.prior_s + this_s
+        usd += beat.prior_usd + current * this_s / 3600.0
+    instance = placed if placed is not None else sum(b.usd_per_hour for b in lives) or planned
+    # Provisioning is paid once per (re)launch of the instance, whatever runs on it.
+    seconds += launches * provision_s
+    usd += launches * provision_s * instance / 3600.0
+    return seconds, usd
 
 
 def job_statuses(
@@ -88,16 +168,18 @@ def job_statuses(
 ) -> list[dict[str, Any]]:
     """Per-worker state of a run's managed jobs, as plain data for ``skybatch status``.
 
-    ``run`` is the run's store (its ``meta/jobs.json`` names the jobs) or a mapping of
-    worker id to job id. Each entry has SkyPilot's status, recovery count (preemptions
-    and restarts), cloud/region, times, and ``spend_usd``: the worker's $/h (from its
-    heartbeat) × the time since submission, which includes provisioning and recoveries
-    (SkyPilot reports no cost per job).
+    ``run`` is the run's store (its ``meta/jobs.json`` names the jobs, its heartbeats the
+    lives) or a mapping of worker id to job id. Each entry has SkyPilot's status, recovery
+    count (preemptions and restarts), cloud/region/instance type, times, failure reason,
+    and ``billed_s``/``spend_usd`` over every life (module docstring). ``option`` is the
+    launched option (its prices by placement); by default the run's own.
     """
-    prices: dict[str, float] = {}
+    beats: dict[str, Heartbeat] = {}
     if isinstance(run, RunStore):
         jobs = run.read_jobs().job_ids
-        prices = {w: b.usd_per_hour for w, b in run.workers().items()}
+        if jobs:
+            beats = run.workers()
+            option = option if option is not None else run.run_info().option
     else:
         jobs = {w: int(j) for w, j in run.items()}
     if not jobs:
@@ -116,11 +198,9 @@ def job_statuses(
             continue
         state = _job_state(by_id[jid], rec)
         doc = state.to_json()
-        start = state.submitted_at
-        end = state.ended_at or now
-        billed_s = max(0.0, end - start) if start else 0.0
+        billed_s, usd = job_spend(state, _lives_of(state.worker_id, beats), option, now=now)
         doc["billed_s"] = round(billed_s, 1)
-        doc["spend_usd"] = round(prices.get(state.worker_id, 0.0) * billed_s / 3600.0, 4)
+        doc["spend_usd"] = round(usd, 4)
         out.append(doc)
     return sorted(out, key=lambda d: str(d["worker_id"]))
 

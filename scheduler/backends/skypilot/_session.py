@@ -18,7 +18,23 @@ from typing import Any
 from scheduler.backends.skypilot._task import WorkerJob, one_line, to_task
 from scheduler.errors import LaunchError
 
-__all__ = ["NO_CLOUD_MESSAGE", "SkyPilotSession"]
+__all__ = ["NO_CLOUD_MESSAGE", "QUEUE_FIELDS", "SkyPilotSession"]
+
+#: Every ``queue_v2`` field the jobs module reads. SkyPilot 0.14's default field set leaves
+#: out cloud, region, start time and failure reason: they must be asked for.
+QUEUE_FIELDS = (
+    "job_id",
+    "status",
+    "recovery_count",
+    "cloud",
+    "region",
+    "cluster_resources_full",
+    "submitted_at",
+    "start_at",
+    "end_at",
+    "job_duration",
+    "failure_reason",
+)
 
 NO_CLOUD_MESSAGE = (
     "no cloud is enabled for SkyPilot: run `sky check` to set up credentials, "
@@ -200,13 +216,20 @@ class SkyPilotSession:
             ) from e
         return ids
 
-    def queue(self, job_ids: Sequence[int]) -> list[dict[str, Any]]:
-        """SkyPilot's managed-job records for ``job_ids`` (plain dicts)."""
+    def queue(
+        self, job_ids: Sequence[int], *, fields: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """SkyPilot's managed-job records for ``job_ids`` (plain dicts), with ``fields``
+        (default: :data:`QUEUE_FIELDS`, every field skybatch reads)."""
+        if fields is None:
+            fields = QUEUE_FIELDS
         import sky
         from sky.client import sdk
 
         try:
-            result = sdk.get(sky.jobs.queue_v2(refresh=False, job_ids=list(job_ids)))
+            # 0.14's default fields leave out cloud, region, times and failure reasons.
+            request = sky.jobs.queue_v2(refresh=False, job_ids=list(job_ids), fields=fields)
+            result = sdk.get(request)
         except Exception as e:
             raise LaunchError(f"SkyPilot could not read the job queue: {one_line(e)}") from e
         records = result[0] if isinstance(result, tuple) else result

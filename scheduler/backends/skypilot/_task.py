@@ -151,8 +151,17 @@ def candidates(option: LaunchOption) -> list[dict[str, Any]]:
 
 
 def _prices(option: LaunchOption) -> dict[str, float]:
-    """$/h of one worker by ``cloud/region``, so a worker reports what it really costs."""
-    return {f"{o.cloud}/{o.region}": o.usd_per_hour for o in option.offerings}
+    """$/h of one worker by ``cloud/region``, so a worker reports what it really costs.
+
+    The VM cannot tell which candidate instance type it is; where a region has several,
+    SkyPilot's optimizer takes the cheapest, so that is the price. (The launcher re-prices
+    each life by the instance type SkyPilot's queue names.)
+    """
+    out: dict[str, float] = {}
+    for o in option.offerings:
+        key = f"{o.cloud}/{o.region}"
+        out[key] = min(out.get(key, o.usd_per_hour), o.usd_per_hour)
+    return out
 
 
 def build_worker_job(
