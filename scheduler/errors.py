@@ -68,9 +68,17 @@ class UsageError(SkybatchError):
 
 
 class RecipeError(SkybatchError):
-    """A recipe file, or one of its fields, is invalid."""
+    """A recipe file, or one of its fields, is invalid.
+
+    ``problems`` lists every problem found, one line each (the message names the first
+    and counts the rest): the CLI prints them all.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems or [message])
 
 
 class InputError(SkybatchError):

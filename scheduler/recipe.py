@@ -236,11 +236,8 @@ def _known_fields() -> set[str]:
     return {name for spec in specs for name in spec.model_fields if name != "source"}
 
 
-def _first_error(source: str, err: ValidationError) -> RecipeError:
-    errors = err.errors(include_url=False)
-    # A typo shows up both as an unknown field and as a missing one: name the typo.
-    errors.sort(key=lambda x: x["type"] != "extra_forbidden")
-    e = errors[0]
+def _describe(source: str, e: Any) -> str:
+    """One pydantic error as the one line a user reads: file, field, what is wrong."""
     loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
     field = _format_loc(loc)
     kind = e["type"]
@@ -255,11 +252,20 @@ def _first_error(source: str, err: ValidationError) -> RecipeError:
         msg = str(e["msg"]).removeprefix("Value error, ")
         if "input" in e and not isinstance(e["input"], dict | list):
             msg += f" (got {e['input']!r})"
-    more = len(err.errors()) - 1
-    tail = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
     if kind == "model_validator" or (field == "(top level)" and ":" in msg):
-        return RecipeError(f"{source}: {msg}{tail}")
-    return RecipeError(f"{source}: {field}: {msg}{tail}")
+        return f"{source}: {msg}"
+    return f"{source}: {field}: {msg}"
+
+
+def _first_error(source: str, err: ValidationError) -> RecipeError:
+    errors = err.errors(include_url=False)
+    # A typo shows up both as an unknown field and as a missing one: name the typo.
+    errors.sort(key=lambda x: x["type"] != "extra_forbidden")
+    lines = [_describe(source, e) for e in errors]
+    more = len(lines) - 1
+    tail = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
+    # The message is one line; ``problems`` lists each one, for the CLI to print them all.
+    return RecipeError(lines[0] + tail, problems=lines)
 
 
 def recipe_from_dict(data: object, *, source: str = "<recipe>") -> Recipe:

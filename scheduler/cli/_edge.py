@@ -68,11 +68,17 @@ def _stdout_for_json_only() -> Iterator[None]:
         os.close(saved)
 
 
-def _fail(message: str, code: int, *, as_json: bool) -> int:
-    click.echo(message, err=True)
+def _fail(message: str, code: int, *, as_json: bool, problems: list[str] | None = None) -> int:
+    """One line on stderr per problem; with ``--json`` the error object on stdout."""
+    if problems and len(problems) > 1:
+        for line in problems:
+            click.echo(f"skybatch: error: {line}", err=True)
+    else:
+        click.echo(message, err=True)
     if as_json and not _common.json_emitted():
         text = message.removeprefix("skybatch: ").removeprefix("error: ")
-        _common.emit_json({"error": text, "exit_code": code})
+        extra = {"problems": problems} if problems and len(problems) > 1 else {}
+        _common.emit_json({"error": text, **extra, "exit_code": code})
     return code
 
 
@@ -82,7 +88,8 @@ def _invoke(group: click.Group, args: list[str], *, debug: bool, as_json: bool) 
     except SkybatchError as e:
         if debug:
             raise
-        return _fail(f"skybatch: error: {e}", e.exit_code, as_json=as_json)
+        problems = getattr(e, "problems", None)
+        return _fail(f"skybatch: error: {e}", e.exit_code, as_json=as_json, problems=problems)
     except click.exceptions.Abort:
         return _fail("skybatch: interrupted", 130, as_json=as_json)
     except click.exceptions.Exit as e:

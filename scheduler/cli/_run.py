@@ -20,7 +20,7 @@ from scheduler.cli._common import (
     resolve_store_url,
     run_store_option,
 )
-from scheduler.errors import SkybatchError, UsageError
+from scheduler.errors import RecipeError, SkybatchError, UsageError
 from scheduler.units import duration_text
 
 store_option = click.option(
@@ -32,18 +32,33 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 @cli.command()
 @recipe_argument
+@click.option(
+    "--check-input",
+    is_flag=True,
+    help="Also read a remote input (s3://, gs://): by default only its shape is checked.",
+)
 @json_option
-def validate(recipe: str, as_json: bool) -> None:
-    """Check a recipe without running it.
+def validate(recipe: str, check_input: bool, as_json: bool) -> None:
+    """Check a recipe without running it: every problem, one line each.
+
+    Checks what can be known before a run: the recipe's fields, that a local input
+    exists, that the prompt template parses and names columns the input has, that the
+    model is on this machine (a path, the Hugging Face cache, a package that ships it)
+    or a python-engine function imports, and that engine options are known.
 
     \b
     Example:
       skybatch validate recipes/embed-minilm.yaml
     """
-    from scheduler.engines import check_options
+    from scheduler.preflight import check_recipe
 
     r = read_recipe(recipe)
-    check_options(r)
+    problems = check_recipe(r, check_input=check_input)
+    if problems:
+        lines = [f"{recipe}: {p}" for p in problems]
+        raise RecipeError(
+            lines[0] + (f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""), problems=lines
+        )
     if as_json:
         emit_json({"recipe": recipe, "valid": True, "name": r.name, "task": r.task})
     else:

@@ -25,6 +25,7 @@ __all__ = [
     "Result",
     "Row",
     "RowFailure",
+    "check_model",
     "check_options",
     "create_engine",
     "is_out_of_memory",
@@ -49,6 +50,50 @@ def check_options(recipe: Recipe) -> None:
                 parse_options(recipe.task, options)
         except RecipeError as e:
             raise RecipeError(f"{recipe.source or '<recipe>'}: {e}") from e
+
+
+def check_model(recipe: Recipe) -> str | None:
+    """Whether the recipe's model can load on this machine; a one-line problem, or None.
+
+    Cheap: no engine is loaded. For the python engine the function is imported (its
+    module-level code runs, as a worker's would). For torch and vllm, a local path must
+    exist, and a Hub id must be in the Hugging Face cache or a package that ships it
+    unless downloads are allowed (``HF_HUB_OFFLINE=0``; local workers start offline).
+    """
+    import os
+
+    from scheduler.recipe import resolve_model_name
+
+    if recipe.model.engine == "python":
+        from pathlib import Path
+
+        from scheduler.engines.python import load_function
+
+        base = Path(recipe.source).parent if recipe.source else None
+        try:
+            # As written in the recipe: relative files are found as a worker finds them.
+            load_function(recipe.model.name, base_dir=base)
+        except EngineError as e:
+            return str(e)
+        return None
+    from scheduler.engines._models import resolve_local
+
+    name = resolve_model_name(recipe)
+    try:
+        if resolve_local(name, recipe.model.revision) is not None:
+            return None
+    except (OSError, ValueError, ImportError) as e:
+        return f"model.name: {name!r}: cannot look for it on this machine ({e})"
+    if name.startswith((".", "/", "~")) or "/" not in name or name.count("/") > 1:
+        return f"model.name: {name!r} does not exist; give an existing model path or a Hub id"
+    downloads = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"0", "false", "no", "off"}
+    if downloads:
+        return None  # the worker downloads it from the Hub
+    return (
+        f"model.name: {name!r} is not in the Hugging Face cache and local workers start "
+        f"offline; download it once (huggingface-cli download {name}) or allow downloads "
+        "with HF_HUB_OFFLINE=0"
+    )
 
 
 def model_revision(recipe: Recipe) -> str | None:

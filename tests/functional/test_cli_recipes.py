@@ -88,9 +88,10 @@ def test_bad_recipe_is_one_line_and_exit_2(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"skybatch: error: {recipe}:")
+    # Every problem on its own line, each naming the file; the first is the one pinned.
+    assert all(line.startswith(f"skybatch: error: {recipe}:") for line in lines), err
     assert expected in lines[0]
+    assert "more problem" not in err
     assert "Traceback" not in err
 
 
@@ -114,9 +115,14 @@ def test_run_rejects_bad_recipe_too(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "tsk: unknown field" in captured.err
 
 
-def test_good_recipe_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_good_recipe_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     recipe = tmp_path / "good.yaml"
     recipe.write_text(GOOD)
+    (tmp_path / "data.jsonl").write_text('{"id": "a", "text": "hi"}\n')
+    (tmp_path / "mod.py").write_text("def fn(rows):\n    return [{} for r in rows]\n")
+    monkeypatch.chdir(tmp_path)  # the python engine imports a module from the current folder
     main(["validate", str(recipe)])
     assert "ok (embed with python:mod:fn)" in capsys.readouterr().out
 
