@@ -5,7 +5,8 @@ internals live in ``_name`` modules:
 
 * :mod:`pricing._db` - the file, versioned migrations, short-lived retried connections;
 * :mod:`pricing._catalog` - offerings, sanitising (flagged prices are never returned as
-  trusted), snapshot, refresh diff; :mod:`pricing._refresh` - SkyPilot and ``vms.csv``;
+  trusted), snapshot, refresh diff; :mod:`pricing._refresh` - ``vms.csv`` files;
+  :mod:`pricing._fetch` - SkyPilot's public catalog over HTTP (httpx);
 * :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models;
 * :mod:`pricing._figures` - throughput figures (published, measured);
   :mod:`pricing._roofline` and :mod:`pricing._throughput` - memory fit and the estimator;
@@ -28,6 +29,7 @@ from pricing._catalog import (
     sanitise,
 )
 from pricing._db import connect, db_path, db_signature, register_seeder, session, skybatch_home
+from pricing._fetch import Fetched, catalog_cache_dir, fetch_catalogs
 from pricing._figures import Figure, published_figures, record_throughput
 from pricing._history import (
     list_jobs,
@@ -37,7 +39,7 @@ from pricing._history import (
     startup_s,
 )
 from pricing._models import ModelInfo, model_info, model_key, name_precision
-from pricing._refresh import from_skypilot, from_vms_dir
+from pricing._refresh import from_fetched, from_vms_dir
 from pricing._roofline import bytes_per_param
 from pricing._specs import (
     GpuSpec,
@@ -62,6 +64,7 @@ __all__ = [
     "SPOT_ONLY_FLAGS",
     "CatalogDiff",
     "CloudTerms",
+    "Fetched",
     "Figure",
     "GpuSpec",
     "ModelInfo",
@@ -69,12 +72,14 @@ __all__ = [
     "SpotRisk",
     "ThroughputEstimate",
     "bytes_per_param",
+    "catalog_cache_dir",
     "cloud_terms",
     "connect",
     "db_path",
     "db_signature",
     "estimate_throughput",
-    "from_skypilot",
+    "fetch_catalogs",
+    "from_fetched",
     "from_vms_dir",
     "gpu_class",
     "gpu_spec",

@@ -1,13 +1,9 @@
-"""Refreshing the price catalog: from SkyPilot's catalog, or from ``vms.csv`` files.
+"""Refreshing the price catalog from SkyPilot's ``vms.csv`` files.
 
-:func:`from_skypilot` asks SkyPilot (``sky.catalog.list_accelerators(all_regions=True)``)
-one cloud at a time, so one cloud without a catalog (offline, not downloaded) does not
-stop the others. By default it asks only for the clouds whose catalog file is already on
-disk (``~/.sky/catalogs/v8/<cloud>/vms.csv``), which makes it work offline. ``import sky``
-costs ~3 s, so it happens only here.
-
-:func:`from_vms_dir` reads SkyPilot ``vms.csv`` files directly (``DIR/<cloud>/vms.csv``)
-without importing SkyPilot. GCP lists GPUs and host VMs on separate rows; the GPU price is
+:func:`from_fetched` reads the files :mod:`pricing._fetch` downloaded over HTTP (SkyPilot's
+public catalog, one file per cloud); :func:`from_vms_dir` reads ``DIR/<cloud>/vms.csv``
+(``skybatch pricing refresh --from DIR``, e.g. ``~/.sky/catalogs/v8``). Neither imports
+SkyPilot. GCP lists GPUs and host VMs on separate rows; the GPU price is
 joined with its host VM's price the way SkyPilot does, and a GPU whose host VM has no
 price in that zone is kept but flagged ``host_price_missing`` (never chosen).
 """
@@ -15,7 +11,6 @@ price in that zone is kept but flagged ``host_price_missing`` (never chosen).
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +19,7 @@ from typing import Any
 from pricing._catalog import Offering, make_offering, sanitise
 from scheduler.errors import UsageError
 
-__all__ = ["CATALOG_VERSION", "from_skypilot", "from_vms_dir", "local_catalog_clouds"]
+__all__ = ["CATALOG_VERSION", "from_fetched", "from_vms_dir", "read_vms_csv"]
 
 CATALOG_VERSION = "v8"
 
@@ -53,66 +48,20 @@ _GCP_HOSTS: dict[str, dict[int, tuple[str, ...]]] = {
 _N1_VCPUS_PER_COUNT = {1: 8, 2: 16, 4: 32, 8: 64, 16: 96}
 
 
-def sky_catalog_dir() -> Path:
-    """Where SkyPilot keeps its catalog files (``~/.sky/catalogs/v8``)."""
-    runtime = os.environ.get("SKY_RUNTIME_DIR", "~")
-    return Path(runtime).expanduser() / ".sky" / "catalogs" / CATALOG_VERSION
-
-
-def local_catalog_clouds() -> list[str]:
-    """Clouds whose SkyPilot catalog file is on disk."""
-    base = sky_catalog_dir()
-    if not base.is_dir():
-        return []
-    return sorted(p.parent.name for p in base.glob("*/vms.csv"))
-
-
-def from_skypilot(
-    clouds: Iterable[str] | None = None,
-) -> tuple[list[Offering], dict[str, str]]:
-    """Offerings from SkyPilot's catalog; returns (offerings, {cloud: error}) per failure."""
-    wanted = [c.lower() for c in clouds] if clouds else local_catalog_clouds()
-    if not wanted:
-        raise UsageError(
-            f"pricing refresh: no SkyPilot catalog under {sky_catalog_dir()}; name clouds "
-            "with --cloud (needs network) or import vms.csv files with --from DIR"
-        )
-    try:
-        import sky.catalog
-    except ImportError as e:  # pragma: no cover - skypilot is a dependency
-        raise UsageError("pricing refresh needs SkyPilot: pip install skypilot") from e
-
+def from_fetched(files: Iterable[tuple[str, Path]]) -> list[Offering]:
+    """Sanitised offerings from fetched ``(cloud, vms.csv path)`` pairs."""
     now = datetime.now(timezone.utc)
     out: list[Offering] = []
-    errors: dict[str, str] = {}
-    for cloud in wanted:
-        try:
-            result = sky.catalog.list_accelerators(
-                gpus_only=True, all_regions=True, clouds=[cloud], require_price=True
+    for cloud, path in files:
+        out.extend(
+            read_vms_csv(
+                path,
+                cloud.lower(),
+                now=now,
+                source=f"skypilot-catalog {CATALOG_VERSION}/{cloud}/vms.csv over HTTP",
             )
-        except Exception as e:  # SkyPilot raises many kinds; report per cloud and go on
-            errors[cloud] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            continue
-        for items in result.values():
-            for info in items:
-                if not info.instance_type or info.region is None:
-                    continue
-                out.append(
-                    make_offering(
-                        cloud=cloud,
-                        region=str(info.region),
-                        instance_type=str(info.instance_type),
-                        accelerator=str(info.accelerator_name),
-                        accelerator_count=float(info.accelerator_count),
-                        vcpus=info.cpu_count,
-                        memory_gib=info.memory,
-                        price=info.price,
-                        spot_price=info.spot_price,
-                        source=f"skypilot catalog {CATALOG_VERSION} (sky.catalog)",
-                        fetched_at=now,
-                    )
-                )
-    return sanitise(out), errors
+        )
+    return sanitise(out)
 
 
 def _f(value: str | None) -> float | None:
@@ -217,11 +166,13 @@ def _cheapest_per_region(offerings: list[Offering]) -> list[Offering]:
     return list(best.values())
 
 
-def read_vms_csv(path: Path, cloud: str, *, now: datetime | None = None) -> list[Offering]:
+def read_vms_csv(
+    path: Path, cloud: str, *, now: datetime | None = None, source: str | None = None
+) -> list[Offering]:
     """Unsanitised offerings from one SkyPilot ``vms.csv``."""
     now = now or datetime.now(timezone.utc)
     rows = _read_rows(path)
-    source = f"vms.csv import ({path})"
+    source = source or f"vms.csv import ({path})"
     if cloud == "gcp":
         return _cheapest_per_region(_gcp_rows(rows, source, now))
     out = []

@@ -8,6 +8,7 @@ sample), measures rows/s and tokens/s after a warm-up, and stores the figure as
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -161,8 +162,9 @@ def pricing_show(
 def pricing_refresh(from_dir: str | None, clouds: tuple[str, ...], as_json: bool) -> None:
     """Import current prices and print what changed (added, removed, price changes).
 
-    Without --from, asks SkyPilot (sky.catalog.list_accelerators) for the clouds whose
-    catalog is under ~/.sky/catalogs/v8 (offline), or for the --cloud ones.
+    Without --from, downloads SkyPilot's public catalog (one vms.csv per cloud) over HTTP,
+    again only when it changed (ETag / Last-Modified), for the --cloud ones or every cloud
+    the catalog holds now. SKYBATCH_CATALOG_URL points at a mirror.
 
     \b
     Examples:
@@ -170,16 +172,32 @@ def pricing_refresh(from_dir: str | None, clouds: tuple[str, ...], as_json: bool
       skybatch pricing refresh --cloud aws --cloud gcp
       skybatch pricing refresh --from ./catalogs/v8 --json
     """
-    from pricing import from_skypilot, from_vms_dir, replace_offerings
+    import contextlib
+
+    from pricing import (
+        fetch_catalogs,
+        from_fetched,
+        from_vms_dir,
+        list_offerings,
+        replace_offerings,
+    )
 
     errors: dict[str, str] = {}
-    if from_dir:
-        new = from_vms_dir(from_dir)
-        if clouds:
-            wanted = {c.lower() for c in clouds}
-            new = [o for o in new if o.cloud in wanted]
-    else:
-        new, errors = from_skypilot(clouds or None)
+    # Under --json only the one object reaches stdout: anything a library prints goes to
+    # stderr instead.
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    with quiet:
+        if from_dir:
+            new = from_vms_dir(from_dir)
+            if clouds:
+                wanted = {c.lower() for c in clouds}
+                new = [o for o in new if o.cloud in wanted]
+        else:
+            names = [c.lower() for c in clouds] or sorted(
+                {o.cloud for o in list_offerings(include_flagged=True)}
+            )
+            fetched, errors = fetch_catalogs(names, progress=sys.stderr.isatty())
+            new = from_fetched((f.cloud, f.path) for f in fetched)
     if not new:
         detail = "; ".join(f"{c}: {e}" for c, e in errors.items())
         raise UsageError(f"pricing refresh: no offering imported{f' ({detail})' if detail else ''}")

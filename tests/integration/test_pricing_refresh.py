@@ -1,11 +1,7 @@
-"""Refreshing prices for real: SkyPilot's own catalog code (offline) and vms.csv files."""
+"""Refreshing prices from vms.csv files (the HTTP fetch: test_pricing_fetch.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -65,47 +61,9 @@ def test_refresh_from_dir_replaces_only_those_clouds(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.slow
-def test_refresh_through_skypilot_offline(isolated_home: Path) -> None:
-    """`skybatch pricing refresh` with SkyPilot's catalog files in a temporary HOME."""
-    _catalog(isolated_home / ".sky" / "catalogs" / "v8")
-    env = {**os.environ, "HOME": str(isolated_home), "SKYBATCH_HOME": str(isolated_home / ".sb")}
-    run = subprocess.run(
-        [sys.executable, "-m", "scheduler.cli", "pricing", "refresh", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
-    assert out["clouds"] == ["gcp", "lambda"] and out["errors"] == {}
-    changed = {c["new"]["instance_type"]: c for c in out["changed"]}
-    assert changed["gpu_1x_h100_sxm5"]["new"]["usd_per_hour"] == 2.49
-    # SkyPilot itself drops the GPU whose host VM has no price, and sums host + GPU.
-    added = {(a["cloud"], a["instance_type"], a["region"]) for a in out["added"]}
-    assert ("gcp", "europe-west4") not in {(c, r) for c, _, r in added}
-    g2 = next(c for c in out["changed"] if c["new"]["instance_type"] == "g2-standard-4")
-    assert g2["new"]["usd_per_hour"] == pytest.approx(0.70)
-    show = subprocess.run(
-        [sys.executable, "-m", "scheduler.cli", "pricing", "show", "--cloud", "lambda", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert show.returncode == 0, show.stderr
-    listed = json.loads(show.stdout)["offerings"]
-    assert [o["instance_type"] for o in listed] == ["gpu_1x_a10", "gpu_1x_h100_sxm5"]
-    assert all(o["source"].startswith("skypilot catalog") for o in listed)
-
-
 def test_refresh_without_catalog_is_one_clear_error(isolated_home: Path) -> None:
-    from pricing._refresh import from_skypilot
     from scheduler.errors import UsageError
 
-    with pytest.raises(UsageError, match=r"no SkyPilot catalog under .*\.sky/catalogs/v8"):
-        from_skypilot()
     with pytest.raises(UsageError, match="is not a directory"):
         from_vms_dir(isolated_home / "nope")
     (isolated_home / "bad" / "aws").mkdir(parents=True)
