@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from scheduler.errors import PlanError, UsageError
+from scheduler.errors import PlanError, RecipeError, UsageError
 from scheduler.launch._summary import Outcome
 from scheduler.recipe import Recipe
 from scheduler.store import LaunchOption, Offering, validate_run_id
@@ -120,17 +120,44 @@ def _local_option(workers: int, usd_per_hour: float) -> LaunchOption:
     return LaunchOption("local", gpus_per_worker=1, workers=workers, offerings=(here,))
 
 
-def _manual_option(recipe: Recipe, gpu: str, workers: int) -> LaunchOption:
-    """``--gpu G --workers N``: the cheapest trusted offerings of G as candidates."""
+def _gpus_needed(recipe: Recipe, acc: str, source: Callable[[], Input] | None) -> int:
+    """GPUs one engine of the recipe's model needs on ``acc`` (the planner's memory check);
+    a GPU that cannot hold it even eight at a time is refused."""
+    from scheduler.errors import SkybatchError
+    from scheduler.plan import catalog_market, measure_workload
+
+    try:
+        context = measure_workload(recipe, source=source).context_tokens
+    except SkybatchError:  # the input cannot be read from here: a modest context
+        context = 2048 + (recipe.sampling.max_tokens if recipe.task == "generate" else 0)
+    need = catalog_market().gpus_needed(
+        model=recipe.model.name, accelerator=acc, context_tokens=context
+    )
+    if need is None:
+        raise PlanError(
+            f"--gpu {acc}: {recipe.model.name} does not fit in the memory of up to 8 {acc} "
+            "per worker; pick a GPU with more memory (see `skybatch plan RECIPE`)"
+        )
+    return need
+
+
+def _manual_option(
+    recipe: Recipe, gpu: str, workers: int, source: Callable[[], Input] | None = None
+) -> LaunchOption:
+    """``--gpu G --workers N``: the cheapest trusted offerings of G with enough of them per
+    worker to hold the model (one engine of ``need`` GPUs, replicated when more fit)."""
     import pricing
 
     acc = pricing.normalize_accelerator(gpu)
+    need = _gpus_needed(recipe, acc, source)
     spot = recipe.schedule.spot != "never"
-    offers = pricing.list_offerings(
-        accelerators=[acc],
-        clouds=recipe.schedule.clouds,
-        regions=recipe.schedule.regions,
-    )
+    offers = [
+        o
+        for o in pricing.list_offerings(
+            accelerators=[acc], clouds=recipe.schedule.clouds, regions=recipe.schedule.regions
+        )
+        if o.accelerator_count >= need
+    ]
     priced = sorted(
         ((o.price(spot), o) for o in offers if o.price(spot) is not None),
         key=lambda p: (p[1].accelerator_count, p[0]),
@@ -142,9 +169,10 @@ def _manual_option(recipe: Recipe, gpu: str, workers: int) -> LaunchOption:
             key=lambda p: (p[1].accelerator_count, p[0]),
         )
     if not priced:
+        at_least = f" with at least {need} per instance" if need > 1 else ""
         raise PlanError(
-            f"--gpu {gpu}: no trusted {'spot ' if spot else ''}price for {acc} in the catalog "
-            "for this recipe's clouds/regions; see `skybatch pricing show`"
+            f"--gpu {gpu}: no trusted {'spot ' if spot else ''}price for {acc}{at_least} in "
+            "the catalog for this recipe's clouds/regions; see `skybatch pricing show`"
         )
     count = priced[0][1].accelerator_count
     offerings = [
@@ -153,8 +181,41 @@ def _manual_option(recipe: Recipe, gpu: str, workers: int) -> LaunchOption:
         if o.accelerator_count == count
     ][:3]
     return LaunchOption(
-        acc, gpus_per_worker=count, spot=spot, workers=workers, offerings=tuple(offerings)
+        acc,
+        gpus_per_worker=count,
+        spot=spot,
+        workers=workers,
+        offerings=tuple(offerings),
+        tensor_parallel_size=need,
+        replicas_per_worker=count // need,
     )
+
+
+def with_recipe_tp(recipe: Recipe, option: LaunchOption) -> LaunchOption:
+    """The option with the recipe's ``model.options.tensor_parallel_size``, if it sets one.
+
+    The plan gives each engine the fewest GPUs that hold the model; a recipe may ask for
+    more per engine when they divide a worker's GPUs. Fewer than the model needs, or a
+    number that does not divide the worker's GPUs, contradicts the option and is refused.
+    """
+    raw = recipe.model.options.get("tensor_parallel_size")
+    if raw is None or recipe.model.engine != "vllm" or option.accelerator == "local":
+        return option
+    where = f"{recipe.source or 'the recipe'}: model.options.tensor_parallel_size"
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise RecipeError(f"{where} {raw!r}: give a whole number of GPUs (1, 2, 4, 8)")
+    gpus, need = option.gpus_per_worker, option.tp_size
+    if raw > gpus or gpus % raw or raw < need:
+        why = (
+            f"fewer than the {need} {option.accelerator} the model needs"
+            if raw < need
+            else f"does not divide the {gpus} {option.accelerator} of a worker"
+        )
+        raise RecipeError(
+            f"{where} {raw} contradicts the launch option ({gpus}× {option.accelerator} per "
+            f"worker): {why}; remove it to use the plan's, or pick --gpu with a fitting count"
+        )
+    return option.with_(tensor_parallel_size=raw, replicas_per_worker=gpus // raw)
 
 
 def choose_option(
@@ -172,7 +233,7 @@ def choose_option(
     if req.gpu:
         if not req.workers:
             raise UsageError("--gpu needs --workers N (how many workers of that GPU)")
-        return _manual_option(recipe, req.gpu, req.workers), None
+        return with_recipe_tp(recipe, _manual_option(recipe, req.gpu, req.workers, source)), None
     from scheduler.plan import plan_recipe
 
     plan = plan_recipe(recipe, deadline_s=req.deadline_s, budget_usd=req.budget_usd, source=source)
@@ -189,7 +250,7 @@ def choose_option(
     option = LaunchOption.from_json(chosen.to_json(), where="the plan's option")
     if req.workers:
         option = option.with_(workers=req.workers)
-    return option, data
+    return with_recipe_tp(recipe, option), data
 
 
 def describe_option(option: LaunchOption) -> str:
