@@ -51,6 +51,7 @@ def test_commands_have_help_with_an_example(command: str, tmp_path: Path) -> Non
     assert "Example" in proc.stdout and f"skybatch {command}" in proc.stdout
 
 
+@pytest.mark.slow
 def test_dry_run_prints_one_yaml_document_per_worker_and_writes_nothing(tmp_path: Path) -> None:
     _recipe(tmp_path, store="s3://bucket/runs")
     proc = _cli("launch", "recipe.yaml", "--dry-run", "--gpu", "L4", "--workers", "3", cwd=tmp_path)
@@ -153,6 +154,7 @@ def test_watch_follows_a_run_to_its_end_with_the_launch_exit_code(tmp_path: Path
     assert "skybatch run `wt`" in (tmp_path / "w.md").read_text()
 
 
+@pytest.mark.slow
 def test_plan_n_launches_that_option_and_no_fitting_plan_exits_4(tmp_path: Path) -> None:
     recipe = str(REPO / "recipes" / "summarize-vllm.yaml")
     plan = json.loads(_cli("plan", recipe, "--json", cwd=tmp_path).stdout)

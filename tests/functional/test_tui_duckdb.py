@@ -59,6 +59,7 @@ async def until(pilot, predicate: Callable[[], bool], timeout_s: float, what: st
         await pilot.pause(0.05)
 
 
+@pytest.mark.slow
 async def test_a_cli_command_writes_the_duckdb_file_while_the_tui_is_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

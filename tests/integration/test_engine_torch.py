@@ -87,6 +87,7 @@ def test_minilm_embeddings_are_384_dim_unit_vectors(minilm: TorchEngine) -> None
         assert math.isclose(math.sqrt(sum(x * x for x in vector)), 1.0, abs_tol=1e-4)
 
 
+@pytest.mark.slow
 def test_minilm_is_deterministic_and_batch_matches_one_by_one(minilm: TorchEngine) -> None:
     batch = minilm.infer(_rows(*SENTENCES))
     again = minilm.infer(_rows(*SENTENCES))

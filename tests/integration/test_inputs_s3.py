@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from scheduler.inputs import open_input
 from scheduler.recipe import InputSpec
@@ -19,6 +20,7 @@ def _put(bucket: str, key: str, data: bytes) -> None:
     s3fs.S3FileSystem(skip_instance_cache=True).pipe(f"{bucket}/{key}", data)
 
 
+@pytest.mark.slow
 def test_jsonl_glob_on_s3(s3_server: Any) -> None:
     bucket = s3_server.new_bucket()
     rows = [{"id": f"r{i}", "text": f"line {i}"} for i in range(30)]

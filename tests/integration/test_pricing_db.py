@@ -125,6 +125,7 @@ def _reader(home: str, n: int) -> int:
     return seen
 
 
+@pytest.mark.slow
 def test_processes_share_the_file_without_lock_errors(isolated_home: Path) -> None:
     home = str(isolated_home / ".skybatch")
     pricing.list_offerings()  # create it here; then writers and readers race on it

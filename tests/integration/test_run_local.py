@@ -107,6 +107,7 @@ def test_run_end_to_end_balances_rows(tmp_path: Path) -> None:
     assert sum("JSON" in r for r in reasons) == 3
 
 
+@pytest.mark.slow
 def test_second_run_resumes_and_skips_committed_shards(tmp_path: Path) -> None:
     recipe = _write_run(tmp_path, rows=200)
     first = _cli(tmp_path, "run", str(recipe), "--json")
@@ -127,6 +128,7 @@ def _wait_for(predicate: Any, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_shard_then_resume_is_exactly_once(tmp_path: Path) -> None:
     recipe = _write_run(tmp_path, rows=600, delay_s=0.004, rows_per_shard=40)
     driver = subprocess.Popen(
@@ -153,6 +155,7 @@ def test_sigkill_mid_shard_then_resume_is_exactly_once(tmp_path: Path) -> None:
     assert max(ids.values()) == 1
 
 
+@pytest.mark.slow
 def test_worker_killed_is_restarted_by_the_pool(tmp_path: Path) -> None:
     recipe = _write_run(tmp_path, rows=400, delay_s=0.01, rows_per_shard=40)
     driver = subprocess.Popen(
@@ -277,6 +280,7 @@ def test_a_burst_of_signals_still_stops_the_worker(tmp_path: Path) -> None:
     assert store.done_shards() == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
     recipe = _write_run(tmp_path, rows=400, delay_s=0.01, rows_per_shard=40)
     driver = subprocess.Popen(
@@ -298,6 +302,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
     assert len(ids) == 400 and max(ids.values()) == 1
 
 
+@pytest.mark.slow
 def test_a_finished_run_goes_into_the_run_history(tmp_path: Path) -> None:
     import pricing
 

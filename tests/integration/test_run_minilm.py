@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("sentence_transformers")
 
 
+@pytest.mark.slow
 def test_embed_minilm_end_to_end(tmp_path: Path, repo: Path) -> None:
     lines = (repo / "recipes/data/sentences.jsonl").read_text().splitlines()[:120]
     (tmp_path / "sentences.jsonl").write_text("\n".join(lines) + "\n")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -278,7 +279,8 @@ StoreMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-test_store_exactly_once = StoreMachine.TestCase
+# 60 random interleavings take seconds: the slow lane runs them (CI runs every lane).
+test_store_exactly_once = pytest.mark.slow(StoreMachine.TestCase)
 
 
 def test_model_helpers_are_consistent() -> None:
