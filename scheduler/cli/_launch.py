@@ -73,8 +73,12 @@ def _finish(
 @click.option("--run-id", default=None, metavar="TEMPLATE",
               help="Run id; may hold {date}, {time}, {name} or strftime codes (nightly-{date}).")  # fmt: skip
 @click.option(
-    "--dry-run", is_flag=True, help="Print each worker's SkyPilot task YAML; launch nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan, each distinct SkyPilot task YAML and the workers; launch nothing.",
 )
+@click.option("--all", "all_documents", is_flag=True,
+              help="With --dry-run: print every worker's task, not each distinct one once.")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Watch until the run ends (deadline guard on).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--summary-md", default=None, metavar="PATH", help="Write a markdown summary here.")
@@ -98,6 +102,7 @@ def launch(
     store_url: str | None,
     run_id: str | None,
     dry_run: bool,
+    all_documents: bool,
     wait: bool,
     yes: bool,
     summary_md: str | None,
@@ -131,6 +136,7 @@ def launch(
         gpu=gpu,
         workers=workers,
         dry_run=dry_run,
+        all_documents=all_documents,
         wait=wait,
         yes=yes,
         run_id=run_id,

@@ -12,8 +12,9 @@
      │         └ unless --yes (refused without a terminal, so CI never hangs)
      └ the planner's chosen option, --plan N, or --gpu G --workers N
 
-``--dry-run`` stops after the plan and prints each worker's SkyPilot task YAML; nothing is
-written anywhere. A local launch always waits (its workers are child processes); a cloud
+``--dry-run`` stops after the plan and prints it with each distinct SkyPilot task YAML and a
+table of the workers (:mod:`scheduler.launch._dryrun`; ``--all``: every worker's task);
+nothing is written anywhere. A local launch always waits (its workers are child processes); a cloud
 launch returns once the jobs are submitted unless ``--wait``.
 
 Request, result, run-id templates and options live in :mod:`scheduler.launch._request`.
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scheduler.backends import Backend, SessionFactory, backend_class
-from scheduler.errors import LaunchError, UsageError
+from scheduler.errors import LaunchError, SkybatchError, UsageError
 from scheduler.launch._guard import DeadlineGuard, make_guard
 from scheduler.launch._request import (
     LaunchRequest,
@@ -73,19 +74,23 @@ def _input_once(recipe: Recipe) -> Callable[[], Input]:
     return source
 
 
-def _dry_run_id(recipe: Recipe, req: LaunchRequest, source: Callable[[], Input]) -> str:
+def _dry_run_id(
+    recipe: Recipe, req: LaunchRequest, source: Callable[[], Input]
+) -> tuple[str | None, str | None]:
+    """The run id a launch would use, or None and why it cannot be derived from here (the
+    id needs the input's fingerprint, and a bucket may be out of reach): never made up."""
     if req.run_id:
-        return render_run_id(req.run_id, name=recipe.name)
-    # The real id needs the input's fingerprint; a bucket may be out of reach from here.
-    try:
-        from scheduler.engines import model_revision
-        from scheduler.runs import derive_run_id
+        return render_run_id(req.run_id, name=recipe.name), None
+    from scheduler.engines import model_revision
+    from scheduler.runs import derive_run_id
 
-        return derive_run_id(
-            recipe, fingerprint=source().fingerprint(), revision=model_revision(recipe)
-        )
-    except Exception:
-        return f"{recipe.name}-dryrun"
+    try:
+        fingerprint = source().fingerprint()
+    except SkybatchError as e:
+        return None, f"the input cannot be read ({e})"
+    except Exception as e:  # credentials, network: whatever the filesystem raises
+        return None, f"the input cannot be read ({type(e).__name__}: {e})"
+    return derive_run_id(recipe, fingerprint=fingerprint, revision=model_revision(recipe)), None
 
 
 def launch(
@@ -109,6 +114,8 @@ def launch(
     kind = backend_class(req.backend)
     recipe = with_schedule(load_recipe(req.recipe_path), req)
     store_url = load_settings().store_url(req.store_url, recipe)
+    if req.all_documents and not req.dry_run:
+        raise UsageError("--all goes with --dry-run (print every worker's task YAML)")
     if req.dry_run and not kind.remote:
         raise UsageError(
             "--dry-run prints the SkyPilot tasks a cloud launch would submit; with "
@@ -122,11 +129,13 @@ def launch(
     option, plan = choose_option(recipe, req, source=source)
 
     if req.dry_run:
-        run_id = _dry_run_id(recipe, req, source)
+        from scheduler.launch._dryrun import UNDERIVED_RUN_ID, render_dry_run
+
+        run_id, problem = _dry_run_id(recipe, req, source)
         jobs = [
             sp.build_worker_job(
                 recipe=recipe,
-                run_id=run_id,
+                run_id=run_id or UNDERIVED_RUN_ID,
                 store_url=store_url,
                 worker_index=i,
                 option=option,
@@ -134,7 +143,13 @@ def launch(
             )
             for i in range(option.workers)
         ]
-        return LaunchResult(run_id, store_url, req.backend, option, sp.render_yaml(jobs))
+        text = render_dry_run(
+            jobs, option=option, plan=plan, store_url=store_url, run_id=run_id,
+            run_id_problem=problem, all_documents=req.all_documents,
+        )  # fmt: skip
+        result = LaunchResult(run_id or "", store_url, req.backend, option, text)
+        result.run_id_problem = problem
+        return result
 
     if kind.remote:
         input_path = resolve_input_path(recipe)

@@ -46,6 +46,7 @@ class LaunchRequest:
     gpu: str | None = None
     workers: int | None = None
     dry_run: bool = False
+    all_documents: bool = False  # --dry-run --all: every worker's task, not each distinct one
     wait: bool = False
     yes: bool = False
     run_id: str | None = None
@@ -73,13 +74,16 @@ class LaunchResult:
     outcome: Outcome | None = None
     #: The backend that started the workers (a detached launch's caller may wait on it).
     backend_object: Any = field(default=None, repr=False, compare=False)
+    #: Why a dry run could not derive the run id (``run_id`` is then empty).
+    run_id_problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``launch --json`` object."""
         if self.outcome is not None:
             return {**self.outcome.to_json(), "jobs": self.jobs, "plan": self.option.to_json()}
         return {
-            "run_id": self.run_id,
+            "run_id": self.run_id or None,
+            **({"run_id_problem": self.run_id_problem} if self.run_id_problem else {}),
             "store": self.store,
             "backend": self.backend,
             "state": "dry-run" if self.dry_run_yaml is not None else "launched",

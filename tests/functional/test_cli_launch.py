@@ -52,16 +52,49 @@ def test_commands_have_help_with_an_example(command: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_dry_run_prints_one_yaml_document_per_worker_and_writes_nothing(tmp_path: Path) -> None:
+def test_dry_run_prints_a_header_each_distinct_task_once_and_a_worker_table(
+    tmp_path: Path,
+) -> None:
     _recipe(tmp_path, store="s3://bucket/runs")
-    proc = _cli("launch", "recipe.yaml", "--dry-run", "--gpu", "L4", "--workers", "3", cwd=tmp_path)
+    args = ("launch", "recipe.yaml", "--dry-run", "--gpu", "L4", "--workers", "3")
+    proc = _cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    docs = list(yaml.safe_load_all(proc.stdout))
+    head = proc.stdout.split("\nname: ", 1)[0].splitlines()
+    assert all(line.startswith("#") for line in head)
+    assert any(line.startswith("# plan     3× L4") for line in head)
+    assert any(re.match(r"# run id   fl-[0-9a-f]{10}$", line) for line in head)
+    (doc,) = list(yaml.safe_load_all(proc.stdout))  # three workers, one task
+    assert doc["envs"]["SKYBATCH_WORKER_INDEX"] == "0"
+    table = proc.stdout.rsplit("# worker", 1)[1].splitlines()[1:]
+    assert [line.split()[1] for line in table] == ["w0", "w1", "w2"]
+    every = _cli(*args, "--all", cwd=tmp_path)
+    docs = list(yaml.safe_load_all(every.stdout))
     assert [d["envs"]["SKYBATCH_WORKER_INDEX"] for d in docs] == ["0", "1", "2"]
-    assert proc.stdout.count("---\n") == 2
+    assert every.stdout.count("---\n") == 2
     assert {c["infra"].split("/")[0] for c in docs[0]["resources"]["any_of"]} <= {"aws", "gcp"}
     written = sorted(p.name for p in tmp_path.iterdir() if p.name != "home")  # HOME: conftest
     assert written == ["fn.py", "recipe.yaml", "rows.jsonl"]
+
+
+@pytest.mark.slow
+def test_dry_run_says_why_it_has_no_run_id_instead_of_making_one_up(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path, store="s3://bucket/runs")
+    recipe.write_text(recipe.read_text().replace("rows.jsonl", "missing.jsonl"))
+    proc = _cli("launch", "recipe.yaml", "--dry-run", "--gpu", "L4", "-w", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "-dryrun" not in proc.stdout
+    assert re.search(
+        r"^# run id   could not be derived here: the input cannot be read \(input not found: "
+        r"\S*missing.jsonl; check input.path",
+        proc.stdout,
+        re.M,
+    )
+    assert re.search(r"^#\s+the tasks say RUN-ID-NOT-DERIVED: pass --run-id ID", proc.stdout, re.M)
+    data = json.loads(_cli("launch", "recipe.yaml", "--dry-run", "--gpu", "L4", "-w", "1",
+                           "--json", cwd=tmp_path).stdout)  # fmt: skip
+    assert data["run_id"] is None and "input not found" in data["run_id_problem"]
+    proc = _cli("launch", "recipe.yaml", "--all", "--gpu", "L4", "-w", "1", cwd=tmp_path)
+    assert proc.returncode == 2 and "--all goes with --dry-run" in proc.stderr
 
 
 def test_cloud_launch_refuses_a_local_store(tmp_path: Path) -> None:
@@ -163,7 +196,10 @@ def test_plan_n_launches_that_option_and_no_fitting_plan_exits_4(tmp_path: Path)
     chosen = json.loads(proc.stdout)["plan"]
     keys = ("accelerator", "accelerators_per_worker", "spot", "workers", "offerings")
     assert {k: chosen[k] for k in keys} == {k: plan["options"][1][k] for k in keys}
-    assert len(list(yaml.safe_load_all(json.loads(proc.stdout)["yaml"]))) == chosen["workers"]
+    # one task YAML for all the workers of one option, and a row for each in the table
+    text = json.loads(proc.stdout)["yaml"]
+    assert len(list(yaml.safe_load_all(text))) == 1
+    assert len(text.rsplit("# worker", 1)[1].splitlines()) - 1 == chosen["workers"]
     proc = _cli("launch", recipe, "--dry-run", "--plan", "99", cwd=tmp_path)
     assert proc.returncode == 2 and "--plan 99: the plan has options 0.." in proc.stderr
     proc = _cli("launch", recipe, "--dry-run", "--deadline", "5m", cwd=tmp_path)

@@ -224,7 +224,9 @@ def test_the_run_id_does_not_depend_on_the_directory_or_on_dry_run(
         revisions.add(store.read_run_info()["model_revision"])
         req = LaunchRequest(recipe_path=str(path), dry_run=True)
         source = open_recipe_input(recipe)
-        ids.add(_dry_run_id(recipe, req, lambda s=source: s))  # type: ignore[misc]
+        derived, problem = _dry_run_id(recipe, req, lambda s=source: s)  # type: ignore[misc]
+        assert problem is None
+        ids.add(derived)
     assert len(ids) == 1, ids
     (revision,) = revisions
     assert revision and revision.startswith("local-")  # the weights' hash, from either cwd

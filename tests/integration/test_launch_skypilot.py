@@ -109,11 +109,18 @@ def test_dry_run_yaml_is_valid_skypilot(
     )
     data = json.loads(out)
     text_out, text_err = _cli(
-        ["launch", str(recipe), "--dry-run", "--secret", "MY_API_KEY"], capsys
+        ["launch", str(recipe), "--dry-run", "--all", "--secret", "MY_API_KEY"], capsys
     )
-    for stream in (out, err, text_out, text_err):
+    short_out, _ = _cli(["launch", str(recipe), "--dry-run", "--secret", "MY_API_KEY"], capsys)
+    for stream in (out, err, text_out, text_err, short_out):
         assert TOKEN not in stream and OTHER not in stream
     plan = data["plan"]
+    # The short form: each distinct task once (one here), header and table as comments.
+    (short,) = short_out.split("---\n")
+    assert short.startswith("# skybatch launch --dry-run")
+    assert short.rstrip().endswith(("yes", "no"))
+    validate_task_config(yaml.safe_load(short))
+    sky.Task.from_yaml_str(short)
     docs_text = text_out.split("---\n")
     assert len(docs_text) == plan["workers"] == len(list(yaml.safe_load_all(text_out)))
     planned = {(o["cloud"], o["region"], o["instance_type"]) for o in plan["offerings"]}
