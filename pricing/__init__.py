@@ -7,7 +7,8 @@ internals live in ``_name`` modules:
 * :mod:`pricing._catalog` - offerings, sanitising (flagged prices are never returned as
   trusted), snapshot, refresh diff; :mod:`pricing._refresh` - ``vms.csv`` files;
   :mod:`pricing._fetch` - SkyPilot's public catalog over HTTP (httpx);
-* :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models;
+* :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models,
+  :mod:`pricing._configs` - their ``config.json`` (local, cached, or the Hub over httpx);
 * :mod:`pricing._figures` - throughput figures (published, measured);
   :mod:`pricing._roofline` and :mod:`pricing._throughput` - memory fit and the estimator;
 * :mod:`pricing._history` - run history, preemption rates, start-up times, launcher jobs;
@@ -38,7 +39,7 @@ from pricing._history import (
     record_run,
     startup_s,
 )
-from pricing._models import ModelInfo, model_info, model_key, name_precision
+from pricing._models import ModelInfo, model_info, model_key, name_precision, precision_of
 from pricing._refresh import from_fetched, from_vms_dir
 from pricing._roofline import bytes_per_param
 from pricing._specs import (
@@ -93,6 +94,7 @@ __all__ = [
     "model_key",
     "name_precision",
     "normalize_accelerator",
+    "precision_of",
     "preemption_rate_per_hour",
     "prices_age_days",
     "published_figures",

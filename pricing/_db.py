@@ -135,6 +135,19 @@ MIGRATIONS: list[tuple[int, str]] = [
               AND flags NOT LIKE '%spot_equals_ondemand%';
         """,
     ),
+    (
+        3,
+        # Model configs fetched from the Hub (pricing._configs): one fetch per model.
+        """
+        CREATE TABLE model_configs (
+            model VARCHAR NOT NULL,
+            revision VARCHAR NOT NULL,       -- '' for the default branch
+            config VARCHAR NOT NULL,         -- config.json as fetched
+            fetched_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, revision)
+        );
+        """,
+    ),
 ]
 
 # Messages DuckDB gives while another process (or thread) holds the file; the last two

@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ModelInfo", "is_encoder", "model_info", "model_key", "name_precision"]
+__all__ = [
+    "ModelInfo",
+    "is_encoder",
+    "model_info",
+    "model_key",
+    "name_precision",
+    "precision_of",
+]
 
 
 @dataclass(frozen=True)
@@ -115,10 +122,17 @@ def _lookup(name: str) -> ModelInfo | None:
 
 
 def model_info(name: str) -> ModelInfo | None:
-    """The model's size and shape: from the table, or the size parsed from the name."""
+    """The model's size and shape: from the table, its ``config.json`` (local, cached or
+    from the Hub: :mod:`pricing._configs`), or the size parsed from the name."""
     info = _lookup(name)
     if info:
         return info
+    from pricing._configs import info_from_config, load_config
+
+    config = load_config(name)
+    found = info_from_config(name, config) if config else None
+    if found is not None:
+        return found
     base = _strip(name)
     sizes = _SIZE.findall(base)
     if not sizes:
@@ -135,6 +149,18 @@ def is_encoder(name: str, task: str) -> bool:
         return True
     info = model_info(name)
     return bool(info and info.encoder)
+
+
+def precision_of(name: str) -> str | None:
+    """The checkpoint's precision: what the name states, else its config's
+    ``quantization_config`` / ``torch_dtype`` (None when neither says)."""
+    stated = name_precision(name)
+    if stated is not None:
+        return stated
+    from pricing._configs import config_precision, load_config
+
+    config = load_config(name)
+    return config_precision(config) if config else None
 
 
 def name_precision(name: str) -> str | None:

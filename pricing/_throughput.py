@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pricing._figures import Figure, engine_family, figures_for
-from pricing._models import ModelInfo, is_encoder, model_info, model_key, name_precision
+from pricing._models import ModelInfo, is_encoder, model_info, model_key, precision_of
 from pricing._roofline import bytes_per_param, fits, generate_time
 from pricing._scaling import (
     describe,
@@ -172,7 +172,7 @@ def estimate_throughput(
 
     acc = normalize_accelerator(accelerator)
     encoder = is_encoder(model, task)
-    precision = precision or name_precision(model) or ("FP32" if encoder else "BF16")
+    precision = precision or precision_of(model) or ("FP32" if encoder else "BF16")
     shape = (float(input_tokens), 0.0 if encoder else float(output_tokens))
     key = model_key(model)
     info = model_info(model)

@@ -220,9 +220,9 @@ class CatalogMarket:
                     model=info,
                     accelerator=accelerator,
                     context_tokens=context_tokens,
-                    # FP8/INT4 checkpoints (by name) take 1 or 0.5 bytes a weight, as the
+                    # FP8/INT4 checkpoints (by name or config) take 1 or 0.5 bytes a weight, as the
                     # throughput estimate assumes too.
-                    precision=self._pricing.name_precision(model),
+                    precision=self._pricing.precision_of(model),
                 )
             )
         return self._needed[key]
@@ -278,7 +278,7 @@ class CatalogMarket:
 
     def model_load_s(self, model: str) -> float:
         info = self._model(model)
-        weight_bytes = self._pricing.bytes_per_param(self._pricing.name_precision(model))
+        weight_bytes = self._pricing.bytes_per_param(self._pricing.precision_of(model))
         return model_load_s(info.params_b if info is not None else None, weight_bytes)
 
     def prices_age_days(self) -> float | None:

@@ -1,0 +1,125 @@
+"""A model's size, precision and context from its config.json: local, cached, or the Hub.
+
+The Hub is a real HTTP server on 127.0.0.1 (``HF_ENDPOINT``) serving one config.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+import pricing
+from pricing import _configs
+
+# meta-llama/Llama-3.1-8B-Instruct's config.json (the fields that size the model).
+LLAMA_8B = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "max_position_embeddings": 131072,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo() -> None:
+    _configs._memo.clear()
+
+
+def test_params_and_shape_are_counted_from_the_config() -> None:
+    info = _configs.info_from_config("org/llama-like", LLAMA_8B)
+    assert info is not None
+    assert info.params_b == pytest.approx(8.03, abs=0.01)
+    assert (info.layers, info.kv_heads, info.head_dim, info.max_context) == (32, 8, 128, 131072)
+    assert not info.encoder
+    assert _configs.config_precision(LLAMA_8B) == "BF16"
+    fp8 = {**LLAMA_8B, "quantization_config": {"quant_method": "fp8"}}
+    assert _configs.config_precision(fp8) == "FP8"
+    awq = {**LLAMA_8B, "quantization_config": {"quant_method": "awq", "bits": 4}}
+    assert _configs.config_precision(awq) == "INT4"
+
+
+def test_a_local_model_directory_is_read(tmp_path: Path) -> None:
+    model = tmp_path / "my-finetune"
+    model.mkdir()
+    quantised = {**LLAMA_8B, "quantization_config": {"quant_method": "fp8"}}
+    (model / "config.json").write_text(json.dumps(quantised))
+    info = pricing.model_info(str(model))
+    assert info is not None and info.params_b == pytest.approx(8.03, abs=0.01)
+    assert pricing.precision_of(str(model)) == "FP8"
+    est = pricing.estimate_throughput(
+        model=str(model), engine="vllm", task="generate", accelerator="H100", count=1,
+        input_tokens=500, output_tokens=150,
+    )  # fmt: skip
+    assert est.rows_per_s > 0
+
+
+class _Hub(BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).hits.append(self.path)
+        if self.path == "/acme/chatter/resolve/main/config.json":
+            body = json.dumps(LLAMA_8B).encode()
+            self.send_response(200)
+        else:
+            body = b"{}"
+            self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
+    _Hub.hits = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_the_hub_is_asked_once_and_the_answer_cached_in_duckdb(
+    hub: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = pricing.model_info("acme/chatter")  # no size in the name, not in the table
+    assert info is not None and info.params_b == pytest.approx(8.03, abs=0.01)
+    assert _Hub.hits == ["/acme/chatter/resolve/main/config.json"]
+    _configs._memo.clear()  # a new process: the answer comes from DuckDB
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = pricing.model_info("acme/chatter")
+    assert again == info and len(_Hub.hits) == 1
+    with pricing.connect(read_only=True) as con:
+        (count,) = con.execute("SELECT count(*) FROM model_configs").fetchone()  # type: ignore[misc]
+    assert count == 1
+    assert pricing.model_info("acme/unknown") is None  # 404: nothing cached, no size
+
+
+def test_offline_never_asks_the_hub(
+    hub: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert pricing.model_info("acme/chatter") is None  # no size in the name either
+    assert _Hub.hits == []
