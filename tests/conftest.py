@@ -37,13 +37,26 @@ def pricing_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "skybatch.duckdb"
 
 
+@pytest.fixture(scope="session")
+def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the wheel a cloud launch ships, shared by the session's homes.
+
+    Wheels are cached by the digest of their content, so sharing is safe; a CLI test
+    that builds the task YAML would otherwise build the same wheel again in its fresh home.
+    """
+    return tmp_path_factory.mktemp("wheels")
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pricing_template: Path) -> Path:
+def isolated_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pricing_template: Path, wheel_cache: Path
+) -> Path:
     """Keep tests off the user's ~/.skybatch and ~/.sky (a temporary HOME each), with a
-    fresh copy of the seeded pricing database in it."""
+    fresh copy of the seeded pricing database and the session's wheel cache in it."""
     home = tmp_path / "home"
     (home / ".skybatch").mkdir(parents=True)
     shutil.copyfile(pricing_template, home / ".skybatch" / "skybatch.duckdb")
+    (home / ".skybatch" / "wheels").symlink_to(wheel_cache, target_is_directory=True)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("SKYBATCH_HOME", str(home / ".skybatch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -221,6 +221,7 @@ def test_sigterm_stops_within_30s_and_commits_nothing_partial(tmp_path: Path) ->
     assert store.workers()["w-term"].state == "stopped"
 
 
+@pytest.mark.slow
 def test_resume_refused_after_input_changes(tmp_path: Path) -> None:
     recipe = _write_run(tmp_path, rows=100)
     first = _cli(tmp_path, "run", str(recipe), "--run-id", "fixed", "--json")
