@@ -177,6 +177,8 @@ def p_on_time(m: CandidateModel, workers: int, deadline_s: float) -> float:
         for k in range(k_max + 1):
             if k:
                 pmf *= mu / k
+                if k > mu and pmf < 1e-9:
+                    break  # the rest of the tail weighs less than 1e-9 in all
             delay = k * loss_mean / busy
             inner = 0.0
             for z, wz in _GH5:

@@ -38,7 +38,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from scheduler.plan._market import EstimateLike, Market, OfferingLike
-from scheduler.plan._model import CandidateModel, Evaluation, evaluate, sigma_from_band
+from scheduler.plan._model import (
+    CandidateModel,
+    Evaluation,
+    evaluate,
+    p_on_time,
+    sigma_from_band,
+)
 from scheduler.plan._types import (
     DEFAULT_DEADLINE_S,
     OfferingChoice,
@@ -274,18 +280,41 @@ def egress_usd(workload: Workload, req: PlanRequest, market: Market, cloud: str)
 
 
 def _fewest_workers(c: _Candidate, req: PlanRequest) -> tuple[Evaluation, bool]:
-    """The fewest workers meeting the target (binary search), or the most allowed if none."""
-    fastest = evaluate(c.model, c.cap, req.deadline_s)
-    if fastest.p_on_time < req.p_target:
-        return fastest, False
-    lo, hi = 1, c.cap  # invariant: hi meets the target
-    while lo < hi:
+    """The fewest workers meeting the target, or the most allowed if none does.
+
+    P(on time) rises with workers, so the answer is found by galloping from a first guess
+    (the workers that fit the median work into the deadline) and bisecting the bracket:
+    exact, and a few evaluations where plain bisection over ``1..cap`` needs ~log2(cap).
+    """
+    m, deadline, target = c.model, req.deadline_s, req.p_target
+
+    def meets(w: int) -> bool:
+        return p_on_time(m, w, deadline) >= target
+
+    usable_s = max(1.0, deadline - m.effective_startup_s - m.shard_s)
+    guess = max(1, min(c.cap, math.ceil(m.mean_work_s / usable_s)))
+    if meets(guess):
+        hi, step = guess, 1  # gallop down to a count that misses, then bisect
+        lo = guess - step
+        while lo >= 1 and meets(lo):
+            hi, step = lo, step * 2
+            lo = hi - step
+        lo = max(lo + 1, 1)
+    else:
+        lo, step = guess + 1, 1  # gallop up to a count that meets
+        hi = min(c.cap, guess + step)
+        while not meets(hi):
+            if hi == c.cap:
+                return evaluate(m, c.cap, deadline), False
+            lo, step = hi + 1, step * 2
+            hi = min(c.cap, hi + step)
+    while lo < hi:  # invariant: hi meets the target, lo - 1 does not (or is 0)
         mid = (lo + hi) // 2
-        if evaluate(c.model, mid, req.deadline_s).p_on_time >= req.p_target:
+        if meets(mid):
             hi = mid
         else:
             lo = mid + 1
-    return (fastest if hi == c.cap else evaluate(c.model, hi, req.deadline_s)), True
+    return evaluate(m, hi, deadline), True
 
 
 def _option(c: _Candidate, ev: Evaluation, on_time: bool, req: PlanRequest) -> PlanOption:
@@ -334,19 +363,20 @@ def plan_workload(workload: Workload, req: PlanRequest, market: Market) -> Plan:
     no_figure: dict[str, str] = {}  # accelerator -> why it has no throughput estimate
     candidates = _build_candidates(workload, req, market, warnings, no_figure)
     options: list[PlanOption] = []
-    slowest: list[PlanOption] = []  # one worker each: the cheapest way to run a candidate
     for c in candidates:
         ev, on_time = _fewest_workers(c, req)
         options.append(_option(c, ev, on_time, req))
-        one = evaluate(c.model, 1, req.deadline_s)
-        slowest.append(_option(c, one, one.p_on_time >= req.p_target, req))
     options = sorted(_mark_pareto(options), key=_rank_key)
     chosen = 0 if options and options[0].feasible else None
-    reason = (
-        _why_chosen(options, req)
-        if chosen is not None
-        else _why_none(options, slowest, req, no_figure)
-    )
+    if chosen is not None:
+        reason = _why_chosen(options, req)
+    else:
+        # One worker each: the cheapest way to run a candidate (only to say why not).
+        slowest = []
+        for c in candidates:
+            one = evaluate(c.model, 1, req.deadline_s)
+            slowest.append(_option(c, one, one.p_on_time >= req.p_target, req))
+        reason = _why_none(options, slowest, req, no_figure)
     warnings.extend(_general_warnings(workload, req, market))
     return Plan(
         workload=workload,
