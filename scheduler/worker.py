@@ -49,9 +49,12 @@ from scheduler.store import (
     validate_worker_id,
 )
 
-__all__ = ["StopFlag", "Worker", "WorkerInfo", "default_worker_id", "main"]
+__all__ = ["MODEL_ENV", "StopFlag", "Worker", "WorkerInfo", "default_worker_id", "main"]
 
 EXIT_DONE, EXIT_FAILED, EXIT_ENGINE, EXIT_STOPPED = 0, 1, 2, 3
+#: Where the launch shipped a model that lives on the launching machine (``file_mounts``):
+#: it replaces run.json's ``model.name`` on this VM (``~`` is this VM's home).
+MODEL_ENV = "SKYBATCH_MODEL_NAME"
 
 
 def default_worker_id(index: int | None = None) -> str:
@@ -207,6 +210,10 @@ class Worker:
         run = store.run_info()
         source = run.recipe_source or f"{store.location}/run.json"
         self.recipe = recipe_from_dict(dict(run.recipe), source=source)
+        shipped = os.environ.get(MODEL_ENV)
+        if shipped:
+            model = self.recipe.model.model_copy(update={"name": os.path.expanduser(shipped)})
+            self.recipe = self.recipe.model_copy(update={"model": model})
         # What the run was created with (pinned, or the local weights' hash): recorded on
         # rows whose engine cannot tell which revision it loaded.
         self.run_revision: str | None = run.model_revision

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scheduler.backends import Backend, SessionFactory, backend_class
@@ -125,33 +126,8 @@ def launch(
         sp.require_object_store(store_url)
     secret_names = sp.secret_names_from_env(req.secrets) if kind.remote else ()
     secrets: dict[str, str] = {}
-    source = _input_once(recipe)
-    option, plan = choose_option(recipe, req, source=source)
-
-    if req.dry_run:
-        from scheduler.launch._dryrun import UNDERIVED_RUN_ID, render_dry_run
-
-        run_id, problem = _dry_run_id(recipe, req, source)
-        jobs = [
-            sp.build_worker_job(
-                recipe=recipe,
-                run_id=run_id or UNDERIVED_RUN_ID,
-                store_url=store_url,
-                worker_index=i,
-                option=option,
-                secret_names=secret_names,
-            )
-            for i in range(option.workers)
-        ]
-        text = render_dry_run(
-            jobs, option=option, plan=plan, store_url=store_url, run_id=run_id,
-            run_id_problem=problem, all_documents=req.all_documents,
-        )  # fmt: skip
-        result = LaunchResult(run_id or "", store_url, req.backend, option, text)
-        result.run_id_problem = problem
-        return result
-
-    if kind.remote:
+    if kind.remote and not req.dry_run:
+        # What fails without SkyPilot's help fails before SkyPilot starts.
         input_path = resolve_input_path(recipe)
         if "://" not in input_path:
             raise UsageError(
@@ -159,33 +135,103 @@ def launch(
                 "workers cannot read it; upload it to a bucket and point input.path at the URL"
             )
         secrets = sp.secret_values(secret_names)
-    echo(f"plan: {describe_option(option)}")
-    if not req.yes:
-        if not sys.stdin.isatty():
-            raise UsageError("launch needs confirmation; pass --yes to launch without asking (CI)")
-        what = "managed job" if kind.remote else "local worker"
-        if not confirm(f"Launch {option.workers} {what}(s)?"):
-            raise UsageError("launch not confirmed; nothing was started")
-
-    if not kind.remote:
-
-        def local(store: RunStore) -> Backend:
-            return kind(store, usd_per_hour=req.usd_per_hour, detach=detach)  # type: ignore[no-any-return]
-
-        return _launch_into_store(req, recipe, store_url, option, plan, echo, local, detach, source)
+    flow = _Flow(req, kind, store_url, secret_names, secrets, echo, confirm, detach)
+    if not kind.remote or req.dry_run:
+        return flow.run(recipe, session=None)
     with (session_factory or sp.SkyPilotSession)() as session:
-        # Ask SkyPilot first: without a cloud nothing is written to the store.
-        if not session.enabled_clouds():
+        # Ask SkyPilot first: without a cloud nothing is written to the store, and the
+        # plan covers only the clouds it can launch on.
+        enabled = session.enabled_clouds()
+        if not enabled:
             raise LaunchError(sp.NO_CLOUD_MESSAGE)
+        clouds, dropped = sp.enabled_clouds_for(recipe.schedule.clouds, enabled)
+        for line in dropped:
+            echo(f"placement: dropped {line}")
+        schedule = recipe.schedule.model_copy(update={"clouds": clouds})
+        return flow.run(recipe.model_copy(update={"schedule": schedule}), session=session)
 
-        def remote(store: RunStore) -> Backend:
+
+@dataclass(frozen=True)
+class _Flow:
+    """The launch after its checks: plan, dry-run or confirm, then the run (one session)."""
+
+    req: LaunchRequest
+    kind: Any
+    store_url: str
+    secret_names: tuple[str, ...]
+    secrets: dict[str, str]
+    echo: Echo
+    confirm: Confirm
+    detach: bool
+
+    def run(self, recipe: Recipe, *, session: Any) -> LaunchResult:
+        from scheduler.backends import skypilot as sp
+
+        req, kind, store_url, echo = self.req, self.kind, self.store_url, self.echo
+        source = _input_once(recipe)
+        option, plan = choose_option(recipe, req, source=source)
+        if kind.remote:
+            clouds = {o.cloud for o in option.offerings}
+            warning = sp.store_credentials_warning(store_url, clouds)
+            if warning:
+                echo(f"warning: {warning}")
+        if req.dry_run:
+            return _dry_run(recipe, req, option, plan, store_url, self.secret_names, source)
+        echo(f"plan: {describe_option(option)}")
+        if not req.yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "launch needs confirmation; pass --yes to launch without asking (CI)"
+                )
+            what = "managed job" if kind.remote else "local worker"
+            if not self.confirm(f"Launch {option.workers} {what}(s)?"):
+                raise UsageError("launch not confirmed; nothing was started")
+
+        def workers(store: RunStore) -> Backend:
+            if not kind.remote:
+                return kind(store, usd_per_hour=req.usd_per_hour, detach=self.detach)  # type: ignore[no-any-return]
             return kind(  # type: ignore[no-any-return]
-                store, recipe, option, session, secret_names=secret_names, secrets=secrets
-            )
+                store, recipe, option, session,
+                secret_names=self.secret_names, secrets=self.secrets,
+            )  # fmt: skip
 
+        detach = self.detach or (kind.remote and not req.wait)
         return _launch_into_store(
-            req, recipe, store_url, option, plan, echo, remote, detach or not req.wait, source
+            req, recipe, store_url, option, plan, echo, workers, detach, source
         )
+
+
+def _dry_run(
+    recipe: Recipe,
+    req: LaunchRequest,
+    option: LaunchOption,
+    plan: dict[str, Any] | None,
+    store_url: str,
+    secret_names: tuple[str, ...],
+    source: Callable[[], Input],
+) -> LaunchResult:
+    from scheduler.backends import skypilot as sp
+    from scheduler.launch._dryrun import UNDERIVED_RUN_ID, render_dry_run
+
+    run_id, problem = _dry_run_id(recipe, req, source)
+    jobs = [
+        sp.build_worker_job(
+            recipe=recipe,
+            run_id=run_id or UNDERIVED_RUN_ID,
+            store_url=store_url,
+            worker_index=i,
+            option=option,
+            secret_names=secret_names,
+        )
+        for i in range(option.workers)
+    ]
+    text = render_dry_run(
+        jobs, option=option, plan=plan, store_url=store_url, run_id=run_id,
+        run_id_problem=problem, all_documents=req.all_documents,
+    )  # fmt: skip
+    result = LaunchResult(run_id or "", store_url, req.backend, option, text)
+    result.run_id_problem = problem
+    return result
 
 
 def _launch_into_store(

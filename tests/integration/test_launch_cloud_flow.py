@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import replace
@@ -61,6 +62,14 @@ class FakeSkyPilot:
                 **{name: secrets[name] for name in job.secret_names},
                 "SKYPILOT_CLUSTER_INFO": json.dumps({"cloud": cloud.upper(), "region": region}),
             }
+            for remote, local in job.config.get("file_mounts", {}).items():
+                # What SkyPilot does before setup: the mounts land under the VM's home.
+                target = Path(os.path.expanduser(remote))
+                if target.exists() and target.samefile(local):
+                    continue  # this "VM" shares the launcher's home
+                target.parent.mkdir(parents=True, exist_ok=True)
+                copy = shutil.copytree if Path(local).is_dir() else shutil.copy
+                copy(local, target)
             self.next_id += 1
             self.procs[self.next_id] = subprocess.Popen(
                 ["bash", "-c", job.config["run"]], env=env,
@@ -212,3 +221,51 @@ def test_guard_adds_on_demand_workers_with_on_demand_prices(tmp_path: Path) -> N
         prices = json.loads(job.config["run"].split("--prices ")[1].split("'")[1])
         assert sorted(prices.values()) == sorted(o.price(False) for o in offers)
     assert scaler.job_ids == {"w0": 500, "w1": 501, "w2": 502}
+
+
+class OnlyAwsEnabled(RecordingSkyPilot):
+    """A SkyPilot where only AWS passed ``sky check``; jobs are recorded, not run."""
+
+    def __enter__(self) -> OnlyAwsEnabled:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def enabled_clouds(self) -> list[str]:
+        return ["aws"]
+
+    def queue(self, job_ids: list[int]) -> list[dict[str, Any]]:
+        return [{"job_id": j, "status": "PENDING"} for j in job_ids]
+
+
+def test_a_launch_plans_only_over_enabled_clouds_and_says_what_it_dropped(
+    tmp_path: Path, s3_server: Any
+) -> None:
+    import boto3
+
+    bucket = s3_server.new_bucket()
+    s3 = boto3.client("s3", endpoint_url=s3_server.endpoint_url)
+    rows = "".join(json.dumps({"id": f"d{i}", "text": f"doc {i}"}) + "\n" for i in range(4))
+    s3.put_object(Bucket=bucket, Key="in/docs.jsonl", Body=rows.encode())
+    (tmp_path / "fn.py").write_text("def f(rows):\n    return [{'n': 1} for r in rows]\n")
+    (tmp_path / "r.yaml").write_text(
+        "name: placed\n"
+        f'input: {{path: "s3://{bucket}/in/docs.jsonl", id_column: id}}\n'
+        f'task: score\nmodel: {{engine: python, name: "{tmp_path / "fn.py"}:f"}}\n'
+        f"store: s3://{bucket}/runs\nschedule: {{clouds: [gcp, aws]}}\n"
+    )
+    session = OnlyAwsEnabled()
+    lines: list[str] = []
+    req = LaunchRequest(recipe_path=str(tmp_path / "r.yaml"), gpu="L4", workers=1, yes=True)
+    result = launch(req, echo=lines.append, confirm=lambda q: True, session_factory=lambda: session)
+    assert (
+        "placement: dropped gcp: not enabled in SkyPilot (run `sky check gcp` to set it up)"
+        in lines
+    )
+    assert {o.cloud for o in result.option.offerings} == {"aws"}
+    (job,) = session.jobs
+    resources = job.config["resources"]
+    infras = [c["infra"] for c in resources.get("any_of", [resources])]
+    assert infras and all(i.startswith("aws/") for i in infras)
+    assert not any(line.startswith("warning: store") for line in lines)  # s3 with aws workers

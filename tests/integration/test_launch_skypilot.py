@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -315,6 +316,12 @@ def test_the_task_run_command_runs_a_worker_where_it_landed(tmp_path: Path) -> N
         **job.config["envs"],
         "SKYPILOT_CLUSTER_INFO": json.dumps({"cloud": "GCP", "region": "us-east4"}),
     }
+    # as SkyPilot does before run: the task's file_mounts land under the VM's home
+    for remote, local in job.config["file_mounts"].items():
+        target = Path(os.path.expanduser(remote))
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(local, target)
     # an earlier incarnation of w0 vanished mid-shard: SkyPilot recovered the job
     store.heartbeat("w0", {"state": "running", "preemptions": 0})
     proc = subprocess.run(["bash", "-c", job.config["run"]], env=env, cwd=tmp_path,

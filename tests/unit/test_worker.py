@@ -202,3 +202,15 @@ def test_an_input_changed_after_sharding_stops_the_worker_instead_of_spinning(
     assert len(store.done_shards()) <= 1  # the intact first shard may have committed
     (claim,) = store.claims().values()  # the broken shard's lease was released, with why
     assert claim.expires_at == 0 and "changed since it was sharded" in (claim.last_error or "")
+
+
+def test_a_model_the_launch_shipped_replaces_the_launching_machines_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scheduler.worker import MODEL_ENV
+
+    store = _run(tmp_path)  # run.json names model "m:f", from the launching machine
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(MODEL_ENV, "~/.skybatch/model/abc/fn.py:f")
+    worker = Worker(store, worker_id="w0", engine_factory=lambda _: FakeEngine(), heartbeat_s=60)
+    assert worker.recipe.model.name == f"{tmp_path}/.skybatch/model/abc/fn.py:f"

@@ -5,7 +5,8 @@ cancel, bill a run's jobs through a session); ``_task`` builds each worker's tas
 plain data; ``_wheel`` builds the wheel of the running code that the VM installs (nothing is
 installed by name from an index, and the VM gets only the worker's requirements: no
 SkyPilot, Textual or DuckDB); ``_session`` talks to SkyPilot's API server (the default
-session); ``_jobs`` reads the managed-job queue (states, spend, cancel);
+session); ``_jobs`` reads the managed-job queue (states, spend, cancel); ``_placement`` decides where
+a run may go and what must travel with it (enabled clouds, a local model, store credentials);
 ``_entry`` (run as ``python -m scheduler.backends.skypilot worker``) is what the VM runs.
 
 Each worker of a run becomes one SkyPilot managed job whose task is built (by
@@ -54,6 +55,12 @@ from scheduler.backends.skypilot._jobs import (
     job_spend,
     job_statuses,
 )
+from scheduler.backends.skypilot._placement import (
+    MODEL_ENV,
+    enabled_clouds_for,
+    model_mount,
+    store_credentials_warning,
+)
 from scheduler.backends.skypilot._session import NO_CLOUD_MESSAGE, QUEUE_FIELDS, SkyPilotSession
 from scheduler.backends.skypilot._task import (
     DEFAULT_SECRET_NAMES,
@@ -78,6 +85,7 @@ __all__ = [
     "DEFAULT_SECRET_NAMES",
     "EXIT_RETRY",
     "MAX_CANDIDATES",
+    "MODEL_ENV",
     "NO_CLOUD_MESSAGE",
     "QUEUE_FIELDS",
     "RECOVER_EXIT_CODES",
@@ -90,9 +98,11 @@ __all__ = [
     "cancel_jobs",
     "candidates",
     "describe_job",
+    "enabled_clouds_for",
     "job_name",
     "job_spend",
     "job_statuses",
+    "model_mount",
     "ondemand_offerings",
     "record_jobs",
     "render_yaml",
@@ -100,6 +110,7 @@ __all__ = [
     "secret_names_from_env",
     "secret_values",
     "shipped_wheel",
+    "store_credentials_warning",
     "to_task",
     "validate_task_config",
     "worker_argv",

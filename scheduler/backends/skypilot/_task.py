@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from scheduler.backends.replicas import replica_flags
+from scheduler.backends.skypilot._placement import model_mount
 from scheduler.backends.skypilot._wheel import Wheel, setup_script, shipped_wheel, worker_extras
 from scheduler.errors import LaunchError, StoreError, UsageError
 from scheduler.recipe import Recipe
@@ -237,7 +238,9 @@ def build_worker_job(
     names = tuple(dict.fromkeys(secret_names))
     if names:
         config["secrets"] = {n: _placeholder(n) for n in names}
-    config["file_mounts"] = {wheel.remote_path: str(wheel.path)}
+    model_files, model_envs = model_mount(recipe)  # a model on this machine travels too
+    envs.update(model_envs)
+    config["file_mounts"] = {wheel.remote_path: str(wheel.path), **model_files}
     config["setup"] = setup_script(wheel, worker_extras(recipe.model.engine, store_url))
     config["run"] = run + "\n"
     return WorkerJob(
