@@ -140,10 +140,18 @@ class SkybatchApp(App[None]):
     def resume_run(self, run_id: str) -> None:
         """Start workers again on a run."""
         url = self.data.store_url
-        self.perform(f"resume {run_id}", lambda: self.actions.resume(url, run_id))
+        self.perform(
+            f"resume {run_id}",
+            lambda: self.actions.resume(url, run_id),
+            done_text="workers started; the run goes on",
+        )
 
-    def perform(self, label: str, fn: Callable[[], object]) -> None:
-        """Run a blocking action in a thread; report it as a toast, then refresh."""
+    def perform(self, label: str, fn: Callable[[], object], *, done_text: str = "done") -> None:
+        """Run a blocking action in a thread; report it as a toast, then refresh.
+
+        ``done_text`` says what finished: a resume only starts workers, so its toast must
+        not say "done" while the run has hours to go.
+        """
 
         def work() -> None:
             error: str | None = None
@@ -153,15 +161,15 @@ class SkybatchApp(App[None]):
                 error = str(e)
             except Exception as e:  # a bug in an action must not take the TUI down
                 error = f"{type(e).__name__}: {e}"
-            self.call_from_thread(self._action_done, label, error)
+            self.call_from_thread(self._action_done, label, error, done_text)
 
         self.run_worker(work, thread=True, group="action")
 
-    def _action_done(self, label: str, error: str | None) -> None:
+    def _action_done(self, label: str, error: str | None, done_text: str = "done") -> None:
         if error:
             self.notify(f"{label}: {error}", severity="error", timeout=8)
         else:
-            self.notify(f"{label}: done")
+            self.notify(f"{label}: {done_text}")
         if self.on_action is not None:
             self.on_action(label, error)
         if isinstance(self.screen, RefreshingScreen):

@@ -43,6 +43,30 @@ def test_runs_view(snap_compare, store: Path) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=loaded)
 
 
+@pytest.mark.parametrize("width", [80, 160])
+def test_runs_view_at_80_and_160_columns(snap_compare, store: Path, width: int) -> None:
+    # At 80 columns the table drops recipe and backend so ETA and spend stay on screen.
+    app = make_app(store)
+
+    async def loaded(pilot: Pilot[None]) -> None:
+        await _until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loads > 0)
+
+    assert snap_compare(app, terminal_size=(width, 24), run_before=loaded)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_plan_form_at_80_and_160_columns(snap_compare, store: Path, width: int) -> None:
+    # The empty recipe field reads as an instruction, not a value.
+    app = make_app(store, actions=FakeActions())
+
+    async def opened(pilot: Pilot[None]) -> None:
+        await _until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loads > 0)
+        await pilot.press("n")
+        await _until(pilot, lambda: isinstance(app.screen, PlanScreen))
+
+    assert snap_compare(app, terminal_size=(width, 24), run_before=opened)
+
+
 def test_run_detail(snap_compare, store: Path) -> None:
     app = make_app(store)
 

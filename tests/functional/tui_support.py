@@ -46,6 +46,7 @@ class RunSpec:
     deadline_in_s: float | None = 4 * 3600
     budget_usd: float | None = 50.0
     cancelled: bool = False
+    created_ago_s: float = 3600  # when run.json says the run was created (the sort key)
 
 
 def _put(store: RunStore, rel: str, doc: dict[str, Any]) -> None:
@@ -68,7 +69,7 @@ def build_run(root: Path, spec: RunSpec) -> RunStore:
     ]
     store.create(
         {
-            "created_at": iso(created),
+            "created_at": iso(FROZEN - spec.created_ago_s),
             "recipe_name": spec.recipe,
             "recipe": {
                 "name": spec.recipe,
@@ -177,6 +178,7 @@ def sample_store(root: Path) -> Path:
             done=4,
             workers=[worker("sky-0", state="exited", last_seen=iso(FROZEN - 1800))],
             budget_usd=10.0,
+            created_ago_s=1800,  # newest first: this one leads the runs table
         ),
     )
     build_run(
@@ -187,6 +189,7 @@ def sample_store(root: Path) -> Path:
             shards=20,
             done=5,
             cancelled=True,
+            created_ago_s=5400,
             deadline_in_s=600,
             budget_usd=None,
         ),

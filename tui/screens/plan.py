@@ -75,12 +75,15 @@ class PlanScreen(Screen[None]):
         with Vertical(id="plan-form"):
             with Horizontal(classes="field"):
                 yield Label("recipe", classes="label")
-                yield Input(self.recipe, placeholder="recipes/embed-minilm.yaml", id="recipe")
+                # The placeholder reads as an instruction, not a value that looks filled in.
+                yield Input(
+                    self.recipe, placeholder="type a recipe path (→ completes)", id="recipe"
+                )
             with Horizontal(classes="field"):
                 yield Label("deadline", classes="label")
-                yield Input(placeholder="8h", id="deadline")
+                yield Input(placeholder="recipe's", id="deadline")
                 yield Label("budget $", classes="label")
-                yield Input(placeholder="500", id="budget")
+                yield Input(placeholder="recipe's", id="budget")
             with Horizontal(classes="field"):
                 yield Label("backend", classes="label")
                 yield Select(BACKENDS, value="local", allow_blank=False, id="backend")

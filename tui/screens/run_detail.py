@@ -74,7 +74,12 @@ class RunDetailScreen(RefreshingScreen):
         self.query_one("#title", Static).update(title)
         self.query_one(ProgressPanel).show(s, now=data.loaded_at)
         self.query_one(ShardMap).states = tuple(s.shard_states)
-        self.query_one(RateSparks).show(data.rows_per_s_series, data.usd_per_hour_series)
+        self.query_one(RateSparks).show(
+            data.rows_per_s_series,
+            data.usd_per_hour_series,
+            rows_per_s_now=s.rows_per_s,
+            usd_per_hour_now=s.usd_per_hour,
+        )
         self.query_one(WorkersTable).show(s.workers)
         self.query_one(DeadRowsPanel).show(data.dead, rows_done=s.rows_done)
         self.query_one(EventLog).show(data.events)

@@ -14,6 +14,9 @@ from tui.widgets import RunsTable, StatusLine
 
 __all__ = ["RunsScreen"]
 
+#: Narrower than this, the runs table drops its recipe and backend columns.
+COMPACT_BELOW_COLUMNS = 130
+
 
 class RunsScreen(RefreshingScreen):
     """The home screen. ``enter`` opens a run, ``/`` filters, ``n`` plans a new run."""
@@ -68,9 +71,13 @@ class RunsScreen(RefreshingScreen):
         else:
             status.message = ""
 
+    def on_resize(self) -> None:
+        self._draw()
+
     def _draw(self) -> None:
         if self.snapshot is not None:
             table = self.query_one(RunsTable)
+            table.set_compact(self.size.width < COMPACT_BELOW_COLUMNS)
             table.show(
                 self.snapshot.runs,
                 now=self.snapshot.loaded_at,

@@ -58,6 +58,11 @@ class KeyedTable(VimTable):
         for key in [k for k in self._cells if k not in rows]:
             self.remove_row(key)
             del self._cells[key]
+        kept = list(self._cells)
+        if list(rows)[: len(kept)] != kept:
+            # The order changed (a new run sorts first): rebuild, the cursor follows its key.
+            self.clear()
+            self._cells = {}
         columns = [key for key, _ in self.COLUMNS]
         for key, cells in rows.items():
             new = tuple(cells)
@@ -67,7 +72,8 @@ class KeyedTable(VimTable):
             elif old != new:
                 for column, before, after in zip(columns, old, new, strict=True):
                     if before != after:
-                        self.update_cell(key, column, after)
+                        # A longer value ("cancelled" after "running") widens its column.
+                        self.update_cell(key, column, after, update_width=True)
             self._cells[key] = new
         if keep is not None and keep in self._cells:
             index = self.get_row_index(keep)

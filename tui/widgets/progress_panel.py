@@ -17,7 +17,8 @@ def progress_line(status: RunStatus, *, now: float) -> str:
     eta = fmt.eta_vs_deadline(
         status.eta_s, status.deadline_at, now=now, done=status.state.is_terminal()
     )
-    return (
+    why = f"✘ failed: {status.failure_reason}\n" if status.failure_reason else ""
+    return why + (
         f"{status.rows_done:,} / {status.rows_total:,} rows "
         f"({status.rows_out:,} out, {status.rows_dead:,} dead) · "
         f"{fmt.rate(status.rows_per_s)} rows/s · ETA {eta} · "
