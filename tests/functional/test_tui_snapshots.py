@@ -62,7 +62,14 @@ def test_plan_form_at_80_and_160_columns(snap_compare, store: Path, width: int) 
     async def opened(pilot: Pilot[None]) -> None:
         await _until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loads > 0)
         await pilot.press("n")
-        await _until(pilot, lambda: isinstance(app.screen, PlanScreen))
+        # Mounted: the recipe field has the focus and the subtitle is set.
+        await _until(
+            pilot,
+            lambda: isinstance(app.screen, PlanScreen)
+            and app.screen.query_one("#recipe", Input).has_focus
+            and bool(app.screen.sub_title),
+        )
+        app.screen.query_one("#recipe", Input).cursor_blink = False  # a steady cursor
 
     assert snap_compare(app, terminal_size=(width, 24), run_before=opened)
 
