@@ -65,9 +65,11 @@ def test_plan_form_at_80_and_160_columns(snap_compare, store: Path, width: int) 
         # Mounted: the recipe field has the focus and the subtitle is set.
         await _until(
             pilot,
-            lambda: isinstance(app.screen, PlanScreen)
-            and app.screen.query_one("#recipe", Input).has_focus
-            and bool(app.screen.sub_title),
+            lambda: (
+                isinstance(app.screen, PlanScreen)
+                and app.screen.query_one("#recipe", Input).has_focus
+                and bool(app.screen.sub_title)
+            ),
         )
         app.screen.query_one("#recipe", Input).cursor_blink = False  # a steady cursor
 
