@@ -379,6 +379,8 @@ class Claim:
     failures: int = 0
     last_error: str | None = None
     released: bool = False
+    #: How long the lease lasts without a rewrite (None in claims written before it was kept).
+    ttl_s: float | None = None
 
     @classmethod
     def from_json(cls, shard_id: str, doc: Any, *, where: str = "claim") -> Claim:
@@ -392,6 +394,7 @@ class Claim:
             failures=_int(d, "failures", where),
             last_error=_opt_str(d, "last_error"),
             released=bool(d.get("released", False)),
+            ttl_s=float(d["ttl_s"]) if isinstance(d.get("ttl_s"), int | float) else None,
         )
 
 

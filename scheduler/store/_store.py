@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scheduler.errors import ResumeRefused, StoreError
+from scheduler.store._clock import LeaseClock
 from scheduler.store._documents import Claim, Heartbeat, JobsDoc, RunInfo
 from scheduler.store._fs import StoreIO, _fuse_mount_type, _is_local, open_store_root
 from scheduler.store._types import (
@@ -106,6 +107,7 @@ class RunStore(StoreIO):
         self._marker_cache: dict[str, DoneMarker] = {}
         self._manifest_cache: list[dict[str, Any]] | None = None
         self._event_cache: dict[str, dict[str, Any]] = {}
+        self._leases = LeaseClock(self)
 
     # ------------------------------------------------------------------ creation
 
@@ -280,19 +282,24 @@ class RunStore(StoreIO):
     ) -> Lease | None:
         """Take the lease on a shard, or None if it is done or leased to another worker.
 
-        An expired lease, or one held by an earlier incarnation of the same worker, is
-        taken over. The attempt number counts claims, ``failures`` counts attempts that
+        An expired lease (released, or unchanged for its TTL on the claimant's monotonic
+        clock or the store's clock: see ``_clock.py``), or one held by an earlier
+        incarnation of the same worker, is taken over. ``now`` stands for the claimant's
+        clock in tests. The attempt number counts claims, ``failures`` counts attempts that
         failed with an error (carried over so poison shards are detected).
         """
         validate_worker_id(worker)
         if self.is_done(shard_id):
             return None
-        now = time.time() if now is None else now
         current = self.read_claim(shard_id)
-        if current is not None:
-            held_by_other = current.worker != worker
-            if held_by_other and current.expires_at > now:
-                return None
+        # Expiry on one clock, never the holder's expires_at against ours (_clock.py).
+        if (
+            current is not None
+            and current.worker != worker
+            and not self._leases.expired(shard_id, current, ttl_s=ttl_s, worker=worker, now=now)
+        ):
+            return None
+        now = time.time() if now is None else now
         lease = Lease(
             shard_id=shard_id,
             worker=worker,
@@ -317,6 +324,8 @@ class RunStore(StoreIO):
             "claimed_at": iso_time(now),
             "expires_at": 0.0 if released else lease.expires_at,
             "expires_at_iso": iso_time(0.0 if released else lease.expires_at),
+            # What claimants wait for: this long without a rewrite (on their clocks).
+            "ttl_s": round(max(0.0, lease.expires_at - now), 3),
             "failures": lease.failures,
             "last_error": lease.last_error,
             "released": released,

@@ -118,6 +118,7 @@ def test_commit_race_on_s3_has_one_winner(s3_store_url: str) -> None:
     a.ensure(run_info(), lambda: manifest(1))
     b = fresh_process_view(s3_store_url, "run-1")
     la = a.claim("s00000", "wa", ttl_s=TTL, now=T0)
+    assert b.claim("s00000", "wb", ttl_s=TTL, now=T0 + 1) is None  # b first sees it live
     lb = b.claim("s00000", "wb", ttl_s=TTL, now=T0 + 2 * TTL)  # takeover of an expired lease
     assert la is not None and lb is not None
     ma, mb = mark(a, la), mark(b, lb)
@@ -170,7 +171,8 @@ def test_claims_heartbeats_and_events_on_s3(s3_store_url: str) -> None:
     assert store.claim("s00000", "w2", ttl_s=TTL, now=T0 + 1) is None
     renewed = store.renew(lease, ttl_s=TTL, now=T0 + 30)
     assert renewed is not None
-    taken = store.claim("s00000", "w2", ttl_s=TTL, now=T0 + 30 + TTL + 1)
+    assert store.claim("s00000", "w2", ttl_s=TTL, now=T0 + 31) is None  # renewed: seen anew
+    taken = store.claim("s00000", "w2", ttl_s=TTL, now=T0 + 31 + TTL)
     assert taken is not None and taken.attempt == 2
     assert store.renew(renewed, ttl_s=TTL, now=T0 + 100) is None
     store.release(taken, error="OOM")

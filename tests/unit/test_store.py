@@ -221,8 +221,10 @@ def test_expired_lease_is_taken_over_and_old_holder_loses_it(tmp_path: Path) -> 
     store = new_store(tmp_path)
     old = store.claim("s00001", "w1", ttl_s=TTL, now=T0)
     assert old is not None
-    assert store.claim("s00001", "w2", ttl_s=TTL, now=T0 + TTL - 0.001) is None
-    new = store.claim("s00001", "w2", ttl_s=TTL, now=T0 + TTL + 0.001)
+    # Expiry counts from when w2 first saw the lease unchanged, on w2's clock.
+    assert store.claim("s00001", "w2", ttl_s=TTL, now=T0 + 1) is None
+    assert store.claim("s00001", "w2", ttl_s=TTL, now=T0 + 1 + TTL - 0.001) is None
+    new = store.claim("s00001", "w2", ttl_s=TTL, now=T0 + 1 + TTL)
     assert new is not None and new.worker == "w2" and new.attempt == 2
     assert new.attempt_id != old.attempt_id
     # The old holder learns it lost the lease when it renews; its release is a no-op.
@@ -269,6 +271,7 @@ def test_commit_race_has_one_winner_and_loser_files_are_removed(tmp_path: Path) 
     a.ensure(run_info(), lambda: manifest(2))
     b = RunStore(str(tmp_path / "runs"), "run-1")
     la = a.claim("s00000", "wa", ttl_s=TTL, now=T0)
+    assert b.claim("s00000", "wb", ttl_s=TTL, now=T0) is None  # live when b first sees it
     lb = b.claim("s00000", "wb", ttl_s=TTL, now=T0 + TTL + 1)  # took over the expired lease
     assert la is not None and lb is not None
     out_a, ma = write_and_mark(a, la)
@@ -592,7 +595,9 @@ def test_exclusive_commit_on_an_fsspec_store(tmp_path: Path) -> None:
     store = RunStore(url, "run-1")
     store.ensure(run_info(), lambda: manifest(1))
     la = store.claim("s00000", "wa", ttl_s=TTL, now=T0)
-    lb = RunStore(url, "run-1").claim("s00000", "wb", ttl_s=TTL, now=T0 + 2 * TTL)
+    b = RunStore(url, "run-1")
+    assert b.claim("s00000", "wb", ttl_s=TTL, now=T0) is None
+    lb = b.claim("s00000", "wb", ttl_s=TTL, now=T0 + 2 * TTL)
     assert la is not None and lb is not None
     _, ma = write_and_mark(store, la)
     _, mb = write_and_mark(store, lb)

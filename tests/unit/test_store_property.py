@@ -2,8 +2,8 @@
 local store.
 
 Several workers (each with its own ``RunStore``, as separate processes have) claim,
-write, commit, renew, release, crash and have their leases expire (a fake clock passed to
-``claim``/``renew``) across several shards, in any order hypothesis likes. A small model
+write, commit, renew, release, crash and have their leases expire (a fake claimant clock
+passed to ``claim``/``renew``: a lease expires after TTL unchanged in the claimant's view) across several shards, in any order hypothesis likes. A small model
 says what the store must answer; the invariants are the contract's:
 
 - every shard is committed at most once, and the marker names the one winning attempt;
@@ -74,6 +74,8 @@ class StoreMachine(RuleBasedStateMachine):
         self.inflight: dict[str, InFlight] = {}
         self.now = T0
         self.claims: dict[str, ClaimModel] = {}
+        # (viewer, shard) -> ((token, expires_at), when the viewer first saw it so)
+        self.seen: dict[tuple[str, str], tuple[tuple[str, float], float]] = {}
         self.committed: dict[str, str] = {}  # shard -> winning attempt_id
         self.commit_wins: Counter[str] = Counter()
 
@@ -100,12 +102,17 @@ class StoreMachine(RuleBasedStateMachine):
     def claim(self, w: str, s: str) -> None:
         lease = self.views[w].claim(s, w, ttl_s=TTL, now=self.now)
         held = self.claims.get(s)
-        blocked = (
-            held is not None
-            and held.worker != w
-            and not held.released
-            and held.expires_at > self.now
-        )
+        blocked = False
+        if s not in self.committed and held and held.worker != w and not held.released:
+            # A lease expires after TTL unchanged on the claimant's clock, from first sight
+            # (expires_at, the holder's clock, is never compared with ours).
+            key = (held.token, held.expires_at)
+            seen = self.seen.get((w, s))
+            if seen is None or seen[0] != key:
+                self.seen[(w, s)] = (key, self.now)
+                blocked = True
+            else:
+                blocked = self.now - seen[1] < TTL
         if s in self.committed or blocked:
             assert lease is None, f"{w} got {s} (committed={s in self.committed}, held={held})"
             return
@@ -198,6 +205,7 @@ class StoreMachine(RuleBasedStateMachine):
         """The worker dies: in-memory state is gone, files and lease stay behind."""
         self.inflight.pop(w, None)
         self.views[w] = RunStore(self.dir, RUN)
+        self.seen = {k: v for k, v in self.seen.items() if k[0] != w}  # its memory too
 
     @precondition(lambda self: self._holding() and self._idle())
     @rule(data=st.data())
@@ -207,8 +215,10 @@ class StoreMachine(RuleBasedStateMachine):
         holder = data.draw(st.sampled_from(self._holding()), label="holder")
         taker = data.draw(st.sampled_from(self._idle()), label="taker")
         lease = self.inflight[holder].lease
-        self.now = max(self.now, lease.expires_at + 0.001)
-        self.claim(taker, lease.shard_id)
+        self.claim(taker, lease.shard_id)  # the taker sees the lease live first
+        if taker not in self.inflight:
+            self.now += TTL + 0.001
+            self.claim(taker, lease.shard_id)
 
     @rule(dt=st.sampled_from([0.5, TTL / 2, TTL + 0.5, 3 * TTL]))
     def tick(self, dt: float) -> None:
@@ -245,9 +255,11 @@ class StoreMachine(RuleBasedStateMachine):
         # Every worker dies; a finisher takes over each remaining shard once leases lapse.
         for w in WORKERS:
             self.crash(w)
-        self.now += 2 * TTL
         finisher = "finisher"
         self.views[finisher] = RunStore(self.dir, RUN)
+        for s in SHARDS:  # first sight of the leases the dead workers left behind
+            self.views[finisher].claim(s, finisher, ttl_s=TTL, now=self.now)
+        self.now += 2 * TTL
         for s in SHARDS:
             lease = self.views[finisher].claim(s, finisher, ttl_s=TTL, now=self.now)
             if s in self.committed:
