@@ -9,6 +9,7 @@ file/field/row/run, what failed and what to do::
     ├── RecipeError          exit 2   a recipe file or one of its fields is invalid
     ├── InputError           exit 2   the input data cannot be read or sharded
     ├── StoreError           exit 3   the run store refused an operation
+    │   ├── StoreUnavailable exit 3   the store stayed unreachable past the retry budget
     │   └── ResumeRefused    exit 2   the input or model changed since the run was created
     ├── EngineError          exit 1   an engine could not load or run
     ├── PlanError            exit 4   no plan meets the deadline/budget
@@ -33,6 +34,7 @@ __all__ = [
     "ResumeRefused",
     "SkybatchError",
     "StoreError",
+    "StoreUnavailable",
     "UsageError",
     "describe_cloud_error",
 ]
@@ -89,6 +91,16 @@ class InputError(SkybatchError):
 
 class StoreError(SkybatchError):
     """The run store refused an operation, or failed its conformance check."""
+
+    exit_code = 3
+
+
+class StoreUnavailable(StoreError):
+    """The store kept failing (5xx, throttling, dropped connections) past the retry budget.
+
+    Also raised for a local store that cannot be written (disk full, permission denied):
+    a condition that no retry of this process fixes.
+    """
 
     exit_code = 3
 

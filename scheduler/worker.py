@@ -15,12 +15,14 @@ State machine of one shard attempt (see ``scheduler/store/README.md``)::
       └─ failures > limits.retries ─► commit every row of the shard as dead (poison shard)
 
 Exit codes: 0 nothing left to claim, 2 the engine could not load (not worth restarting),
-3 stopped by a signal, 1 anything else.
+3 stopped by a signal, 4 the store stayed unreachable or cannot be written (disk full,
+permission denied: one line, no traceback; the lease is left to expire), 1 anything else.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -36,7 +38,7 @@ from typing import Any
 import pyarrow as pa
 
 from scheduler.engines.base import Engine, Result, Row, RowFailure, is_out_of_memory
-from scheduler.errors import EngineError, InputError, SkybatchError
+from scheduler.errors import EngineError, InputError, SkybatchError, StoreUnavailable
 from scheduler.inputs import DeadRow, Input, ShardSpec, open_input
 from scheduler.recipe import Recipe, recipe_from_dict
 from scheduler.store import (
@@ -51,7 +53,7 @@ from scheduler.store import (
 
 __all__ = ["MODEL_ENV", "StopFlag", "Worker", "WorkerInfo", "default_worker_id", "main"]
 
-EXIT_DONE, EXIT_FAILED, EXIT_ENGINE, EXIT_STOPPED = 0, 1, 2, 3
+EXIT_DONE, EXIT_FAILED, EXIT_ENGINE, EXIT_STOPPED, EXIT_STORE = 0, 1, 2, 3, 4
 #: Where the launch shipped a model that lives on the launching machine (``file_mounts``):
 #: it replaces run.json's ``model.name`` on this VM (``~`` is this VM's home).
 MODEL_ENV = "SKYBATCH_MODEL_NAME"
@@ -290,13 +292,29 @@ class Worker:
             try:
                 self.beat()
             except Exception as e:  # a flaky store must not kill the worker
-                print(f"skybatch worker {self.worker_id}: heartbeat failed: {e}", file=sys.stderr)
+                if not done.is_set():  # after the end, the main thread has said it
+                    print(
+                        f"skybatch worker {self.worker_id}: heartbeat failed: {e}", file=sys.stderr
+                    )
 
     # ------------------------------------------------------------------ main loop
 
     def run(self) -> int:
         """Work until nothing is left to claim; returns the process exit code."""
         done = threading.Event()
+        try:
+            return self._run(done)
+        except StoreUnavailable as e:
+            # The store is down or full: say so in one line and leave. The lease expires
+            # on its own; nothing more can be written until the store is back.
+            done.set()
+            self.state, self.error, self.lease = "failed", str(e), None
+            with contextlib.suppress(Exception):
+                self.store.heartbeat(self.worker_id, self._heartbeat_doc(), retry=False)
+            print(f"skybatch worker {self.worker_id}: {e}", file=sys.stderr)
+            return EXIT_STORE
+
+    def _run(self, done: threading.Event) -> int:
         beater = threading.Thread(target=self._heartbeat_loop, args=(done,), daemon=True)
         self.beat()
         try:
@@ -388,6 +406,8 @@ class Worker:
                 self._commit_poison(lease, shard, started)
             else:
                 self._run_shard(lease, shard, started)
+        except StoreUnavailable:
+            raise  # no release: the store cannot take it; run() ends the worker
         except _Stopped:
             self.store.release(self.lease or lease)
             raise
@@ -606,6 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker = Worker(
             store, worker_id=worker_id, info=info, stop=stop, heartbeat_s=args.heartbeat_s
         )
+    except StoreUnavailable as e:
+        print(f"skybatch worker {worker_id}: {e}", file=sys.stderr)
+        return EXIT_STORE
     except SkybatchError as e:
         print(f"skybatch worker {worker_id}: {e}", file=sys.stderr)
         return EXIT_ENGINE

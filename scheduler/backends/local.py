@@ -30,15 +30,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from scheduler.errors import EngineError, SkybatchError
+from scheduler.errors import EngineError, SkybatchError, StoreUnavailable
 from scheduler.store import RunStatus, RunStore, read_status
 from scheduler.units import duration_text
-from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, default_worker_id
+from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, EXIT_STORE, default_worker_id
 
 __all__ = ["LocalBackend", "LocalPool", "main", "run_local"]
 
@@ -68,11 +69,59 @@ def _interrupt_after() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
+class _Log:
+    """A worker's output: copied to its log file, and its last lines kept in memory.
+
+    The log file may sit on the disk that just filled up (a local store): the lines the
+    driver keeps are what reaches the user then. ``close`` marks the worker reaped.
+    """
+
+    def __init__(self, path: Path, stream: IO[bytes]) -> None:
+        self.path = path
+        self.tail: deque[str] = deque(maxlen=20)
+        self.closed = False
+        try:
+            self._file: IO[bytes] | None = open(path, "ab")  # noqa: SIM115 - closed at EOF
+        except OSError:
+            self._file = None
+        self._reader = threading.Thread(target=self._copy, args=(stream,), daemon=True)
+        self._reader.start()
+
+    def _copy(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self.tail.append(line)
+            if self._file is not None:
+                try:
+                    self._file.write(raw)
+                    self._file.flush()
+                except OSError:  # disk full: the tail still has it
+                    with contextlib.suppress(OSError):
+                        self._file.close()
+                    self._file = None
+        stream.close()
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self._reader.join(timeout=2.0)  # the last lines of an exited worker
+
+    def last_lines(self, n: int = 5) -> list[str]:
+        return list(self.tail)[-n:]
+
+    def last_line(self) -> str | None:
+        lines = [ln for ln in self.tail if not ln.startswith(("Traceback", "  "))]
+        return lines[-1] if lines else None
+
+
 @dataclass
 class _Proc:
     worker_id: str
     popen: subprocess.Popen[bytes]
-    log: IO[bytes]
+    log: _Log
     usd_per_hour: float
     started_at: float = field(default_factory=time.time)
 
@@ -88,6 +137,7 @@ class LocalPool:
     usd_per_hour: float = 0.0
     procs: dict[str, _Proc] = field(default_factory=dict)
     fatal_error: str | None = None
+    fatal_store_error: str | None = None
     restarts: int = 0
     _planned: int = 1  # how many workers will share this machine's cores
 
@@ -112,9 +162,19 @@ class LocalPool:
             "--worker-id", worker_id, "--heartbeat-s", str(self.heartbeat_s),
             "--usd-per-hour", str(usd_per_hour),
         ]  # fmt: skip
-        log = open(self._log_dir() / f"{worker_id}.log", "ab")  # noqa: SIM115 - closed in _reap
-        popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        return _Proc(worker_id, popen, log, usd_per_hour)
+        popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        assert popen.stdout is not None
+        return _Proc(worker_id, popen, _Log(self._log_path(worker_id), popen.stdout), usd_per_hour)
+
+    def _log_path(self, worker_id: str) -> Path:
+        try:
+            return self._log_dir() / f"{worker_id}.log"
+        except OSError:  # a full disk cannot take the folder: the driver keeps the tail
+            return Path(os.devnull)
+
+    def last_lines(self, n: int = 5) -> dict[str, list[str]]:
+        """The last lines each worker printed, by worker id (kept by the driver)."""
+        return {w: p.log.last_lines(n) for w, p in self.procs.items() if p.log.last_lines(n)}
 
     def start(self, n: int) -> list[str]:
         """Start ``n`` workers; returns their ids."""
@@ -149,6 +209,13 @@ class LocalPool:
                 continue
             proc.log.close()
             if code in (0, EXIT_STOPPED):
+                continue
+            if code == EXIT_STORE:
+                # Unreachable or full: restarting cannot help, and the run cannot go on.
+                self.fatal_store_error = proc.log.last_line() or (
+                    f"worker {worker_id}: the store {self.store.url} cannot be used"
+                )
+                happened.append(self.fatal_store_error)
                 continue
             if code == EXIT_ENGINE:
                 beat = self.store.workers().get(worker_id)
@@ -355,6 +422,11 @@ def run_local(
                 on_tick(status, pool)
             if status.shards_done == status.shards_total:
                 break
+            if pool.fatal_store_error:
+                if store.local:  # a full or read-only disk may still take this small file
+                    with contextlib.suppress(SkybatchError, OSError):
+                        _record_failure(store, pool.fatal_store_error)
+                raise StoreUnavailable(pool.fatal_store_error)
             if pool.fatal_error:
                 _record_failure(store, pool.fatal_error)
                 raise EngineError(pool.fatal_error)
@@ -378,6 +450,12 @@ def run_local(
     except KeyboardInterrupt:
         stop.set()
         raise  # after the finally: the workers are stopped and their leases released
+    except SkybatchError:
+        # The workers' own words (their log may be on the disk that failed).
+        for worker_id, lines in pool.last_lines(3).items():
+            for line in lines:
+                print(f"  {worker_id}: {line}", file=sys.stderr)
+        raise
     finally:
         pool.stop()
         if bar is not None:

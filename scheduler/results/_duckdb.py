@@ -26,7 +26,8 @@ def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
     """An in-memory DuckDB connection with a view ``results`` over the committed outputs.
 
     With ``sandbox`` (the TUI's query box) a local store's connection may read only the
-    run's output files and write nothing, so a query cannot ``COPY ... TO`` anywhere.
+    run's output files and write nothing, so a query cannot ``COPY ... TO`` or ``ATTACH``
+    anywhere (see :func:`_lock_down`).
     """
     import duckdb
 
@@ -41,6 +42,8 @@ def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
     ) or "id"
     if not markers:
         con.execute(f'create view results as select null::varchar as "{id_column}" where false')
+        if sandbox:
+            _lock_down(con, [])
         return con
     if store.local:
         paths = [store.path(m.out_file) for m in markers]
@@ -49,8 +52,7 @@ def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
             f"create view results as select * from read_parquet([{listed}], union_by_name=true)"
         )
         if sandbox:
-            con.execute(f"set allowed_paths = [{listed}]")
-            con.execute("set enable_external_access = false")
+            _lock_down(con, paths)
         return con
     import pyarrow as pa
     import pyarrow.dataset as ds
@@ -66,8 +68,28 @@ def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
     con.register("results_arrow", dataset)
     con.execute("create view results as select * from results_arrow")
     if sandbox:
-        con.execute("set enable_external_access = false")
+        _lock_down(con, [])
     return con
+
+
+def _lock_down(con: Any, readable: list[str]) -> None:
+    """Let the connection read ``readable`` and nothing else, and write nowhere.
+
+    ``enable_external_access = false`` still lets DuckDB use its temp folder (``.tmp`` in
+    the working directory for an in-memory database), so COPY and ATTACH could write there
+    when it exists: the temp folder is switched off first (a query that would spill fails
+    instead), and the configuration is locked so no query can switch anything back.
+    """
+    con.execute("set temp_directory = ''")
+    if readable:
+        con.execute(f"set allowed_paths = [{', '.join(_sql_literal(p) for p in readable)}]")
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+
+
+def _sql_literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + _quote(text) + "'"
 
 
 def query_results(store: RunStore, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

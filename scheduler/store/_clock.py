@@ -4,14 +4,14 @@ A lease document carries ``expires_at`` from its holder's clock. Comparing that 
 claimant's clock lets a worker whose clock runs an hour fast block its shard for an hour
 after it dies, and one whose clock runs slow lose every lease it holds at once. So
 ``expires_at`` is shown, never obeyed. A lease held by another worker is expired when it
-has gone ``ttl`` seconds without being rewritten, measured on one clock:
+has gone ``ttl`` seconds without being rewritten (a renewal rewrites it). Its age is
 
-* the claimant's own monotonic clock, from when it first saw the document unchanged
-  (same token, same ``expires_at``: a renewal changes it and restarts the count); or
-* the store's clock: the claim file's modification time against the modification time of
-  a probe the claimant wrote itself (``clocks/<worker>``), carried forward on its
-  monotonic clock. A worker that just started knows no history, and this lets it take
-  over a lease abandoned long ago without waiting ``ttl`` first.
+* its age on the store's clock when the claimant first saw this version of it (same
+  token, same ``expires_at``): the claim file's modification time against that of a probe
+  the claimant wrote itself (``clocks/<worker>``), carried forward on its monotonic clock;
+  so a worker that just started takes over a lease abandoned long ago at once;
+* plus what the claimant's own monotonic clock counted since then (0 at first sight where
+  the store cannot tell a modification time).
 
 A released lease (``expires_at`` 0) is free at once, as before.
 """
@@ -49,7 +49,7 @@ def file_mtime(io: StoreIO, rel: str) -> float | None:
             return None
     io._forget(full)
     try:
-        info = io.fs.info(full)
+        info = io._remote(f"reading the time of {rel}", lambda: io.fs.info(full))
     except FileNotFoundError:
         return None
     for key in ("LastModified", "mtime", "updated", "last_modified", "created"):
@@ -72,26 +72,29 @@ class LeaseClock:
     def __init__(self, io: StoreIO, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.io = io
         self.monotonic = monotonic
-        self._seen: dict[str, tuple[tuple[Any, Any], float]] = {}
+        # shard -> (the document's identity, claimant clock at first sight, store age then)
+        self._seen: dict[str, tuple[tuple[Any, Any], float, float]] = {}
         self._store_ref: tuple[float, float] | None = None  # (store time, monotonic then)
 
-    def unchanged_for(self, shard_id: str, doc: Claim, now: float | None) -> float:
-        """Seconds this claimant has seen ``doc`` unchanged (0 at first sight).
+    def age(self, shard_id: str, doc: Claim, *, worker: str, now: float | None) -> float:
+        """Seconds ``doc`` has gone unchanged: its age on the store's clock when this
+        claimant first saw it, plus what the claimant's own clock counted since.
 
-        ``now`` is a reading of the claimant's clock (tests drive it); monotonic if None.
+        The store's clock is read once per version of a lease (one HEAD on S3), never on
+        every scan. ``now`` is a reading of the claimant's clock (tests drive it).
         """
         clock = self.monotonic() if now is None else now
         key = (doc.token, doc.expires_at)
         seen = self._seen.get(shard_id)
         if seen is None or seen[0] != key:
-            self._seen[shard_id] = (key, clock)
-            return 0.0
-        return max(0.0, clock - seen[1])
+            seen = (key, clock, max(0.0, self.store_age(shard_id, worker) or 0.0))
+            self._seen[shard_id] = seen
+        return seen[2] + max(0.0, clock - seen[1])
 
     def store_age(self, shard_id: str, worker: str) -> float | None:
         """Seconds since the claim file was last written, on the store's clock."""
         written = file_mtime(self.io, f"claims/{shard_id}.json")
-        now = self._store_now(worker)
+        now = self._store_now(worker) if written is not None else None
         if written is None or now is None:
             return None
         return now - written
@@ -116,7 +119,4 @@ class LeaseClock:
         if is_released(doc):
             return True
         ttl = doc.ttl_s or ttl_s
-        if self.unchanged_for(shard_id, doc, now) >= ttl:
-            return True
-        age = self.store_age(shard_id, worker)
-        return age is not None and age >= ttl
+        return self.age(shard_id, doc, worker=worker, now=now) >= ttl

@@ -12,14 +12,18 @@ import contextlib
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 
 from scheduler.errors import StoreError
+from scheduler.store._retry import retry_call, transient_reason
 
 __all__ = ["StoreIO", "open_store_root"]
+
+T = TypeVar("T")
 
 
 def open_store_root(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -107,10 +111,16 @@ class StoreIO:
         if not self.local:
             self.fs.invalidate_cache(full)
 
+    def _remote(self, what: str, fn: Callable[[], T]) -> T:
+        """An object-store call, with transient errors retried (``_retry.py``)."""
+        return retry_call(self.url, what, fn)
+
     def _exists(self, rel: str) -> bool:
         full = self.path(rel)
+        if self.local:
+            return bool(self.fs.exists(full))
         self._forget(full)
-        return bool(self.fs.exists(full))
+        return bool(self._remote(f"checking {rel}", lambda: self.fs.exists(full)))
 
     def _read_bytes(self, rel: str) -> bytes | None:
         full = self.path(rel)
@@ -118,18 +128,23 @@ class StoreIO:
             if self.local:
                 with open(full, "rb") as f:
                     return f.read()
-            self._forget(full)
-            try:
-                # A ranged read is one GET; open() or a plain cat_file() first ask for the
-                # size (HEAD, and a LIST when the object is missing): 2-3 round trips.
-                data: bytes = self.fs.cat_file(full, start=0)
-            except FileNotFoundError:
-                raise
-            except OSError:
-                data = self.fs.cat_file(full)  # e.g. an empty object refuses a range
-            return data
+            return self._remote(f"reading {rel}", lambda: self._get(full))
         except FileNotFoundError:
             return None
+
+    def _get(self, full: str) -> bytes:
+        self._forget(full)
+        try:
+            # A ranged read is one GET; open() or a plain cat_file() first ask for the
+            # size (HEAD, and a LIST when the object is missing): 2-3 round trips.
+            data: bytes = self.fs.cat_file(full, start=0)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            if transient_reason(e) is not None:
+                raise  # retried by the caller, not mistaken for a refused range
+            data = self.fs.cat_file(full)  # e.g. an empty object refuses a range
+        return data
 
     def _read_many(self, rels: list[str]) -> dict[str, bytes]:
         """Read several files; absent ones are left out.
@@ -143,7 +158,10 @@ class StoreIO:
         fulls = {self.path(rel): rel for rel in rels}
         for full in fulls:
             self._forget(full)
-        got = self.fs.cat(list(fulls), on_error="return", start=0)
+        got = self._remote(
+            f"reading {len(fulls)} files",
+            lambda: self.fs.cat(list(fulls), on_error="return", start=0),
+        )
         out: dict[str, bytes] = {}
         for full, rel in fulls.items():
             data = got.get(full, got.get(self.fs.unstrip_protocol(full)))
@@ -196,7 +214,7 @@ class StoreIO:
             if durable:
                 _fsync_dir(folder)
         else:
-            self.fs.pipe_file(full, data)
+            self._remote(f"writing {rel}", lambda: self.fs.pipe_file(full, data))
 
     def _create_exclusive(self, rel: str, data: bytes) -> None:
         """Create a file only if it does not exist; raise FileExistsError otherwise.
@@ -217,24 +235,28 @@ class StoreIO:
             finally:
                 os.unlink(tmp)
             return
-        try:
-            with self.fs.open(full, "xb") as f:
-                f.write(data)
-        except FileExistsError:
-            raise
-        except OSError as e:
-            if _precondition_failed(e):
-                raise FileExistsError(full) from e
-            raise
+
+        def create() -> None:
+            try:
+                with self.fs.open(full, "xb") as f:
+                    f.write(data)
+            except FileExistsError:
+                raise
+            except OSError as e:
+                if _precondition_failed(e):
+                    raise FileExistsError(full) from e
+                raise
+
+        # A retry of a create that had landed is answered "exists": commit() settles that
+        # by reading the marker back.
+        self._remote(f"creating {rel}", create)
 
     def _listdir(self, rel: str) -> list[str]:
         full = self.path(rel)
         try:
-            entries = self.fs.ls(full, detail=False, refresh=True)
+            entries = self._remote(f"listing {rel}", lambda: self._ls(full, detail=False))
         except FileNotFoundError:
             return []
-        except TypeError:  # filesystems without ``refresh``
-            entries = self.fs.ls(full, detail=False)
         finally:
             # ls(refresh=True) still leaves the listing in the cache, where later
             # exists()/open() calls would trust it; see _forget.
@@ -251,11 +273,9 @@ class StoreIO:
             except FileNotFoundError:
                 return {}
         try:
-            entries = self.fs.ls(full, detail=True, refresh=True)
+            entries = self._remote(f"listing {rel}", lambda: self._ls(full, detail=True))
         except FileNotFoundError:
             return {}
-        except TypeError:  # filesystems without ``refresh``
-            entries = self.fs.ls(full, detail=True)
         finally:
             self._forget(full)
         return {
@@ -263,6 +283,12 @@ class StoreIO:
             for e in entries
             if e.get("type") != "directory"
         }
+
+    def _ls(self, full: str, *, detail: bool) -> list[Any]:
+        try:
+            return list(self.fs.ls(full, detail=detail, refresh=True))
+        except TypeError:  # filesystems without ``refresh``
+            return list(self.fs.ls(full, detail=detail))
 
     def _move(self, rel: str, to: str) -> bool:
         """Move a file within the run (a rename locally; copy + delete on object stores).
@@ -276,7 +302,7 @@ class StoreIO:
                 os.replace(src, dst)
             else:
                 self._forget(src)
-                self.fs.mv(src, dst)
+                self._remote(f"moving {rel}", lambda: self.fs.mv(src, dst))
         except FileNotFoundError:
             return False
         finally:

@@ -40,10 +40,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scheduler.errors import ResumeRefused, StoreError
+from scheduler.errors import ResumeRefused, StoreError, StoreUnavailable
 from scheduler.store._clock import LeaseClock
 from scheduler.store._documents import Claim, Heartbeat, JobsDoc, RunInfo
 from scheduler.store._fs import StoreIO, _fuse_mount_type, _is_local, open_store_root
+from scheduler.store._retry import retry_call
 from scheduler.store._types import (
     _RUN_ID,
     DoneMarker,
@@ -391,14 +392,14 @@ class RunStore(StoreIO):
         if it names this attempt, the commit happened.
         """
         rel = f"done/{marker.shard_id}.json"
-        unclear: OSError | None = None
+        unclear: Exception | None = None
         existing: DoneMarker | None = None
         try:
             self._create_exclusive(rel, marker.to_json())
             won = True
         except FileExistsError:
             won = False
-        except OSError as e:
+        except (OSError, StoreUnavailable) as e:  # the retries gave up: settle it by reading
             won, unclear = False, e
         if not won:
             try:
@@ -495,11 +496,18 @@ class RunStore(StoreIO):
 
     # ------------------------------------------------------------------ heartbeats, events
 
-    def heartbeat(self, worker: str, info: dict[str, Any]) -> None:
-        """Publish a worker's heartbeat (overwrites the previous one)."""
+    def heartbeat(self, worker: str, info: dict[str, Any], *, retry: bool = True) -> None:
+        """Publish a worker's heartbeat (overwrites the previous one).
+
+        ``retry=False`` tries once (a last word when the store is already known down).
+        """
         validate_worker_id(worker)
         doc = {**info, "worker": worker, "last_seen": utcnow().isoformat()}
-        self._write_bytes(f"workers/{worker}.json", json.dumps(doc, default=str).encode())
+        rel, data = f"workers/{worker}.json", json.dumps(doc, default=str).encode()
+        if retry or self.local:
+            self._write_bytes(rel, data)
+        else:
+            self.fs.pipe_file(self.path(rel), data)
 
     def workers(self) -> dict[str, Heartbeat]:
         """Every worker's last heartbeat, by worker id."""
@@ -537,12 +545,17 @@ class RunStore(StoreIO):
 def iter_runs(url: str) -> Iterator[str]:
     """Run ids in a store (folders holding a run.json)."""
     fs, root = open_store_root(url)
+
+    def listing() -> list[Any]:
+        try:
+            return list(fs.ls(root, detail=True, refresh=True))
+        except TypeError:  # filesystems without ``refresh``
+            return list(fs.ls(root, detail=True))
+
     try:
-        entries = fs.ls(root, detail=True, refresh=True)
+        entries = listing() if _is_local(fs) else retry_call(url, "listing runs", listing)
     except FileNotFoundError:
         return
-    except TypeError:  # filesystems without ``refresh``
-        entries = fs.ls(root, detail=True)
     # A long-lived process (the TUI) lists again and again: never answer from a listing.
     fs.invalidate_cache(root)
     for entry in sorted(entries, key=lambda e: str(e["name"])):

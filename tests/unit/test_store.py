@@ -551,7 +551,10 @@ def test_conformance_refuses_a_store_that_refuses_without_saying_exists() -> Non
 
 
 @pytest.mark.parametrize("landed", [True, False])
-def test_commit_timeout_is_settled_by_reading_the_marker(landed: bool) -> None:
+def test_commit_timeout_is_settled_by_reading_the_marker(
+    landed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SKYBATCH_STORE_RETRY_S", "0.5")  # the create times out every time
     url = f"flaky://bucket-{landed}/runs"
     _FlakyMarkerFS.landed = landed
     store = RunStore(url, "run-1")
