@@ -96,7 +96,7 @@ def test_the_lease_document_carries_its_ttl(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     assert store.claim("s00000", "w1", ttl_s=42.0) is not None
     claim = store.read_claim("s00000")
-    assert claim is not None and claim["ttl_s"] == pytest.approx(42.0)
+    assert claim is not None and claim.ttl_s == pytest.approx(42.0)
     claimant, clock = _claimant(store)
     assert claimant.claim("s00000", "w2", ttl_s=TTL) is None
     clock.t += 42.0  # the holder's TTL counts, not the claimant's (60 s)
