@@ -12,8 +12,8 @@ on a shared machine slows them all alike. The table gives the median and the fas
 
     python benchmarks/bench_startup.py [--repeat 7] [--recipe recipes/summarize-llama-10m.yaml]
 
-The code measured is whichever ``scheduler`` the interpreter imports: set ``PYTHONPATH``
-to another checkout to measure that one with the same script.
+``--repo PATH`` measures another checkout with the same script (say, the commit before a
+change): the commands run there, with that checkout first on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ PROBE = (
 )
 
 
-def _time(argv: list[str], env: dict[str, str]) -> float:
+def _time(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -51,18 +51,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--recipe", default="recipes/summarize-llama-10m.yaml")
+    ap.add_argument("--repo", type=Path, default=ROOT, help="the checkout to measure")
     args = ap.parse_args()
+    repo = args.repo.resolve()
 
     py = sys.executable
     cli = [py, "-m", "scheduler.cli"]
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     env = {**os.environ, "HOME": str(work / "home"), "SKYBATCH_HOME": str(work / "existing")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(ROOT)]))
+    # `python -m` and `-c` put the working directory first on sys.path: both are `repo`.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
     (work / "home").mkdir()
     try:
-        subprocess.run([*cli, "pricing", "show", "--gpu", "H100"], env=env, cwd=ROOT,
+        subprocess.run([*cli, "pricing", "show", "--gpu", "H100"], env=env, cwd=repo,
                        check=True, capture_output=True)  # fmt: skip
-        heavy = subprocess.run([py, "-c", PROBE], env=env, cwd=ROOT, check=True,
+        heavy = subprocess.run([py, "-c", PROBE], env=env, cwd=repo, check=True,
                                capture_output=True, text=True).stdout.splitlines()[-1]  # fmt: skip
 
         cases = {
@@ -78,12 +81,12 @@ def main() -> None:
                 run_env = env
                 if fresh:
                     run_env = {**env, "SKYBATCH_HOME": str(work / f"fresh{i}")}
-                times[name].append(_time(argv, run_env))
+                times[name].append(_time(argv, run_env, repo))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     base = statistics.median(times["python -c pass"])
-    print(f"start-up, {args.repeat} rounds, new process each ({os.cpu_count()} CPUs, "
+    print(f"{repo.name}: start-up, {args.repeat} rounds, new process each ({os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f})")  # fmt: skip
     print(f"{'command':34} {'median s':>9} {'fastest s':>10} {'÷ python':>9} {'target s':>9}")
     for name, ts in times.items():
