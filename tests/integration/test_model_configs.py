@@ -123,3 +123,34 @@ def test_offline_never_asks_the_hub(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert pricing.model_info("acme/chatter") is None  # no size in the name either
     assert _Hub.hits == []
+
+
+def test_the_hf_cache_is_read_without_importing_huggingface_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    commit = "a" * 40
+    repo = tmp_path / "hub" / "models--org--cached"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text(json.dumps(LLAMA_8B))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert _configs.load_config("org/cached") == LLAMA_8B
+    assert _configs.load_config("org/cached", revision=commit) == LLAMA_8B
+    assert _configs.load_config("org/cached", revision="v2") is None
+    # The same file huggingface_hub itself finds.
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache("org/cached", "config.json", cache_dir=str(tmp_path / "hub"))
+    assert found == str(_configs._cached_hub_file("org/cached", "config.json", None))
+    code = (
+        "import sys; from pricing import _configs; "
+        "assert _configs.load_config('org/cached') is not None; "
+        "print('huggingface_hub' in sys.modules, 'httpx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
