@@ -22,7 +22,8 @@ Per scenario the table shows, on the same draws (common random numbers):
 - the planner's choice with the guard: on-time rate (target ≥ 95 %) and cost ÷ hindsight
   (target ≤ 1.15): hindsight is the cheapest (option, offering, workers) that met the
   deadline in that very world, without a guard, over every option of the plan — every
-  accelerator × GPU count × spot/on-demand — and each of its offerings (cloud, price);
+  accelerator × GPU count × spot/on-demand — at every trusted offering of it in the
+  catalog (cloud, region, price, and that cloud's risk and billing);
 - SkyPilot's own rule: the cheapest $/h offering that holds the model, one worker, on
   demand (no deadline awareness, no guard);
 - on-demand only: the planner with ``spot: never``, guard on.
@@ -49,7 +50,13 @@ sys.path.insert(0, str(ROOT))
 
 import pricing  # noqa: E402
 from scheduler.launch import GuardConfig, decide  # noqa: E402
-from scheduler.plan import CandidateModel, Plan, PlanOption, plan_recipe  # noqa: E402
+from scheduler.plan import (  # noqa: E402
+    CandidateModel,
+    CatalogMarket,
+    Plan,
+    PlanOption,
+    plan_recipe,
+)
 from scheduler.recipe import Recipe, load_recipe, parse_duration  # noqa: E402
 from scheduler.store import RunState, RunStatus  # noqa: E402
 
@@ -292,6 +299,53 @@ def _runs(o: PlanOption, ondemand: dict[tuple[str, int], float]) -> list[Run]:
     return out
 
 
+def _every_offering(plan: Plan, ondemand: dict[tuple[str, int], float]) -> list[Run]:
+    """Every option of the plan at every trusted offering of its GPU and count, each with
+    its own cloud's risk and billing (the plan keeps only the cheapest three)."""
+    market = CatalogMarket()
+    req = plan.request
+    offers = market.offerings(accelerators=req.accelerators, clouds=req.clouds, regions=req.regions)
+    out = []
+    for o in plan.options:
+        if o.model is None:
+            continue
+        for x in offers:
+            price = x.price(o.spot)
+            if (
+                x.accelerator != o.accelerator
+                or x.accelerator_count != o.accelerators_per_worker
+                or set(x.flags) - pricing.SPOT_ONLY_FLAGS
+                or not price
+            ):
+                continue
+            model = replace(
+                o.model,
+                usd_per_hour=price,
+                startup_s=market.startup_s(x.cloud) + market.model_load_s(req.model),
+                preemptions_per_hour=(
+                    market.preemption_rate_per_hour(x.cloud, x.accelerator, x.region)
+                    if o.spot
+                    else 0.0
+                ),
+                capacity_wait_s=market.capacity_wait_s(x.cloud, x.accelerator) if o.spot else 0.0,
+                billing_increment_s=market.billing_increment_s(x.cloud),
+            )
+            od = ondemand.get((o.accelerator, o.accelerators_per_worker), price)
+            out.append(
+                Run(
+                    model=model,
+                    accelerator=o.accelerator,
+                    count=o.accelerators_per_worker,
+                    cloud=x.cloud,
+                    spot=o.spot,
+                    usd_per_hour=price,
+                    ondemand_usd_per_hour=od if o.spot else price,
+                    increment_s=_increment(x.cloud),
+                )
+            )
+    return out
+
+
 def _hindsight(
     runs: list[Run], world: World, deadline_s: float, cap: int, sim: Callable[[Run, int], Outcome]
 ) -> float | None:
@@ -331,7 +385,7 @@ def run_scenario(s: Scenario, draws: int, seed: int) -> dict[str, object]:
         (o.accelerator, o.accelerators_per_worker): o.offerings[0].usd_per_hour
         for o in od_plan.options
     }
-    every = [r for o in plan.options if o.model is not None for r in _runs(o, ondemand)]
+    every = _every_offering(plan, ondemand)
     chosen_run, od_run = _runs(choice, ondemand)[0], _runs(od_choice, ondemand)[0]
     # SkyPilot's rule: the cheapest $/h on-demand offering that holds the model, one node.
     sky_run = min((r for r in every if not r.spot), key=lambda r: r.usd_per_hour)
