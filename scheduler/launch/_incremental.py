@@ -36,9 +36,9 @@ def previous_runs(store_url: str, recipe_name: str, *, exclude: str | None = Non
     for rid in iter_runs(store_url):
         if rid == exclude:
             continue
-        info = RunStore(store_url, rid).read_run_info()
-        if info.get("recipe_name") == recipe_name:
-            found.append((str(info.get("created_at", "")), rid))
+        info = RunStore(store_url, rid).run_info()
+        if info.recipe_name == recipe_name:
+            found.append((str(info.raw.get("created_at", "")), rid))
     return [rid for _, rid in sorted(found)]
 
 
@@ -53,7 +53,7 @@ def unfinished_run(store_url: str, recipe_name: str) -> str | None:
 
     for rid in reversed(previous_runs(store_url, recipe_name)):
         store = RunStore(store_url, rid)
-        if "incremental" in store.read_run_info() and not read_status(store).state.is_terminal():
+        if store.run_info().incremental and not read_status(store).state.is_terminal():
             return rid
     return None
 
@@ -84,7 +84,7 @@ def incremental_recipe(
             "ids) to tell new rows from rows an earlier run already processed"
         )
     if run_id is None and (resume := unfinished_run(store_url, recipe.name)) is not None:
-        info = RunStore(store_url, resume).read_run_info()["incremental"]
+        info = dict(RunStore(store_url, resume).run_info().incremental or {})
         new_input = recipe.input.model_copy(update={"path": info["input"], "format": "parquet"})
         return recipe.model_copy(update={"input": new_input}), {**info, "resumed_run": resume}
     earlier = previous_runs(store_url, recipe.name, exclude=run_id)

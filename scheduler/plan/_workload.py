@@ -176,7 +176,7 @@ def _earlier_output_tokens(recipe: Recipe) -> tuple[float, int] | None:
         tokens = rows = 0
         for run_id in iter_runs(recipe.store):
             store = RunStore(recipe.store, run_id)
-            if store.read_run_info().get("recipe_digest") != digest:
+            if store.run_info().recipe_digest != digest:
                 continue
             for marker in store.markers().values():
                 if marker.tokens_out > 0:

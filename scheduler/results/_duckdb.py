@@ -37,9 +37,7 @@ def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
     # another shard's output, a truncation): size, sha256 and row count of every file,
     # read once here (the query reads them again, from the page cache locally).
     raise_problems(store, check_committed(store, markers, content=True), doing="results of")
-    id_column = (store.read_run_info().get("recipe", {}).get("input", {}) or {}).get(
-        "id_column"
-    ) or "id"
+    id_column = store.run_info().id_column
     if not markers:
         con.execute(f'create view results as select null::varchar as "{id_column}" where false')
         if sandbox:
@@ -132,8 +130,8 @@ def _quote(text: str) -> str:
 def _export_openai(store: RunStore, path: str) -> dict[str, Any]:
     from scheduler.results._openai import write_openai_batch
 
-    info = store.read_run_info()
-    id_column = (info.get("recipe", {}).get("input", {}) or {}).get("id_column") or "id"
+    info = store.run_info()
+    id_column = info.id_column
 
     # One listing for both files: a shard committed in between would otherwise show up
     # with its dead rows but without its outputs.
@@ -148,7 +146,7 @@ def _export_openai(store: RunStore, path: str) -> dict[str, Any]:
         outputs(),
         dead,
         output_path=path,
-        model=str(info.get("model")),
+        model=str(info.raw.get("model")),
         run_id=store.run_id,
         id_column=id_column,
     )

@@ -256,6 +256,17 @@ class RunInfo:
         return dict(self.recipe.get("limits") or {})
 
     @property
+    def id_column(self) -> str:
+        """The input's id column (``id`` unless the recipe names another)."""
+        return str((self.recipe.get("input") or {}).get("id_column") or "id")
+
+    @property
+    def incremental(self) -> Mapping[str, Any] | None:
+        """What ``--incremental`` recorded (earlier runs, rows reused, the new input)."""
+        value = self.raw.get("incremental")
+        return value if isinstance(value, Mapping) else None
+
+    @property
     def budget_usd(self) -> float | None:
         value = self.schedule.get("budget_usd")
         return None if value is None else float(value)

@@ -50,9 +50,7 @@ class VerifyReport:
 
 
 def _ids(store: RunStore, marker: DoneMarker, out: bytes, dead: bytes | None) -> list[str]:
-    id_column = (store.read_run_info().get("recipe", {}).get("input", {}) or {}).get(
-        "id_column"
-    ) or "id"
+    id_column = store.run_info().id_column
     table = pq.ParquetFile(pa.BufferReader(out)).read(columns=[id_column], use_threads=False)
     ids = [str(i) for i in table.column(id_column).to_pylist()]
     for line in (dead or b"").decode().splitlines():
