@@ -8,7 +8,9 @@ migrated and seeded) ≤ 1 s.
 Every command runs in a new process (``python -m scheduler.cli``, what the ``skybatch``
 console script does), the commands interleaved round by round so that a busy neighbour
 on a shared machine slows them all alike. The table gives the median and the fastest of
-``--repeat`` rounds, and each median as a ratio to the interpreter's own start-up.
+``--repeat`` rounds, and each median as a ratio to the interpreter's own start-up. It runs
+with ``HF_HUB_OFFLINE=1``: a plan may otherwise ask the Hub for the model's
+``config.json``, and the figure would measure the network.
 
     python benchmarks/bench_startup.py [--repeat 7] [--recipe recipes/summarize-llama-10m.yaml]
 
@@ -59,6 +61,8 @@ def main() -> None:
     cli = [py, "-m", "scheduler.cli"]
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     env = {**os.environ, "HOME": str(work / "home"), "SKYBATCH_HOME": str(work / "existing")}
+    # Offline: a plan may ask the Hub for a model's config.json, which measures the network.
+    env["HF_HUB_OFFLINE"] = "1"
     # `python -m` and `-c` put the working directory first on sys.path: both are `repo`.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
     (work / "home").mkdir()
