@@ -1,6 +1,7 @@
 """The deadline planner: which GPU, where, spot or not, how many workers, how long, how much.
 
-Modules: ``_planner`` (the search over candidates), ``_types`` (request, options, plan),
+Modules: ``_planner`` (the search over candidates), ``_candidates`` (accelerator × GPU
+count × spot, their replicas and models), ``_types`` (request, options, plan),
 ``_model`` (the analytic finish-time / cost / P(on time) model), ``_market`` (the seam over
 :mod:`pricing`) and ``_workload`` (rows and tokens per row). Import from here.
 """
