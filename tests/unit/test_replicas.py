@@ -90,3 +90,18 @@ def test_run_replicas_starts_one_process_per_slice_and_returns_the_first_failure
     assert code == 3
     seen = {p.name: json.loads(p.read_text()) for p in tmp_path.iterdir()}
     assert seen == {"w0-r0": ["4,5", "2"], "w0-r1": ["6,7", "2"]}
+
+
+def test_the_entry_point_says_in_one_line_when_the_replicas_do_not_fit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scheduler.backends.skypilot import _entry
+    from scheduler.worker import EXIT_ENGINE
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    argv = ["worker", "--store", "s3://b/r", "--replicas", "4", "--tensor-parallel-size", "2"]
+    assert _entry.main(argv) == EXIT_ENGINE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "4 replicas of 2 GPUs need 8 GPUs" in err[0]
+    assert _entry.main(["worker", "--replicas", "two"]) == EXIT_ENGINE
+    assert "--replicas 'two'" in capsys.readouterr().err

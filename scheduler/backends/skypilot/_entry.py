@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 from scheduler.backends.replicas import TP_ENV, run_replicas, split_replica_flags
 from scheduler.backends.skypilot._task import EXIT_RETRY, worker_argv
+from scheduler.errors import UsageError
 from scheduler.store import Heartbeat, RunStore
 from scheduler.worker import EXIT_ENGINE, EXIT_FAILED
 
@@ -80,10 +81,14 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_ENGINE
     from scheduler import worker
 
-    split = split_replica_flags(argv[1:])
-    if split.replicas > 1:
-        command = [sys.executable, "-m", "scheduler.backends.skypilot", "worker"]
-        return run_replicas(split, command=command, env=os.environ)
+    try:
+        split = split_replica_flags(argv[1:])
+        if split.replicas > 1:
+            command = [sys.executable, "-m", "scheduler.backends.skypilot", "worker"]
+            return run_replicas(split, command=command, env=os.environ)
+    except UsageError as e:  # the task's flags do not fit this machine: one line, no restart
+        print(f"skybatch: {e}", file=sys.stderr)
+        return EXIT_ENGINE
     if split.tp > 1:
         os.environ.setdefault(TP_ENV, str(split.tp))
 
