@@ -50,6 +50,7 @@ from scheduler.store import (
     utcnow,
     validate_worker_id,
 )
+from scheduler.units import duration_text
 
 __all__ = ["MODEL_ENV", "StopFlag", "Worker", "WorkerInfo", "default_worker_id", "main"]
 
@@ -421,7 +422,10 @@ class Worker:
             )  # fmt: skip
             raise
         except _ShardTimeout:
-            msg = f"shard {shard.shard_id} timed out after {self.recipe.limits.shard_timeout:.0f} s"
+            msg = (
+                f"shard {shard.shard_id} timed out after "
+                f"{duration_text(self.recipe.limits.shard_timeout)}"
+            )
             self.store.release(self.lease or lease, error=msg)
             self.store.log_event("shard_failed", msg, worker=self.worker_id, shard=shard.shard_id)
         except Exception as e:

@@ -16,6 +16,7 @@ import click
 
 from scheduler.cli._common import cli, emit_json
 from scheduler.errors import SkybatchError, UsageError
+from scheduler.units import duration_text
 
 if TYPE_CHECKING:
     from pricing import Offering
@@ -240,6 +241,11 @@ _SHOWN = 20
 def _more(count: int, what: str) -> None:
     if count > _SHOWN:
         click.echo(f"  … {count - _SHOWN} more {what} (--json lists them all)")
+
+
+def _say(message: str) -> None:
+    """One progress line on stderr (stdout stays for the result and ``--json``)."""
+    click.echo(f"bench: {message}", err=True)
 
 
 @pricing_group.command("estimate")
@@ -493,17 +499,26 @@ def bench(
             opts.get("pipeline_parallel_size") or 1
         )
 
+    # Signs of life on stderr: a load and a measurement can each take a minute.
+    _say(f"loading {recipe.model.name} ({recipe.model.engine} engine) …")
     load_started = time.perf_counter()
     eng = create_engine(recipe)
     try:
         load_s = time.perf_counter() - load_started
         step = len(data) if eng.whole_shard else recipe.model.batch_size
         warm = data[: min(step, max(1, len(data) // 8))]
+        _say(f"loaded in {duration_text(load_s)}; warming up on {len(warm):,} rows …")
         eng.infer(warm)  # compile, allocate, fill caches: not part of the figure
-        started = time.perf_counter()
+        _say(f"measuring {len(data):,} rows in batches of {step:,} …")
+        started = last_said = time.perf_counter()
         results: list[Any] = []
         for i in range(0, len(data), step):
             results.extend(eng.infer(data[i : i + step]))
+            now = time.perf_counter()
+            if now - last_said >= 5.0 and len(results) < len(data):
+                last_said = now
+                _say(f"{len(results):,} of {len(data):,} rows · "
+                     f"{len(results) / (now - started):,.1f} rows/s")  # fmt: skip
         wall_s = max(time.perf_counter() - started, 1e-9)
         described = eng.describe()
     finally:
@@ -566,6 +581,6 @@ def bench(
     click.echo(
         f"{recipe.model.name} ({engine_name}, {task}) on {accelerator}: "
         f"{rows_per_s:,.1f} rows/s, {tokens_per_s:,.0f} tokens/s over {len(data)} rows "
-        f"({wall_s:.2f} s after a warm-up; model load {load_s:.1f} s)"
+        f"({duration_text(wall_s)} after a warm-up; model load {duration_text(load_s)})"
         + ("" if no_store else "; stored as measured")
     )

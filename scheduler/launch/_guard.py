@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from scheduler.errors import SkybatchError
 from scheduler.store import LaunchOption, RunStatus, RunStore, read_status
+from scheduler.units import duration_text
 
 if TYPE_CHECKING:
     from scheduler.backends import Backend
@@ -86,8 +87,8 @@ def _hours(seconds: float) -> float:
 
 def _late(finish: float, deadline: float) -> str:
     if finish > deadline:
-        return f"{(finish - deadline) / 60:.1f} min past the deadline"
-    return f"only {(deadline - finish) / 60:.1f} min before the deadline (inside the safety margin)"
+        return f"{duration_text(finish - deadline)} past the deadline"
+    return f"only {duration_text(deadline - finish)} before the deadline (inside the safety margin)"
 
 
 def decide(
@@ -124,8 +125,8 @@ def decide(
     if finish <= target:
         return Decision(
             "on_track",
-            f"projected finish in {(finish - now) / 60:.1f} min at {rate:.2f} rows/s "
-            f"is within the deadline ({left_s / 60:.1f} min left)",
+            f"projected finish in {duration_text(finish - now)} at {rate:.2f} rows/s "
+            f"is within the deadline ({duration_text(left_s)} left)",
             projected_finish_at=finish,
             projected_cost_usd=cost_now,
         )
@@ -134,7 +135,7 @@ def decide(
         return Decision(
             "hold",
             f"projected finish is {_late(finish, cfg.deadline_at)}, "
-            f"but a new worker needs {cfg.startup_s:.0f} s to start: too late to help",
+            f"but a new worker needs {duration_text(cfg.startup_s)} to start: too late to help",
             projected_finish_at=finish,
             projected_cost_usd=cost_now,
         )
@@ -195,7 +196,7 @@ def decide(
         "add",
         f"projected finish is {_late(finish, cfg.deadline_at)} at "
         f"{rate:.2f} rows/s ({per_worker:.2f} per worker); adding {k} {kind} worker(s)"
-        f"{capped} → projected finish {(end - now) / 60:.1f} min from now, cost ${cost:,.2f}",
+        f"{capped} → projected finish {duration_text(end - now)} from now, cost ${cost:,.2f}",
         add_workers=k,
         spot=spot,
         projected_finish_at=end,

@@ -104,7 +104,7 @@ def embed(rows):
 def test_bench_python_engine_stores_a_measured_figure(tmp_path: Path) -> None:
     fn = tmp_path / "benchfn.py"
     fn.write_text(BENCH_FN)
-    code, out, _ = _invoke(
+    code, out, err = _invoke(
         "bench",
         "--model",
         f"{fn}:embed",
@@ -121,6 +121,9 @@ def test_bench_python_engine_stores_a_measured_figure(tmp_path: Path) -> None:
     assert code == 0
     data = json.loads(out)
     assert data["accelerator"] == "cpu" and data["rows"] == 300 and data["stored"] is True
+    # Signs of life on stderr while it loads and measures; stdout holds only the object.
+    assert f"bench: loading {fn}:embed (python engine) …" in err
+    assert "bench: measuring 300 rows in batches of" in err
     assert data["rows_per_s"] > 0 and data["tokens_per_s"] == pytest.approx(data["rows_per_s"] * 40)
     est = pricing.estimate_throughput(
         model=f"{fn}:embed",

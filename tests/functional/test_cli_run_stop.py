@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,3 +169,20 @@ def test_status_lists_the_top_dead_row_reasons_and_where_the_files_are(tmp_path:
         f"  dead rows: {tmp_path / 'runs' / summary['run_id']}/dead/<shard>.<attempt>.jsonl"
         in lines
     )
+
+
+@pytest.mark.slow
+def test_a_new_runs_model_load_shows_a_sign_of_life(tmp_path: Path) -> None:
+    _recipe(
+        tmp_path,
+        fn="import time\ntime.sleep(3)\n\ndef f(rows):\n    return [{'n': 1} for r in rows]\n",
+        rows=8,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "run", "recipe.yaml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # No terminal here, so no bar: one line per phase, on stderr.
+    assert re.search(r"^skybatch: loading \S*fn\.py:f …$", proc.stderr, re.M), proc.stderr
+    assert re.search(r"✔ done: 8 rows in → 8 out, 0 dead · \d+s · ", proc.stdout), proc.stdout
