@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from scheduler.errors import StoreUnavailable
+from scheduler.units import duration_text
 
 __all__ = ["retry_budget_s", "retry_call", "transient_reason"]
 
@@ -115,7 +116,7 @@ def retry_call(
             if left <= 0:
                 raise StoreUnavailable(
                     f"store {store} unreachable: {reason}, still failing after {tries} "
-                    f"attempt{'s' if tries > 1 else ''} over {elapsed:.0f} s while {what}; check the store and run the "
+                    f"attempt{'s' if tries > 1 else ''} over {duration_text(elapsed)} while {what}; check the store and run the "
                     "same command again to resume"
                 ) from e
             # Full jitter: workers that failed together do not retry together.
