@@ -186,3 +186,31 @@ def test_a_new_runs_model_load_shows_a_sign_of_life(tmp_path: Path) -> None:
     # No terminal here, so no bar: one line per phase, on stderr.
     assert re.search(r"^skybatch: loading \S*fn\.py:f …$", proc.stderr, re.M), proc.stderr
     assert re.search(r"✔ done: 8 rows in → 8 out, 0 dead · \d+s · ", proc.stdout), proc.stdout
+
+
+@pytest.mark.slow
+def test_after_a_resume_the_rate_counts_this_sessions_rows(tmp_path: Path) -> None:
+    _recipe(tmp_path, fn=SLOW_ROWS, rows=40)  # 10 shards of 4 rows, 1 s a shard
+    first = subprocess.Popen(
+        [sys.executable, "-m", "scheduler.cli", "run", "recipe.yaml", "--json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ.copy(), start_new_session=True,
+    )  # fmt: skip
+    _wait(lambda: len(list((tmp_path / "runs").glob("*/done/*.json"))) >= 4, 120, "4 shards")
+    os.killpg(first.pid, signal.SIGINT)
+    out, _ = first.communicate(timeout=60)
+    before = json.loads(out)["rows_done"]
+    assert 16 <= before < 40
+    again = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "run", "recipe.yaml", "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+    )  # fmt: skip
+    summary = json.loads(again.stdout)
+    assert summary["state"] == "done" and summary["rows_done"] == 40
+    # This command's rows over this command's time; not all 40 rows over it.
+    assert summary["rows_per_s"] * summary["wall_s"] == pytest.approx(40 - before, abs=0.5)
+    status = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "status", summary["run_id"], "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+    )  # fmt: skip
+    assert json.loads(status.stdout)["session_rows_done"] == 40 - before
