@@ -24,6 +24,7 @@ from scheduler.store import (
     LaunchOption,
     RunStore,
     check_committed,
+    clean_orphans,
     make_run_id,
     raise_problems,
     read_status,
@@ -144,6 +145,7 @@ def prepare_run(
         # Resume skips committed shards: never on the word of a marker whose files are
         # gone or damaged (that shard could never be redone). `verify --repair` fixes it.
         raise_problems(store, check_committed(store, store.markers().values()), doing="resume of")
+        clean_orphans(store)  # files of attempts that can never commit (a crash, a full disk)
     return store
 
 

@@ -408,7 +408,14 @@ class Worker:
             else:
                 self._run_shard(lease, shard, started)
         except StoreUnavailable:
-            raise  # no release: the store cannot take it; run() ends the worker
+            # A local disk that filled up may still take the small claim file once the
+            # failed write's temporary file is gone: give the shard back (no failure: it
+            # is not the shard's fault) so a resume need not wait out the lease. An
+            # object store that is down would only hold this worker for another budget.
+            if self.store.local:
+                with contextlib.suppress(Exception):
+                    self.store.release(self.lease or lease)
+            raise  # run() ends the worker
         except _Stopped:
             self.store.release(self.lease or lease)
             raise

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from scheduler.errors import EngineError, SkybatchError, StoreUnavailable
-from scheduler.store import RunStatus, RunStore, read_status
+from scheduler.store import RunStatus, RunStore, clean_orphans, read_status
 from scheduler.units import duration_text
 from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, EXIT_STORE, default_worker_id
 
@@ -460,7 +460,12 @@ def run_local(
         pool.stop()
         if bar is not None:
             bar.stop()
-    return read_status(store)
+    final = read_status(store)
+    if final.shards_done == final.shards_total:
+        # Files of attempts that lost or died (a crash, a full disk) can go now.
+        with contextlib.suppress(SkybatchError, OSError):
+            clean_orphans(store)
+    return final
 
 
 class LocalBackend:

@@ -20,7 +20,7 @@ from scheduler.cli._common import (
     resolve_store_url,
     run_store_option,
 )
-from scheduler.errors import RecipeError, SkybatchError, UsageError
+from scheduler.errors import RecipeError, SkybatchError, StoreUnavailable, UsageError
 from scheduler.units import duration_text
 
 store_option = click.option(
@@ -109,6 +109,8 @@ def run(
         run_local(store, workers=workers, progress=not (no_progress or as_json))
     except KeyboardInterrupt:
         interrupted = True
+    except StoreUnavailable:
+        raise  # the store itself failed (down, full, read-only): exit 3, no summary to read
     except SkybatchError as e:  # the workers could not go on: the store says why
         click.echo(f"skybatch: error: {e}", err=True)
     summary = summarize(store, wall_s=time.monotonic() - started)

@@ -23,7 +23,7 @@ from scheduler.store._documents import (
 from scheduler.store._fs import (
     open_store_root,
 )
-from scheduler.store._repair import VerifyReport, quarantine, verify_run
+from scheduler.store._repair import VerifyReport, clean_orphans, quarantine, verify_run
 from scheduler.store._status import (
     RunState,
     RunStatus,
@@ -67,6 +67,7 @@ __all__ = [
     "VerifyReport",
     "WorkerStatus",
     "check_committed",
+    "clean_orphans",
     "dead_reason",
     "digest_ids",
     "iter_runs",

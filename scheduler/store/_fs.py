@@ -9,16 +9,17 @@ fsspec's cached listings (other processes write here all the time), atomic overw
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import fsspec
 
-from scheduler.errors import StoreError
+from scheduler.errors import StoreError, StoreUnavailable
 from scheduler.store._retry import retry_call, transient_reason
 
 __all__ = ["StoreIO", "open_store_root"]
@@ -203,18 +204,36 @@ class StoreIO:
         full = self.path(rel)
         if self.local:
             folder = os.path.dirname(full)
-            os.makedirs(folder, exist_ok=True)
             tmp = f"{full}.{secrets.token_hex(4)}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                if durable:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, full)
+            with self._local_write(full, tmp):
+                os.makedirs(folder, exist_ok=True)
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    if durable:
+                        f.flush()
+                        os.fsync(f.fileno())
+                os.replace(tmp, full)
             if durable:
                 _fsync_dir(folder)
         else:
             self._remote(f"writing {rel}", lambda: self.fs.pipe_file(full, data))
+
+    @contextlib.contextmanager
+    def _local_write(self, full: str, tmp: str) -> Iterator[None]:
+        """Remove ``tmp`` if the write fails; a full or read-only disk is one line naming
+        the path (``StoreUnavailable``, exit 3), not an internal error."""
+        try:
+            yield
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if e.errno in _DISK_ERRNOS:
+                why = _DISK_ERRNOS[e.errno]
+                raise StoreUnavailable(
+                    f"store {self.url}: cannot write {full}: {why} ({os.strerror(e.errno)}); "
+                    "fix that, then run the same command again to resume"
+                ) from e
+            raise
 
     def _create_exclusive(self, rel: str, data: bytes) -> None:
         """Create a file only if it does not exist; raise FileExistsError otherwise.
@@ -224,12 +243,13 @@ class StoreIO:
         """
         full = self.path(rel)
         if self.local:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
             tmp = f"{full}.{secrets.token_hex(4)}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            with self._local_write(full, tmp):
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
             try:
                 os.link(tmp, full)
             finally:
@@ -309,6 +329,15 @@ class StoreIO:
             self._forget(src)
             self._forget(dst)
         return True
+
+
+_DISK_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+}
 
 
 def _precondition_failed(e: OSError) -> bool:

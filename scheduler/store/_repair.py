@@ -21,7 +21,7 @@ from scheduler.store._store import RunStore
 from scheduler.store._types import DoneMarker, digest_ids
 from scheduler.store._verify import Problem, check_bytes
 
-__all__ = ["VerifyReport", "quarantine", "verify_run"]
+__all__ = ["VerifyReport", "clean_orphans", "quarantine", "verify_run"]
 
 
 @dataclass
@@ -127,3 +127,59 @@ def quarantine(store: RunStore, report: VerifyReport) -> None:
             shard=shard_id,
         )
         report.quarantined.append(shard_id)
+
+
+#: A temporary file older than this was left by a process that died mid-write.
+_STALE_TMP_S = 600.0
+
+
+def clean_orphans(store: RunStore, *, now: float | None = None) -> int:
+    """Remove output and dead-row files no commit can ever name; returns how many.
+
+    That is a file of a shard that is done under another attempt (the commit race was
+    settled), or of an attempt whose lease was released (it will not commit), plus
+    temporary files a killed process left behind (locally, older than 10 minutes). A
+    file of an attempt that may still commit (a live or expired lease: its holder may be
+    a zombie about to commit) is kept; it is removed once its shard is done.
+    """
+    markers = store.markers()
+    claims = store.claims()
+    named = {f for m in markers.values() for f in (m.out_file, m.dead_file) if f}
+    now = time.time() if now is None else now
+    removed = 0
+    for folder in ("out", "dead"):
+        for name in store._listdir(folder):
+            rel = f"{folder}/{name}"
+            if rel in named:
+                continue
+            if name.endswith(".tmp"):
+                stale = store.local and now - _mtime(store.path(rel), now) > _STALE_TMP_S
+                if stale and _remove(store, rel):
+                    removed += 1
+                continue
+            shard_id, _, rest = name.partition(".")
+            token = rest.split(".", 1)[0].partition("-")[2]
+            claim = claims.get(shard_id)
+            released = claim is not None and claim.token == token and claim.released
+            if (shard_id in markers or released) and _remove(store, rel):
+                removed += 1
+    if removed:
+        store.log_event("orphans_removed", f"{removed} orphaned output file(s) removed")
+    return removed
+
+
+def _mtime(path: str, default: float) -> float:
+    import os
+
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return default
+
+
+def _remove(store: RunStore, rel: str) -> bool:
+    try:
+        store.fs.rm_file(store.path(rel))
+    except FileNotFoundError:
+        return False
+    return True

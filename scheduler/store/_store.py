@@ -409,6 +409,8 @@ class RunStore(StoreIO):
                     f"{self.location}/{rel}: commit outcome unknown ({unclear or e}); the "
                     "shard will be retried and the marker will settle it"
                 ) from e
+            if existing is None and self.local and isinstance(unclear, StoreUnavailable):
+                raise unclear  # a full or read-only disk: nothing landed, nothing will
             if existing is None and unclear is not None:
                 raise StoreError(
                     f"{self.location}/{rel}: commit failed ({unclear}); the shard stays "
