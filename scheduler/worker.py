@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -612,6 +613,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scheduler.worker``."""
+    # aiohttp (under s3fs) leaves a write task behind when a connection is cut mid-request
+    # and asyncio logs it with a traceback ("Task exception was never retrieved"); the
+    # store layer has already retried or reported that failure in one line.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     args = _parse(argv)
     worker_id = args.worker_id or default_worker_id()
     stop = StopFlag()
