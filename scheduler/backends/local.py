@@ -376,7 +376,7 @@ def run_local(
     idle_restarts = 0
     model = str((run_info.recipe.get("model") or {}).get("name") or "the model")
     began = time.monotonic()
-    said: str | None = ""  # the last phase printed where there is no bar
+    said: str | None = ""  # the last phase printed where there is no bar; None: running
     # Everything from the first worker on sits inside the try: a Ctrl-C at any moment
     # (while workers spawn, while the bar starts, while models load) stops them all.
     try:
@@ -403,7 +403,8 @@ def run_local(
                 if bar is not None:
                     bar.console.print(f"[yellow]{line}")
             status = read_status(store)
-            phase = _phase(status, model)
+            # Phases describe the start only: once a worker ran, the bar says the rest.
+            phase = None if said is None else _phase(status, model)
             if bar is not None and task is not None:
                 bar.update(
                     task,
@@ -418,6 +419,8 @@ def run_local(
                 said = phase
                 if phase:
                     print(f"skybatch: {phase} …", file=sys.stderr, flush=True)
+            if phase is None:
+                said = None
             if on_tick is not None:
                 on_tick(status, pool)
             if status.shards_done == status.shards_total:

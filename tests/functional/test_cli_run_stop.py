@@ -185,6 +185,8 @@ def test_a_new_runs_model_load_shows_a_sign_of_life(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     # No terminal here, so no bar: one line per phase, on stderr.
     assert re.search(r"^skybatch: loading \S*fn\.py:f …$", proc.stderr, re.M), proc.stderr
+    phases = [ln for ln in proc.stderr.splitlines() if ln.endswith(" …")]
+    assert phases[-1].startswith("skybatch: loading"), phases  # no "starting" after the run
     assert re.search(r"✔ done: 8 rows in → 8 out, 0 dead · \d+s · ", proc.stdout), proc.stdout
 
 
