@@ -9,7 +9,8 @@ Exit codes of ``launch --wait`` and ``watch`` (for CI; see recipes/ci/README.md)
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -79,6 +80,10 @@ def _finish(
 )
 @click.option("--all", "all_documents", is_flag=True,
               help="With --dry-run: print every worker's task, not each distinct one once.")  # fmt: skip
+@click.option(
+    "--rehearse", is_flag=True,
+    help="Run each worker's exact task here on a sandboxed VM (no cloud, no GPU paid) and watch it.",
+)  # fmt: skip
 @click.option("--wait", is_flag=True, help="Watch until the run ends (deadline guard on).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--summary-md", default=None, metavar="PATH", help="Write a markdown summary here.")
@@ -103,6 +108,7 @@ def launch(
     run_id: str | None,
     dry_run: bool,
     all_documents: bool,
+    rehearse: bool,
     wait: bool,
     yes: bool,
     summary_md: str | None,
@@ -123,9 +129,19 @@ def launch(
       skybatch launch recipes/summarize-vllm.yaml --deadline 8h --dry-run
       skybatch launch recipes/summarize-vllm.yaml --deadline 8h --budget 300 --yes --wait
       skybatch launch recipes/embed-minilm.yaml --backend local -w 2 --yes --run-id 'nightly-{date}'
+      skybatch launch recipes/summarize-vllm.yaml -w 2 --rehearse --store s3://my-bucket/runs
     """
     from scheduler.launch import LaunchRequest
     from scheduler.launch import launch as do_launch
+
+    factory = None
+    if rehearse:
+        if backend != "skypilot" or dry_run:
+            raise click.UsageError(
+                "--rehearse plays a SkyPilot launch: drop --backend local/--dry-run"
+            )
+        factory = _rehearsal_factory(recipe)
+        wait = yes = True  # it spends nothing, and a rehearsal is watched to its end
 
     req = LaunchRequest(
         recipe_path=recipe,
@@ -153,6 +169,7 @@ def launch(
         req,
         echo=lambda line: click.echo(line, err=True),
         confirm=lambda q: click.confirm(q, default=False, err=True),
+        session_factory=factory,
     )
     if result.dry_run_yaml is not None:
         if as_json:
@@ -168,6 +185,21 @@ def launch(
         click.echo(
             f"launched {result.run_id}: skybatch status {result.run_id} --store {result.store}"
         )
+
+
+def _rehearsal_factory(recipe_path: str) -> Callable[[], Any]:
+    """A :class:`~scheduler.backends.rehearsal.RehearsalSession` maker over the recipe's clouds."""
+    from scheduler.backends.rehearsal import RehearsalSession
+    from scheduler.recipe import load_recipe
+    from scheduler.settings import skybatch_home
+
+    clouds = load_recipe(recipe_path).schedule.clouds
+    root = skybatch_home() / "rehearsals"
+
+    def make() -> RehearsalSession:
+        return RehearsalSession(root=root, clouds=clouds, echo=lambda m: click.echo(m, err=True))
+
+    return make
 
 
 def _open(run_id: str, store_url: str | None) -> RunStore:

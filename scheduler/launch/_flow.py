@@ -304,7 +304,9 @@ def _launch_into_store(
         guard = make_guard(
             store, backend, option, enabled=req.guard, interval_s=req.guard_interval_s
         )
-        watch(store, guard=guard, poll_s=req.poll_s, backend=backend)
+        # A session may read its queue more often (a rehearsal's jobs end in seconds).
+        every = float(getattr(getattr(backend, "session", None), "queue_every_s", 60.0))
+        watch(store, guard=guard, poll_s=req.poll_s, backend=backend, queue_every_s=every)
         result.outcome = finish(store, backend, started=started, option=option)
     return result
 
