@@ -453,7 +453,7 @@ def run_local(
     except KeyboardInterrupt:
         stop.set()
         raise  # after the finally: the workers are stopped and their leases released
-    except SkybatchError:
+    except StoreUnavailable:
         # The workers' own words (their log may be on the disk that failed).
         for worker_id, lines in pool.last_lines(3).items():
             for line in lines:
