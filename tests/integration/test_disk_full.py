@@ -77,7 +77,7 @@ def test_a_full_disk_is_one_line_exit_3_and_the_run_resumes(
     (run_dir,) = [p for p in (tiny_disk / "runs").iterdir() if p.is_dir()]
     status = _cli(tmp_path, "status", run_dir.name, "--store", str(tiny_disk / "runs"), "--json")
     doc = json.loads(status.stdout)
-    assert doc["state"] == "failed", doc
+    assert doc["state"] == "failed" and "the disk is full" in doc["failure_reason"], doc
     subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_disk)], check=True)
     again = _cli(tmp_path, "run", str(recipe), "--no-progress", "--json")
     assert again.returncode == 0, again.stderr
