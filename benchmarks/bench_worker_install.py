@@ -7,7 +7,7 @@ Textual, DuckDB, the API-server stack) and the way a task's ``setup`` does now (
 time and the number of installed distributions side by side. Each install is run once
 untimed first, so both read pip's cache (a VM downloads; the comparison is of installing).
 
-    python benchmarks/bench_worker_install.py [--engine python|torch] [--store s3://b/r]
+    python benchmarks/bench_worker_install.py [--engine python|torch] [--store s3://b/r] [--once]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def _count(folder: Path) -> int:
     return len(list(folder.glob("lib/python*/site-packages/*.dist-info")))
 
 
-def _measure(tmp: Path, name: str, steps: list[list[str]]) -> tuple[float, int]:
-    for label in ("warm", "timed"):
+def _measure(tmp: Path, name: str, steps: list[list[str]], once: bool) -> tuple[float, int]:
+    for label in ("timed",) if once else ("warm", "timed"):
         folder = tmp / f"{name}-{label}"
         python = _venv(folder)
         started = time.perf_counter()
@@ -51,6 +51,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--engine", default="python", choices=["python", "torch", "vllm"])
     p.add_argument("--store", default="s3://bucket/runs")
+    p.add_argument("--once", action="store_true", help="no untimed warm-up install (faster)")
     args = p.parse_args()
     wheel = shipped_wheel()
     extras = worker_extras(args.engine, args.store)
@@ -61,8 +62,8 @@ def main() -> None:
     print("slim setup: " + " ".join(shlex.quote(r) for r in slim[0]))
     with tempfile.TemporaryDirectory(prefix="skybatch-bench-install-") as t:
         tmp = Path(t)
-        before = _measure(tmp, "full", full)
-        after = _measure(tmp, "slim", slim)
+        after = _measure(tmp, "slim", slim, args.once)
+        before = _measure(tmp, "full", full, args.once)
     print(f"{'install':<28}{'seconds':>10}{'packages':>10}")
     print(f"{'before: whole CLI stack':<28}{before[0]:>10.1f}{before[1]:>10}")
     print(f"{'after: worker set':<28}{after[0]:>10.1f}{after[1]:>10}")
