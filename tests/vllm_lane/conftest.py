@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from scheduler.engines.vllm import SHUTDOWN_GRACE_S
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -70,7 +72,7 @@ class OneLoad:
         """Stop every model's engine process now (a failed test's traceback may still hold
         the LLM, which would otherwise stop only at interpreter exit)."""
         for llm in self.llms.values():
-            llm.llm_engine.engine_core.shutdown()
+            llm.llm_engine.engine_core.shutdown(timeout=SHUTDOWN_GRACE_S)
         self.llms.clear()
         gc.collect()
 
