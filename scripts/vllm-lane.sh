@@ -39,7 +39,7 @@ export PATH="$PWD/$VENV/bin:$PATH"   # the workers' `skybatch` is this venv's
 # -p no:cacheprovider: two lanes share the tree; the default lane owns .pytest_cache.
 report="$(mktemp -d)/vllm-lane.xml"
 rc=0
-"$PY" -m pytest -q -m vllm -p no:cacheprovider --junitxml="$report" "$@" || rc=$?
+"$PY" -m pytest -q -m vllm -p no:cacheprovider --junitxml="$report" tests/vllm_lane "$@" || rc=$?
 "$PY" - "$report" <<'PY' || rc=1
 import sys
 import xml.etree.ElementTree as ET
