@@ -11,7 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-lane="${SKYBATCH_TEST_LANE:-fast}"
+# CI (CI=true, as .ci/run is run) takes every CPU lane; a developer gets the fast one.
+default_lane=fast
+if [ "${CI:-}" = true ]; then default_lane=all; fi
+lane="${SKYBATCH_TEST_LANE:-$default_lane}"
 case "${1:-}" in
   --fast | --slow | --all) lane="${1#--}"; shift ;;
 esac
