@@ -31,10 +31,20 @@ CLI_ONLY = ("skypilot", "textual", "duckdb", "fastapi", "uvicorn", "plotext")
 
 
 @pytest.fixture(autouse=True)
-def _pip_cache(pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch) -> None:
+def _pip_cache(
+    pytestconfig: pytest.Config,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Keep pip's download cache across runs (each test has its own HOME): a VM's setup
-    downloads its packages; a repeated rehearsal need not."""
-    monkeypatch.setenv("PIP_CACHE_DIR", str(pytestconfig.cache.mkdir("rehearsal-pip")))
+    downloads its packages; a repeated rehearsal need not. Without pytest's cache plugin
+    (``-p no:cacheprovider``) the cache lasts the session."""
+    cache = getattr(pytestconfig, "cache", None)
+    where = cache.mkdir("rehearsal-pip") if cache is not None else None
+    if where is None:
+        where = tmp_path_factory.getbasetemp() / "rehearsal-pip"
+        where.mkdir(exist_ok=True)
+    monkeypatch.setenv("PIP_CACHE_DIR", str(where))
 
 
 def _put_input(store_url: str, rows: int) -> str:
