@@ -13,6 +13,7 @@ import random
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,37 @@ def repo() -> Path:
     return REPO
 
 
+def _bindable(port: int) -> bool:
+    """Free to bind now (without SO_REUSEADDR: stricter than SkyPilot's own check)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _sky_queue_manager_port(api_port: int) -> int:
+    """SkyPilot's queue-manager port for a local server on ``api_port`` (its own rule)."""
+    from sky.server.requests.queues import mp_queue
+
+    old = os.environ.get("SKYPILOT_API_SERVER_LOCAL_PORT")
+    os.environ["SKYPILOT_API_SERVER_LOCAL_PORT"] = str(api_port)
+    try:
+        return mp_queue.get_queue_manager_port()
+    finally:
+        if old is None:
+            del os.environ["SKYPILOT_API_SERVER_LOCAL_PORT"]
+        else:
+            os.environ["SKYPILOT_API_SERVER_LOCAL_PORT"] = old
+
+
+@pytest.fixture
+def sky_queue_port_of() -> Callable[[int], int]:
+    """SkyPilot's rule from a local server's port to its queue manager's port."""
+    return _sky_queue_manager_port
+
+
 @pytest.fixture
 def sky_api_port() -> int:
     """A free port for a SkyPilot API server of the test's own, below Linux's ephemeral range.
@@ -87,15 +119,13 @@ def sky_api_port() -> int:
     The server binds it seconds after we pick it. A port from the ephemeral range
     (32768-60999), which is what binding port 0 hands out, can meanwhile be taken by any
     outgoing connection on the machine, and the server then exits at start-up ("port is
-    not available"); below that range only a listener could take it.
+    not available"); below that range only a listener could take it. The server also binds
+    a queue-manager port that SkyPilot derives from this one (always in 50000-59999, so in
+    that range); it must be free now too. The product retries a port taken for a moment.
     """
     rng = random.Random()
     for _ in range(500):
         port = rng.randrange(20_000, 32_000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+        if _bindable(port) and _bindable(_sky_queue_manager_port(port)):
+            return port
     raise RuntimeError("no free port in 20000-31999 for a SkyPilot API server")

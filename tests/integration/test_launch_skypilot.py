@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -240,18 +240,30 @@ def test_a_terminal_sees_a_spinner_while_skypilot_starts(tmp_path: Path, sky_api
 
 
 @pytest.mark.slow
-def test_a_port_taken_for_a_moment_is_retried(tmp_path: Path, sky_api_port: int) -> None:
-    """The server's port is held (bound, not listening) until the first server gives up."""
+@pytest.mark.parametrize("which", ["server", "queue manager"])
+def test_a_port_taken_for_a_moment_is_retried(
+    tmp_path: Path, sky_api_port: int, sky_queue_port_of: Callable[[int], int], which: str
+) -> None:
+    """A port the server needs is held (bound, not listening) until the first server gives up.
+
+    The queue manager's port is derived from the server's and lies in the ephemeral range:
+    CI once lost it to another connection.
+    """
     port = sky_api_port
+    held, says = (
+        (port, "is not available")
+        if which == "server"
+        else (sky_queue_port_of(port), "is already in use by another process")
+    )
     log = tmp_path / "sky-runtime" / ".sky" / "api_server" / "server.log"
     argv, env = _launch_argv(tmp_path, port)
     holder = socket.socket()
-    holder.bind(("127.0.0.1", port))
+    holder.bind(("127.0.0.1", held))
     try:
         proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
         deadline = time.monotonic() + 200
-        while "is not available" not in (log.read_text() if log.exists() else ""):
+        while says not in (log.read_text() if log.exists() else ""):
             assert proc.poll() is None and time.monotonic() < deadline, _server_log(tmp_path)
             time.sleep(0.05)
     finally:
@@ -273,7 +285,8 @@ def test_a_port_another_program_holds_is_named(tmp_path: Path, sky_api_port: int
     assert proc.returncode == 5
     assert lines[-1] == (
         f"skybatch: error: SkyPilot's API server did not start: port {port} is in use by "
-        "another program; stop it, or pick a free port with SKYPILOT_API_SERVER_LOCAL_PORT"
+        "another program; stop it, or move SkyPilot's local server (and the queue port it "
+        "derives) with SKYPILOT_API_SERVER_LOCAL_PORT"
     )
     assert len(lines) <= 2 and "Traceback" not in proc.stderr
 
@@ -415,14 +428,31 @@ def test_a_server_that_dies_is_explained_from_its_log(
 
     monkeypatch.setattr(sp.time, "sleep", lambda _s: None)
     with pytest.raises(RuntimeError):
-        sp._start_server_with_one_retry(dies_twice)
+        sp._start_server_retrying_taken_ports(dies_twice)
     assert len(calls) == 1  # a server that died of something else would only die again
-    log.write_text("ERROR:__main__:Port 46580 is not available, exiting.\n"
-                   "RuntimeError: Port 46580 is not available\n")  # fmt: skip
+    taken = {
+        "46580": "ERROR:__main__:Port 46580 is not available, exiting.\n"
+        "RuntimeError: Port 46580 is not available\n",
+        # the queue manager's port, derived from the server's (the failure CI saw)
+        "51130": "RuntimeError: SkyPilot API server fails to start as port 51130 is already "
+        "in use by another process.\n",
+    }
+    for port, text in taken.items():
+        log.write_text(text)
+        calls.clear()
+        with pytest.raises(RuntimeError):
+            sp._start_server_retrying_taken_ports(dies_twice)
+        assert len(calls) == 3  # a taken port: two retries, not a loop
+        assert port in sp._why(died) and "is in use by another program" in sp._why(died)
+
+    def dies_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise died
+
     calls.clear()
-    with pytest.raises(RuntimeError):
-        sp._start_server_with_one_retry(dies_twice)
-    assert len(calls) == 2  # a taken port: one retry, not a loop
+    sp._start_server_retrying_taken_ports(dies_once)
+    assert len(calls) == 2
 
     def refuses() -> None:
         calls.append(1)
@@ -430,5 +460,5 @@ def test_a_server_that_dies_is_explained_from_its_log(
 
     calls.clear()
     with pytest.raises(PermissionError):
-        sp._start_server_with_one_retry(refuses)
+        sp._start_server_retrying_taken_ports(refuses)
     assert len(calls) == 1  # only a server that died is retried

@@ -56,27 +56,40 @@ def _spinner(message: str) -> Iterator[None]:
 
 
 _SERVER_DIED = "exited unexpectedly"  # SkyPilot's words when its new local server dies
-_PORT_TAKEN = re.compile(r"Port (\d+) is not available")  # the server log's, then
+# The server log's words when a port it needs is held: its own port, then the port of its
+# request-queue manager, which SkyPilot derives from the server's port and which always lies
+# in 50000-59999, inside Linux's ephemeral range (32768-60999).
+_PORT_TAKEN = re.compile(
+    r"Port (\d+) is not available|port (\d+) is already in use by another process"
+)
+_RETRY_PAUSES_S = (2.0, 5.0)  # then give up: a port held this long is held by a program
 
 
-def _start_server_with_one_retry(start: Any) -> None:
-    """Run SkyPilot's "make sure a server answers" once more if its port was taken.
+def _taken_port(reason: str) -> str | None:
+    """The port the server's log says was taken, if that is why it exited."""
+    m = _PORT_TAKEN.search(reason)
+    return (m.group(1) or m.group(2)) if m else None
 
-    A local API server exits at start-up when its port is taken, and on a busy machine the
-    port can be held for a moment by an unrelated outgoing connection (SkyPilot's default
-    port lies in Linux's ephemeral range). One retry after a pause rides that out; any other
-    start-up death (bad config, a broken install) would only fail again, so it is not
-    retried, and a port that another program really holds fails twice; :func:`_why` says
-    which.
+
+def _start_server_retrying_taken_ports(start: Any) -> None:
+    """Run SkyPilot's "make sure a server answers" again while a port it needs was taken.
+
+    A local API server exits at start-up when its port, or its queue manager's port, is
+    taken. Both lie in Linux's ephemeral range by default, so on a busy machine an unrelated
+    outgoing connection can hold one for a moment. Two retries, after 2 s and 5 s, ride that
+    out; any other start-up death (bad config, a broken install) would only fail again, so
+    it is not retried, and a port that another program really holds fails every time;
+    :func:`_why` then names it.
     """
-    try:
-        start()
-    except Exception as e:
-        reason = _server_log_reason() if _SERVER_DIED in str(e) else None
-        if reason is None or not _PORT_TAKEN.search(reason):
-            raise
-        time.sleep(2.0)
-        start()
+    for pause in (*_RETRY_PAUSES_S, None):
+        try:
+            start()
+            return
+        except Exception as e:
+            reason = _server_log_reason() if _SERVER_DIED in str(e) else None
+            if pause is None or reason is None or _taken_port(reason) is None:
+                raise
+            time.sleep(pause)
 
 
 def _server_log_reason() -> str | None:
@@ -100,11 +113,11 @@ def _why(e: BaseException) -> str:
     reason = _server_log_reason()
     if reason is None:
         return text
-    port = _PORT_TAKEN.search(reason)
+    port = _taken_port(reason)
     if port:
         return (
-            f"port {port.group(1)} is in use by another program; stop it, or pick a free "
-            "port with SKYPILOT_API_SERVER_LOCAL_PORT"
+            f"port {port} is in use by another program; stop it, or move SkyPilot's local "
+            "server (and the queue port it derives) with SKYPILOT_API_SERVER_LOCAL_PORT"
         )
     return f"{text} The log ends: {reason[:200]}"
 
@@ -134,7 +147,7 @@ class SkyPilotSession:
                 self._silent.__enter__()
                 endpoint = server_common.get_server_url()
                 was_up = self._healthy(endpoint)
-                _start_server_with_one_retry(server_common.check_server_healthy_or_start_fn)
+                _start_server_retrying_taken_ports(server_common.check_server_healthy_or_start_fn)
                 self.started_server = not was_up and server_common.is_api_server_local(endpoint)
             except LaunchError:
                 self._close()
