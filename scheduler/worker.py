@@ -234,6 +234,9 @@ class Worker:
         self.loading = True  # until the engine is loaded, a stop request ends the load
         self.lease: Lease | None = None
         self.error: str | None = None
+        # Set when the worker ends: the last heartbeat carries it, so a reader (the deadline
+        # guard) can tell a failure no new worker can fix (2) from one a restart may fix.
+        self.exit_code: int | None = None
         self._factory = engine_factory
         self.engine: Engine | None = None
         self._beat_lock = threading.Lock()
@@ -277,6 +280,7 @@ class Worker:
             "current_shard": self.stats.current_shard,
             "batch_size": self.batch_size,
             "error": self.error,
+            "exit_code": self.exit_code,
         }
 
     def beat(self) -> None:
@@ -311,6 +315,7 @@ class Worker:
             # on its own; nothing more can be written until the store is back.
             done.set()
             self.state, self.error, self.lease = "failed", str(e), None
+            self.exit_code = EXIT_STORE
             with contextlib.suppress(Exception):
                 self.store.heartbeat(self.worker_id, self._heartbeat_doc(), retry=False)
             print(f"skybatch worker {self.worker_id}: {e}", file=sys.stderr)
@@ -369,7 +374,7 @@ class Worker:
         self.loading = False  # from here on a signal only sets the stop flag
         done.set()
         self.state, self.error, self.stats.current_shard = state, error, None
-        self.lease = None
+        self.lease, self.exit_code = None, code
         try:
             self.beat()
         except Exception as e:
@@ -611,6 +616,26 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _record_start_failure(store: RunStore, worker_id: str, info: WorkerInfo, error: str) -> None:
+    """A last heartbeat for a worker that could not even start (the input cannot be opened,
+    run.json's recipe is invalid): exit 2 on record, so no one adds workers that would fail
+    the same way. Earlier lives' billed time is carried over, as a worker's own would be."""
+    with contextlib.suppress(Exception):  # best effort: the exit code tells the rest
+        prev = store.workers().get(worker_id)
+        doc = {
+            **{k: getattr(info, k) for k in ("accelerator", "cloud", "region", "spot")},
+            "usd_per_hour": info.usd_per_hour,
+            "preemptions": info.preemptions,
+            "state": "failed",
+            "started_at": utcnow().isoformat(),
+            "prior_s": (prev.prior_s + prev.life_s) if prev else 0.0,
+            "prior_usd": (prev.prior_usd + prev.usd_per_hour * prev.life_s / 3600) if prev else 0.0,
+            "error": error,
+            "exit_code": EXIT_ENGINE,
+        }
+        store.heartbeat(worker_id, doc, retry=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scheduler.worker``."""
     # aiohttp (under s3fs) leaves a write task behind when a connection is cut mid-request
@@ -637,6 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         usd_per_hour=args.usd_per_hour,
         preemptions=args.preemptions,
     )
+    store: RunStore | None = None
     try:
         store = RunStore(args.store, args.run_id)
         worker = Worker(
@@ -647,6 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STORE
     except SkybatchError as e:
         print(f"skybatch worker {worker_id}: {e}", file=sys.stderr)
+        if store is not None:
+            _record_start_failure(store, worker_id, info, str(e))
         return EXIT_ENGINE
     except LoadInterrupted:  # stopped before the worker existed: nothing to release
         return EXIT_STOPPED

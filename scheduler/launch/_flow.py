@@ -380,7 +380,7 @@ def _run_local(
         guard = box["guard"]
         if guard is not None and guard.due():
             d = guard.step(status)
-            if d.action in ("add", "over_budget"):
+            if d.action in ("add", "over_budget", "refused"):
                 echo(f"guard: {d.reason}")
         seen["max"] = max(seen["max"], len(pool.procs))
 
@@ -425,7 +425,8 @@ def outcome_of(
     events = [
         f"{e.get('ts', '')[11:19]} {e.get('action')}: {e.get('message')}"
         for e in store.events()
-        if e.get("kind") == "guard" and e.get("action") in ("add", "add_failed", "over_budget")
+        if e.get("kind") == "guard"
+        and e.get("action") in ("add", "add_failed", "over_budget", "refused")
     ]
     return Outcome(
         summary=summary,

@@ -7,6 +7,7 @@ decides, with :func:`decide`::
     nothing left ─────────────────────────────► done
     no throughput measured yet ───────────────► hold
     projected finish (now + rows left / rows/s) ≤ deadline ─► on track
+    otherwise, a worker of this session exited 2 (permanent) ─► refuse (say which, why)
     otherwise: k = workers that would finish in time, each starting after ``startup_s``
         k = 0 or too late to help ───────────► hold (say why)
         k > max_workers - alive ────────────► cap at max_workers
@@ -15,7 +16,10 @@ decides, with :func:`decide`::
 
 Every decision goes to the run's event log (``kind: guard``) with its reason, so the TUI,
 ``status`` and the CI summary can show why workers were (not) added. The guard never
-passes the budget: once adding would pass it, it warns once and adds nothing more.
+passes the budget: once adding would pass it, it warns once and adds nothing more. Nor does
+it add workers to a run one of whose workers exited with a permanent failure (exit 2: bad
+input, a recipe or engine that will not load; the worker's last heartbeat says so): a new
+worker would fail the same way, and SkyPilot is told not to restart it for that reason.
 Backends add workers through the small :class:`Scaler` seam (every
 :class:`~scheduler.backends.Backend` is one); :func:`make_guard` builds a run's guard.
 """
@@ -73,7 +77,7 @@ class GuardConfig:
 class Decision:
     """One guard decision and why."""
 
-    action: str  # done | hold | on_track | add | over_budget
+    action: str  # done | hold | on_track | add | over_budget | refused
     reason: str
     add_workers: int = 0
     spot: bool = True
@@ -99,12 +103,14 @@ def decide(
     alive: int,
     reporting: int | None = None,
     budget_stopped: bool = False,
+    permanent_failure: str | None = None,
 ) -> Decision:
     """The guard's decision for one status snapshot (pure: no I/O).
 
     ``reporting`` is how many of the ``alive`` workers have measured a rate yet; the
     others are still starting, and count as capacity that arrives after ``startup_s``
-    (so a guard that just added workers does not add them again).
+    (so a guard that just added workers does not add them again). ``permanent_failure``
+    (or the status's own) names a worker that exited permanently: then nothing is added.
     """
     remaining = status.rows_total - status.rows_done
     if remaining <= 0:
@@ -127,6 +133,16 @@ def decide(
             "on_track",
             f"projected finish in {duration_text(finish - now)} at {rate:.2f} rows/s "
             f"is within the deadline ({duration_text(left_s)} left)",
+            projected_finish_at=finish,
+            projected_cost_usd=cost_now,
+        )
+    permanent = permanent_failure or status.permanent_failure
+    if permanent:
+        return Decision(
+            "refused",
+            f"projected finish is {_late(finish, cfg.deadline_at)}, but not adding workers: "
+            f"{permanent}; a new worker would fail the same way (fix the recipe or input, "
+            "then launch again)",
             projected_finish_at=finish,
             projected_cost_usd=cost_now,
         )
@@ -220,6 +236,9 @@ class DeadlineGuard:
         self.cfg = cfg
         self.clock = clock
         self.budget_stopped = False
+        #: Once a worker has exited permanently, this guard never adds workers again.
+        self.permanent_failure: str | None = None
+        self._refused = False  # the first refusal is a warning, later ones are info
         self.next_at = clock() + cfg.interval_s
 
     def due(self) -> bool:
@@ -233,6 +252,8 @@ class DeadlineGuard:
         status = status or read_status(self.store, now=now)
         alive = self.scaler.alive()
         reporting = sum(1 for w in status.workers if w.alive and w.rows_per_s > 0)
+        if status.permanent_failure and self.permanent_failure is None:
+            self.permanent_failure = status.permanent_failure
         d = decide(
             status,
             self.cfg,
@@ -240,6 +261,7 @@ class DeadlineGuard:
             alive=alive,
             reporting=reporting,
             budget_stopped=self.budget_stopped,
+            permanent_failure=self.permanent_failure,
         )
         started, failed = 0, None
         if d.action == "add":
@@ -248,9 +270,13 @@ class DeadlineGuard:
             except SkybatchError as e:  # a cloud hiccup must not end a healthy run's watch
                 started = len(getattr(e, "launched", None) or {})
                 failed = f"{d.reason}; adding workers failed ({e}); trying again next interval"
-        warn_once = d.action == "over_budget" and not self.budget_stopped
+        warn_once = (d.action == "over_budget" and not self.budget_stopped) or (
+            d.action == "refused" and not self._refused
+        )
         if d.action == "over_budget":
             self.budget_stopped = True
+        if d.action == "refused":
+            self._refused = True
         # "on track"/"hold" repeat every interval: log them too, the log is the audit trail.
         self.store.log_event(
             "guard",
@@ -268,6 +294,7 @@ class DeadlineGuard:
             projected_cost_usd=d.projected_cost_usd,
             deadline_at=self.cfg.deadline_at,
             budget_usd=self.cfg.budget_usd,
+            permanent_failure=self.permanent_failure,
         )
         return d
 

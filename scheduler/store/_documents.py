@@ -337,6 +337,8 @@ class Heartbeat:
     shards_done: int = 0
     current_shard: str | None = None
     error: str | None = None
+    #: The exit code of the worker process, in its last heartbeat (None while it runs).
+    exit_code: int | None = None
 
     @property
     def ended(self) -> bool:
@@ -375,6 +377,7 @@ class Heartbeat:
             shards_done=_int(d, "shards_done", where),
             current_shard=_opt_str(d, "current_shard"),
             error=_opt_str(d, "error"),
+            exit_code=None if d.get("exit_code") is None else _int(d, "exit_code", where),
         )
 
 

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.store._documents import Heartbeat, parse_time
-from scheduler.store._session import current_session, last_error_line
+from scheduler.store._session import Life, current_session, last_error_line
 from scheduler.store._store import RunStore
 
 __all__ = ["RunState", "RunStatus", "ShardState", "WorkerStatus", "parse_time", "read_status"]
 
 #: A worker whose last heartbeat is older than this is considered gone.
 WORKER_STALE_S = 90.0
+#: Worker exit codes that no restart or new worker can fix: 2 is bad input or a recipe or
+#: engine that will not load (``scheduler.worker``'s ``EXIT_ENGINE``; SkyPilot is told not
+#: to restart it either). A run whose session has one must not be scaled up.
+PERMANENT_EXIT_CODES = frozenset({2})
 
 
 class RunState(str, enum.Enum):
@@ -82,6 +87,12 @@ class WorkerStatus:
     prior_s: float = 0.0  # billed seconds of earlier lives of this worker id (restarts)
     prior_usd: float = 0.0  # what those earlier lives cost
     error: str | None = None  # why this life failed (its last error line)
+    exit_code: int | None = None  # how this life's process exited (None while it runs)
+
+    @property
+    def failed_permanently(self) -> bool:
+        """This life exited with a code no new worker can fix (:data:`PERMANENT_EXIT_CODES`)."""
+        return self.exit_code in PERMANENT_EXIT_CODES
 
     @property
     def uptime_s(self) -> float:
@@ -128,6 +139,9 @@ class RunStatus:
     shard_states: list[ShardState] = field(default_factory=list)
     failure_reason: str | None = None  # why a failed run failed, in one line
     session_rows_done: int = 0  # rows committed by the latest session's workers
+    #: A worker of the latest session exited permanently (bad input, engine will not load):
+    #: which one and why, in one line; more workers would fail the same way.
+    permanent_failure: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -212,6 +226,7 @@ def _worker(beat: Heartbeat, now: float) -> WorkerStatus:
         prior_s=beat.prior_s,
         prior_usd=beat.prior_usd,
         error=last_error_line(beat.error),
+        exit_code=beat.exit_code,
     )
 
 
@@ -309,7 +324,22 @@ def read_status(store: RunStore, *, now: float | None = None) -> RunStatus:
         shard_states=shard_states,
         failure_reason=failure,
         session_rows_done=session.rows_done,
+        permanent_failure=_permanent_failure(workers, session.workers),
     )
+
+
+def _permanent_failure(workers: list[WorkerStatus], session: Sequence[Life]) -> str | None:
+    """The first worker of the latest session that exited permanently, in one line.
+
+    Only this session's lives count: a worker that failed in an earlier session (a model
+    since downloaded, say) says nothing about the workers running now.
+    """
+    ids = {w.worker_id for w in session}
+    for w in workers:
+        if w.worker_id in ids and w.failed_permanently:
+            why = f": {w.error}" if w.error else ""
+            return f"worker {w.worker_id} exited with code {w.exit_code} (permanent failure){why}"
+    return None
 
 
 def _failure(store: RunStore) -> str | None:

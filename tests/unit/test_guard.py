@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scheduler.launch import GuardConfig, Outcome, decide, write_summary
-from scheduler.store import RunState, RunStatus
+from scheduler.store import RunState, RunStatus, read_status
 
 NOW = 1_000_000.0
 
@@ -132,8 +134,6 @@ def test_workers_still_starting_count_as_capacity() -> None:
 
 
 def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> None:
-    from typing import Any
-
     from scheduler.backends.skypilot import SkyPilotBackend
     from scheduler.errors import LaunchError
     from scheduler.launch import DeadlineGuard
@@ -181,3 +181,114 @@ def test_a_failed_scale_up_is_logged_and_the_watch_goes_on(tmp_path: Path) -> No
     with pytest.raises(LaunchError):
         scaler.add(1, spot=True)
     assert session.calls[-1] == ["w6"]
+
+
+class _CountingScaler:
+    """The Scaler seam: one live worker; records every add."""
+
+    def __init__(self) -> None:
+        self.adds: list[tuple[int, bool]] = []
+
+    def alive(self) -> int:
+        return 1
+
+    def add(self, k: int, *, spot: bool) -> int:
+        self.adds.append((k, spot))
+        return k
+
+
+def _beat(store: Any, worker: str, *, started_at: float, last_seen: float, **doc: Any) -> None:
+    """Write a heartbeat as it stood at ``last_seen`` (``store.heartbeat`` stamps now)."""
+    import json
+    from datetime import datetime, timezone
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+
+    doc = {"worker": worker, "started_at": iso(started_at), "last_seen": iso(last_seen), **doc}
+    path = Path(store.path(f"workers/{worker}.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def _guarded_store(tmp_path: Path) -> Any:
+    from scheduler.store import RunStore
+
+    store = RunStore(str(tmp_path / "runs"), "r-1")
+    store.create({"recipe": {"name": "x"}}, [{"shard_id": f"s{i}", "file": "f", "row_offset": 0,
+                                              "row_count": 100} for i in range(10)])  # fmt: skip
+    return store
+
+
+def test_a_worker_that_exited_2_stops_the_guard_adding_workers(tmp_path: Path) -> None:
+    import time
+
+    from scheduler.launch import DeadlineGuard
+
+    t0 = time.time()  # heartbeats are judged against real time: the fake clock starts here
+    clock = [t0]
+    store = _guarded_store(tmp_path)
+    running = {"state": "running", "rows_per_s": 1.0, "rows_done": 100}
+    _beat(store, "w0", started_at=t0 - 100, last_seen=t0, **running)
+    scaler = _CountingScaler()
+    cfg = _cfg(deadline_at=t0 + 600, interval_s=60.0)
+    guard = DeadlineGuard(store, scaler, cfg, clock=lambda: clock[0])
+    assert guard.step().action == "add"  # 1,000 rows at 1 row/s, 10 min left: late
+    assert scaler.adds == [(1, True)]
+
+    # the added worker cannot load the model: exit 2, in its last heartbeat
+    _beat(store, "w1", started_at=t0 + 5, last_seen=t0 + 20, state="failed", exit_code=2,
+          error="cannot load m:f: ModuleNotFoundError: No module named 'm'")  # fmt: skip
+    clock[0] += cfg.interval_s
+    _beat(store, "w0", started_at=t0 - 100, last_seen=clock[0], **running)
+    assert guard.due()
+    d = guard.step()
+    assert d.action == "refused" and d.add_workers == 0
+    assert scaler.adds == [(1, True)]  # nothing more was added
+    refused = [e for e in store.events() if e["kind"] == "guard" and e["action"] == "refused"]
+    (event,) = refused
+    assert event["level"] == "warning"
+    assert re.search(
+        r"not adding workers: worker w1 exited with code 2 \(permanent failure\): cannot load "
+        r"m:f: ModuleNotFoundError: No module named 'm'; a new worker would fail the same way",
+        event["message"],
+    )
+    assert event["permanent_failure"].startswith("worker w1 exited with code 2")
+
+    # once refused, always refused: even a status without the failed worker adds nothing
+    clock[0] += cfg.interval_s
+    _beat(store, "w0", started_at=t0 - 100, last_seen=clock[0], **running)
+    status = replace(read_status(store, now=clock[0]), permanent_failure=None)
+    assert guard.step(status).action == "refused"
+    assert scaler.adds == [(1, True)]
+    last = [e for e in store.events() if e["kind"] == "guard"][-1]
+    assert last["action"] == "refused" and last["level"] == "info"  # warned once
+
+
+def test_a_failure_that_a_restart_may_fix_does_not_stop_the_guard(tmp_path: Path) -> None:
+    import time
+
+    from scheduler.launch import DeadlineGuard
+
+    t0 = time.time()
+    store = _guarded_store(tmp_path)
+    _beat(store, "w0", started_at=t0 - 100, last_seen=t0, state="running", rows_per_s=1.0)
+    # exit 4 (the store was unreachable) and exit 2 of an earlier session (since fixed)
+    _beat(store, "w1", started_at=t0 - 90, last_seen=t0 - 50, state="failed", exit_code=4,
+          error="store unreachable")  # fmt: skip
+    _beat(store, "w9", started_at=t0 - 9000, last_seen=t0 - 8000, state="failed", exit_code=2,
+          error="cannot load m:f")  # fmt: skip
+    assert read_status(store, now=t0).permanent_failure is None
+    scaler = _CountingScaler()
+    d = DeadlineGuard(store, scaler, _cfg(deadline_at=t0 + 600), clock=lambda: t0).step()
+    assert d.action == "add" and scaler.adds == [(1, True)]
+
+
+def test_decide_refuses_to_add_after_a_permanent_failure() -> None:
+    why = "worker w3 exited with code 2 (permanent failure): cannot read the input"
+    d = decide(_status(permanent_failure=why), _cfg(), now=NOW, alive=1)
+    assert d.action == "refused" and d.add_workers == 0
+    assert d.reason.startswith("projected finish is ") and why in d.reason
+    # on track: nothing to add anyway, and nothing to refuse
+    assert decide(_status(rows_per_s=10.0, permanent_failure=why), _cfg(), now=NOW,
+                  alive=1).action == "on_track"  # fmt: skip

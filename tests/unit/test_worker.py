@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -214,3 +215,43 @@ def test_a_model_the_launch_shipped_replaces_the_launching_machines_path(
     monkeypatch.setenv(MODEL_ENV, "~/.skybatch/model/abc/fn.py:f")
     worker = Worker(store, worker_id="w0", engine_factory=lambda _: FakeEngine(), heartbeat_s=60)
     assert worker.recipe.model.name == f"{tmp_path}/.skybatch/model/abc/fn.py:f"
+
+
+def test_a_worker_that_cannot_load_its_engine_records_exit_2(tmp_path: Path) -> None:
+    from scheduler.store import read_status
+
+    store = _run(tmp_path)
+
+    def broken(_: Recipe) -> FakeEngine:
+        raise ModuleNotFoundError("No module named 'm'")
+
+    assert Worker(store, worker_id="w0", engine_factory=broken, heartbeat_s=60).run() == 2
+    assert store.workers()["w0"].exit_code == 2
+    why = read_status(store).permanent_failure
+    assert why == (
+        "worker w0 exited with code 2 (permanent failure): "
+        "cannot load m:f: ModuleNotFoundError: No module named 'm'"
+    )
+    _work(store, FakeEngine(), worker_id="w1")  # a clean exit records 0, nothing permanent
+    assert store.workers()["w1"].exit_code == 0
+
+
+def test_a_worker_that_cannot_start_records_exit_2(tmp_path: Path) -> None:
+    import signal
+
+    from scheduler import worker
+    from scheduler.store import read_status
+
+    store = _run(tmp_path)
+    (tmp_path / "rows.jsonl").unlink()  # the input is gone: Worker() itself fails
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        argv = ["--store", store.url, "--run-id", store.run_id, "--worker-id", "w4"]
+        assert worker.main(argv) == 2
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    beat = store.workers()["w4"]
+    assert beat.state == "failed" and beat.exit_code == 2 and beat.started_at is not None
+    assert re.search(r"worker w4 exited with code 2 \(permanent failure\): .*rows\.jsonl",
+                     read_status(store).permanent_failure or "")  # fmt: skip
