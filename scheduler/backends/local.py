@@ -30,12 +30,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from scheduler.backends._worker_log import WorkerLog
 from scheduler.errors import EngineError, SkybatchError, StoreUnavailable
 from scheduler.store import RunStatus, RunStore, clean_orphans, read_status
 from scheduler.units import duration_text
@@ -69,59 +69,11 @@ def _interrupt_after() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-class _Log:
-    """A worker's output: copied to its log file, and its last lines kept in memory.
-
-    The log file may sit on the disk that just filled up (a local store): the lines the
-    driver keeps are what reaches the user then. ``close`` marks the worker reaped.
-    """
-
-    def __init__(self, path: Path, stream: IO[bytes]) -> None:
-        self.path = path
-        self.tail: deque[str] = deque(maxlen=20)
-        self.closed = False
-        try:
-            self._file: IO[bytes] | None = open(path, "ab")  # noqa: SIM115 - closed at EOF
-        except OSError:
-            self._file = None
-        self._reader = threading.Thread(target=self._copy, args=(stream,), daemon=True)
-        self._reader.start()
-
-    def _copy(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            if line:
-                self.tail.append(line)
-            if self._file is not None:
-                try:
-                    self._file.write(raw)
-                    self._file.flush()
-                except OSError:  # disk full: the tail still has it
-                    with contextlib.suppress(OSError):
-                        self._file.close()
-                    self._file = None
-        stream.close()
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-
-    def close(self) -> None:
-        self.closed = True
-        self._reader.join(timeout=2.0)  # the last lines of an exited worker
-
-    def last_lines(self, n: int = 5) -> list[str]:
-        return list(self.tail)[-n:]
-
-    def last_line(self) -> str | None:
-        lines = [ln for ln in self.tail if not ln.startswith(("Traceback", "  "))]
-        return lines[-1] if lines else None
-
-
 @dataclass
 class _Proc:
     worker_id: str
     popen: subprocess.Popen[bytes]
-    log: _Log
+    log: WorkerLog
     usd_per_hour: float
     started_at: float = field(default_factory=time.time)
 
@@ -164,7 +116,9 @@ class LocalPool:
         ]  # fmt: skip
         popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         assert popen.stdout is not None
-        return _Proc(worker_id, popen, _Log(self._log_path(worker_id), popen.stdout), usd_per_hour)
+        return _Proc(
+            worker_id, popen, WorkerLog(self._log_path(worker_id), popen.stdout), usd_per_hour
+        )
 
     def _log_path(self, worker_id: str) -> Path:
         try:
