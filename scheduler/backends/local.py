@@ -12,6 +12,9 @@ guard's lever during ``launch --backend local``, ``watch`` and ``cancel`` of a l
 prepared once, then ``python -m scheduler.backends.local --store URL --run-id ID`` drives
 its workers in a session of its own, so the run goes on when the TUI quits.
 
+Each worker gets its own slice of this machine's GPUs (or, for vLLM on a CPU, its own
+cores); more workers than slices are capped with one line (:mod:`._slots` says why).
+
 Worker logs go to ``<store>/<run>/logs/<worker>.log`` for a local store (a temporary
 directory otherwise), and the error of a worker that could not start is read back from its
 heartbeat, so a bad model name reaches the user as one line.
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scheduler.backends._slots import WorkerSlots
 from scheduler.backends._worker_log import WorkerLog
 from scheduler.errors import EngineError, SkybatchError, StoreUnavailable
 from scheduler.store import RunStatus, RunStore, clean_orphans, read_status
@@ -91,7 +95,11 @@ class LocalPool:
     fatal_error: str | None = None
     fatal_store_error: str | None = None
     restarts: int = 0
+    #: This machine's GPUs (``CUDA_VISIBLE_DEVICES`` entries); None: found on first start.
+    gpus: list[str] | None = None
     _planned: int = 1  # how many workers will share this machine's cores
+    _slots: WorkerSlots | None = None
+    _capped: str | None = None  # the last cap line said, so the guard's retries stay quiet
 
     def _log_dir(self) -> Path:
         if self.store.local:
@@ -101,13 +109,26 @@ class LocalPool:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _spawn(self, worker_id: str, usd_per_hour: float) -> _Proc:
+    def slots(self) -> WorkerSlots:
+        """Which GPUs or cores each worker gets, found once per pool from run.json."""
+        if self._slots is None:
+            env = {**os.environ, **(self.env or {})}
+            self._slots = WorkerSlots.detect(self.store.run_info().recipe, env, gpus=self.gpus)
+        return self._slots
+
+    def worker_env(self, worker_id: str) -> dict[str, str]:
+        """The environment worker ``worker_id`` starts with (the same on a restart)."""
         env = {**os.environ, **(self.env or {})}
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         # Share the cores between all the workers instead of oversubscribing them.
         threads = max(1, (os.cpu_count() or 1) // max(1, self._planned))
         env.setdefault("OMP_NUM_THREADS", str(threads))
+        env.update(self.slots().env_for(worker_id, planned=self._planned))
+        return env
+
+    def _spawn(self, worker_id: str, usd_per_hour: float) -> _Proc:
+        env = self.worker_env(worker_id)
         cmd = [
             sys.executable, "-m", "scheduler.worker",
             "--store", self.store.url, "--run-id", self.store.run_id,
@@ -135,7 +156,15 @@ class LocalPool:
         return self.add(n)
 
     def add(self, k: int, *, usd_per_hour: float | None = None) -> list[str]:
-        """Start ``k`` more workers (the deadline guard's lever); returns their ids."""
+        """Start ``k`` more workers (the deadline guard's lever); returns their ids.
+
+        Fewer start when this machine's GPUs hold fewer (one line on stderr says so).
+        """
+        k, capped = self.slots().room(k)
+        if capped is not None and capped != self._capped:
+            self._capped = capped
+            print(f"skybatch: {capped}", file=sys.stderr, flush=True)
+            self.store.log_event("workers_capped", capped)
         ids = []
         self._planned = max(self._planned, len(self.procs) + k)
         for _ in range(k):
@@ -334,8 +363,8 @@ def run_local(
     # Everything from the first worker on sits inside the try: a Ctrl-C at any moment
     # (while workers spawn, while the bar starts, while models load) stops them all.
     try:
-        store.log_event("workers_started", f"{workers} local worker(s) started", workers=workers)
-        pool.start(workers)
+        started = len(pool.start(workers))
+        store.log_event("workers_started", f"{started} local worker(s) started", workers=started)
         bar = _progress_bar(status) if progress else None
         if bar is not None and bar.disable:
             bar = None

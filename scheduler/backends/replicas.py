@@ -15,11 +15,15 @@ The VM entry point then runs one worker process per replica:
 The task's run command carries ``--replicas N --tensor-parallel-size T``
 (:func:`replica_flags` of the plan option); :func:`split_replica_flags` takes them off again
 before the worker's own arguments are parsed.
+
+The local backend pins its workers with the same pieces: :func:`visible_gpus` finds this
+machine's GPUs, :func:`gpu_slices` cuts them, :func:`pinned_env` is what each process gets.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -35,10 +39,12 @@ __all__ = [
     "TP_FLAG",
     "ReplicaSplit",
     "gpu_slices",
+    "pinned_env",
     "replica_argv",
     "replica_flags",
     "run_replicas",
     "split_replica_flags",
+    "visible_gpus",
 ]
 
 REPLICAS_FLAG = "--replicas"
@@ -66,6 +72,44 @@ def gpu_slices(replicas: int, tp: int, visible: str | None = None) -> list[str]:
             f"CUDA_VISIBLE_DEVICES={visible} shows {len(devices)}; plan again for this instance"
         )
     return [",".join(devices[i * tp : (i + 1) * tp]) for i in range(replicas)]
+
+
+def visible_gpus(env: Mapping[str, str]) -> list[str]:
+    """This machine's GPUs as ``CUDA_VISIBLE_DEVICES`` entries (empty: none).
+
+    A ``CUDA_VISIBLE_DEVICES`` in ``env`` is the user's choice and wins, as CUDA reads it:
+    the list ends at the first negative entry (``-1`` hides every GPU). Without it,
+    ``nvidia-smi`` (found on ``env``'s PATH) lists the devices; no ``nvidia-smi``, or one
+    that fails, means no GPU. ``torch.cuda`` is not asked: importing torch costs the
+    driver seconds, and the answer is the same.
+    """
+    if "CUDA_VISIBLE_DEVICES" in env:
+        devices = []
+        for entry in (d.strip() for d in env["CUDA_VISIBLE_DEVICES"].split(",")):
+            if entry.startswith("-"):
+                break
+            if not entry:
+                continue
+            devices.append(entry)
+        return devices
+    smi = shutil.which("nvidia-smi", path=env.get("PATH"))
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, env=dict(env),
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip().isdigit()]
+
+
+def pinned_env(devices: str, tp: int) -> dict[str, str]:
+    """What one engine's process is told: its GPUs and its tensor-parallel size."""
+    return {"CUDA_VISIBLE_DEVICES": devices, TP_ENV: str(tp)}
 
 
 def replica_flags(option: LaunchOption) -> list[str]:
@@ -146,7 +190,7 @@ def run_replicas(
     previous = signal.signal(signal.SIGTERM, forward)
     try:
         for index, devices in enumerate(slices):
-            child_env = {**env, "CUDA_VISIBLE_DEVICES": devices, TP_ENV: str(split.tp)}
+            child_env = {**env, **pinned_env(devices, split.tp)}
             args = replica_argv(split.rest, index=index, replicas=split.replicas)
             procs.append(popen([*command, *args], env=child_env))
         codes = [p.wait() for p in procs]

@@ -109,8 +109,10 @@ def run(
         run_local(store, workers=workers, progress=not (no_progress or as_json))
     except KeyboardInterrupt:
         interrupted = True
-    except StoreUnavailable:
-        raise  # the store itself failed (down, full, read-only): exit 3, no summary to read
+    except (StoreUnavailable, RecipeError):
+        # The store itself failed (exit 3), or the recipe cannot run on this machine (its
+        # tensor_parallel_size above the GPUs shown, exit 2): no summary to read.
+        raise
     except SkybatchError as e:  # the workers could not go on: the store says why
         click.echo(f"skybatch: error: {e}", err=True)
     summary = summarize(store, wall_s=time.monotonic() - started)

@@ -1,0 +1,130 @@
+"""Local workers on a machine with GPUs: each worker process sees its own GPU slice.
+
+This machine has no GPU, so the GPUs are what a user's ``CUDA_VISIBLE_DEVICES`` or a
+stand-in ``nvidia-smi`` on PATH shows, the two things the local pool reads. The workers
+are real ``skybatch run`` processes; a python-engine function records, per process, the
+variables it was started with, and writes them into every output row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+FN = """\
+import json, os
+from pathlib import Path
+
+SEEN = {k: os.environ.get(k) for k in
+        ("CUDA_VISIBLE_DEVICES", "SKYBATCH_TENSOR_PARALLEL_SIZE", "VLLM_CPU_OMP_THREADS_BIND")}
+Path(os.environ["PROBE_DIR"], f"{os.getpid()}.json").write_text(json.dumps(SEEN))
+
+def probe(rows, tensor_parallel_size=1):
+    return [{"cuda": SEEN["CUDA_VISIBLE_DEVICES"] or "", "pid": os.getpid()} for _ in rows]
+"""
+
+
+def _write_run(tmp: Path, *, tp: int | None) -> Path:
+    (tmp / "fn.py").write_text(FN)
+    (tmp / "probes").mkdir()
+    with (tmp / "rows.jsonl").open("w") as f:
+        for i in range(60):
+            f.write(json.dumps({"id": f"r{i:03d}", "text": f"row {i}"}) + "\n")
+    options = f"{{tensor_parallel_size: {tp}}}" if tp else "{}"
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(
+        f"""\
+name: gpus
+input: {{path: rows.jsonl, id_column: id}}
+task: score
+model: {{engine: python, name: "fn.py:probe", batch_size: 10, options: {options}}}
+shards: {{rows_per_shard: 10}}
+store: ./runs
+"""
+    )
+    return recipe
+
+
+def _run(tmp: Path, recipe: Path, workers: int, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    full.update(env, PROBE_DIR=str(tmp / "probes"))
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "run", str(recipe), "-w", str(workers), "--json"],
+        cwd=tmp, capture_output=True, text=True, timeout=120, env=full,
+    )  # fmt: skip
+
+
+def _probes(tmp: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((tmp / "probes").glob("*.json"))]
+
+
+def _rows(tmp: Path) -> list[dict[str, Any]]:
+    return [
+        r for p in sorted(tmp.glob("runs/*/out/*.parquet")) for r in pq.read_table(p).to_pylist()
+    ]
+
+
+def test_each_worker_sees_its_own_slice_of_the_users_gpus_and_extra_workers_are_capped(
+    tmp_path: Path,
+) -> None:
+    recipe = _write_run(tmp_path, tp=2)
+    proc = _run(tmp_path, recipe, 3, CUDA_VISIBLE_DEVICES="3,5,6,7")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows_out"] == 60
+    # Three asked for, two fit: one line says so, and no third worker starts.
+    capped = [ln for ln in proc.stderr.splitlines() if "workers asked for" in ln]
+    assert capped == [
+        "skybatch: 3 workers asked for, but GPUs 3,5,6,7 hold 2 (one slice of "
+        "tensor_parallel_size 2 each, never shared); starting 2"
+    ]
+    seen = _probes(tmp_path)
+    assert sorted(p["CUDA_VISIBLE_DEVICES"] for p in seen) == ["3,5", "6,7"]
+    assert {p["SKYBATCH_TENSOR_PARALLEL_SIZE"] for p in seen} == {"2"}
+    # Every row was inferred by a process that saw only its own slice.
+    assert {r["cuda"] for r in _rows(tmp_path)} <= {"3,5", "6,7"}
+
+
+def test_gpus_from_nvidia_smi_give_one_gpu_per_worker(tmp_path: Path) -> None:
+    recipe = _write_run(tmp_path, tp=None)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    smi = bindir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '0\\n1\\n'\n")
+    smi.chmod(smi.stat().st_mode | stat.S_IXUSR)
+    path = os.pathsep.join([str(bindir), os.environ["PATH"]])
+    proc = _run(tmp_path, recipe, 2, PATH=path)
+    assert proc.returncode == 0, proc.stderr
+    assert "asked for" not in proc.stderr
+    assert sorted(p["CUDA_VISIBLE_DEVICES"] for p in _probes(tmp_path)) == ["0", "1"]
+
+
+def test_no_gpu_leaves_the_workers_environment_alone(tmp_path: Path) -> None:
+    recipe = _write_run(tmp_path, tp=2)
+    empty = tmp_path / "nobin"
+    empty.mkdir()
+    # No CUDA_VISIBLE_DEVICES and no nvidia-smi: this machine as it is.
+    path = os.pathsep.join([str(empty), os.path.dirname(sys.executable)])
+    proc = _run(tmp_path, recipe, 3, PATH=path)
+    assert proc.returncode == 0, proc.stderr
+    seen = _probes(tmp_path)
+    assert len(seen) == 3
+    assert all(v is None for p in seen for v in p.values())
+
+
+def test_a_slice_larger_than_the_gpus_shown_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    recipe = _write_run(tmp_path, tp=2)
+    proc = _run(tmp_path, recipe, 1, CUDA_VISIBLE_DEVICES="0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "skybatch: error: model.options.tensor_parallel_size 2: each worker needs 2 GPUs, "
+        "but this machine shows 1 (0); lower it, or run where more GPUs are visible"
+    ]
+    assert json.loads(proc.stdout)["exit_code"] == 2
+    assert _probes(tmp_path) == []
