@@ -3,21 +3,26 @@
 Only the output file named by each shard's commit marker is read, so the view ``results``
 never shows an attempt that lost a race or was interrupted, and only after it was checked
 against the marker (size, sha256, row count): a file that disagrees is a ``StoreError``
-(exit 3) naming the shard and what differs, never served. A local store is scanned by
-DuckDB directly (``read_parquet`` with ``union_by_name``, since a shard whose rows all died
-has no output columns); an object store is scanned through a pyarrow dataset over fsspec,
-so no DuckDB extension (httpfs) is needed. The connection is in-memory: querying results
-never touches the pricing database.
+(exit 3) naming the shard and what differs, never served. DuckDB scans Parquet files on
+this machine (``read_parquet`` with ``union_by_name``, since a shard whose rows all died
+has no output columns): a local store's own files, or, for an object store, copies in a
+temporary folder of the very bytes that were verified (one GET per output file; no DuckDB
+extension such as httpfs; the folder goes with the connection). The connection is
+in-memory: querying results never touches the pricing database.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from scheduler.errors import StoreError, UsageError
-from scheduler.store import RunStore, check_committed, raise_problems
+from scheduler.store import DoneMarker, RunStore, check_committed, raise_problems
 
 __all__ = ["connect_results", "export_results", "query_results"]
 
@@ -25,48 +30,50 @@ __all__ = ["connect_results", "export_results", "query_results"]
 def connect_results(store: RunStore, *, sandbox: bool = False) -> Any:
     """An in-memory DuckDB connection with a view ``results`` over the committed outputs.
 
-    With ``sandbox`` (the TUI's query box) a local store's connection may read only the
-    run's output files and write nothing, so a query cannot ``COPY ... TO`` or ``ATTACH``
-    anywhere (see :func:`_lock_down`).
+    With ``sandbox`` (the TUI's query box) the connection may read only the run's output
+    files (or their verified copies) and write nothing, so a query cannot ``COPY ... TO``
+    or ``ATTACH`` anywhere (see :func:`_lock_down`).
     """
     import duckdb
 
     con = duckdb.connect(":memory:")
     markers = [m for _, m in sorted(store.markers().items())]
+    copies: dict[str, str] = {}
+    keep = None
+    if not store.local and markers:
+        # An object store's outputs are downloaded once, verified from those bytes and
+        # queried from the copy: a second download (or the ranged reads of a remote scan)
+        # would cost requests and time, and could read a file changed since the check.
+        folder = tempfile.mkdtemp(prefix=f"skybatch-results-{store.run_id}-")
+        weakref.finalize(con, shutil.rmtree, folder, True)  # gone with the connection
+
+        def keep(marker: DoneMarker, data: bytes) -> None:
+            path = os.path.join(folder, os.path.basename(marker.out_file))
+            with open(path, "wb") as f:
+                f.write(data)
+            copies[marker.out_file] = path
+
     # Never serve a file that disagrees with its marker (a flipped byte, a copy over
     # another shard's output, a truncation): size, sha256 and row count of every file,
-    # read once here (the query reads them again, from the page cache locally).
-    raise_problems(store, check_committed(store, markers, content=True), doing="results of")
+    # read once here (a local store's query reads them again, from the page cache).
+    problems = check_committed(store, markers, content=True, keep=keep)
+    if problems:
+        con.close()
+        raise_problems(store, problems, doing="results of")
     id_column = store.run_info().id_column
     if not markers:
         con.execute(f'create view results as select null::varchar as "{id_column}" where false')
         if sandbox:
             _lock_down(con, [])
         return con
-    if store.local:
-        paths = [store.path(m.out_file) for m in markers]
-        listed = ", ".join(f"'{_quote(p)}'" for p in paths)
-        con.execute(
-            f"create view results as select * from read_parquet([{listed}], union_by_name=true)"
-        )
-        if sandbox:
-            _lock_down(con, paths)
-        return con
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-    from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-    fs = PyFileSystem(FSSpecHandler(store.fs))
-    paths = [store.path(m.out_file) for m in markers]
-    # Every output of a run has the same columns, except a shard whose rows all died
-    # (only the id and the revision): take the schema from shards that have rows.
-    sample = [store.path(m.out_file) for m in markers if m.rows_out > 0][:64] or paths[:1]
-    schemas = [ds.dataset(p, filesystem=fs, format="parquet").schema for p in sample]
-    dataset = ds.dataset(paths, filesystem=fs, format="parquet", schema=pa.unify_schemas(schemas))
-    con.register("results_arrow", dataset)
-    con.execute("create view results as select * from results_arrow")
+    paths = [copies[m.out_file] if copies else store.path(m.out_file) for m in markers]
+    listed = ", ".join(f"'{_quote(p)}'" for p in paths)
+    # union_by_name: a shard whose rows all died has no output columns, only the id.
+    con.execute(
+        f"create view results as select * from read_parquet([{listed}], union_by_name=true)"
+    )
     if sandbox:
-        _lock_down(con, [])
+        _lock_down(con, paths)
     return con
 
 

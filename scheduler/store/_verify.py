@@ -6,14 +6,16 @@ counts and a digest of the row ids. Readers never serve a file that disagrees wi
 * :func:`check_bytes`: a file's bytes against the marker (size, sha256, row count); used by
   every read that has the bytes in hand (``read_output``, ``read_dead``, exports);
 * :func:`check_sizes`: every committed file's size, from one listing of ``out/`` and
-  ``dead/``: what ``results`` and resume check when they do not read the bytes themselves;
+  ``dead/``: what resume checks when it does not read the bytes itself;
+* :func:`check_committed`: sizes, then (``content``) every byte, handing each verified
+  output's bytes to the caller: ``results`` queries those, never a second download;
 * ``_repair.verify_run`` and ``quarantine`` build ``skybatch verify [--repair]`` on them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -93,25 +95,30 @@ def check_sizes(store: StoreIO, markers: Iterable[DoneMarker]) -> list[Problem]:
 
 
 def check_committed(
-    store: StoreIO, markers: Iterable[DoneMarker], *, content: bool = False
+    store: StoreIO,
+    markers: Iterable[DoneMarker],
+    *,
+    content: bool = False,
+    keep: Callable[[DoneMarker, bytes], None] | None = None,
 ) -> list[Problem]:
     """Committed files against their markers, as cheaply as the caller's read allows.
 
     Always the sizes (one listing); with ``content`` (a caller about to read every byte,
     an export) the sha256 and row counts too; otherwise, on a local store, the row count
-    in each Parquet footer (a few KB per file).
+    in each Parquet footer (a few KB per file). ``keep`` is handed the bytes of each output
+    file that passed, so a caller reads what was verified instead of downloading it again
+    (one GET per file on an object store).
     """
     markers = list(markers)
     problems = check_sizes(store, markers)
     if problems:
         return problems
+    if content:
+        for i in range(0, len(markers), _BATCH):
+            problems += _check_contents(store, markers[i : i + _BATCH], keep)
+        return problems
     for m in markers:
-        if content:
-            for which, rel in (("out", m.out_file), ("dead", m.dead_file)):
-                found = check_bytes(m, which, store._read_bytes(rel)) if rel else None
-                if found is not None:
-                    problems.append(found)
-        elif store.local:
+        if store.local:
             try:
                 rows = int(pq.read_metadata(store.path(m.out_file)).num_rows)
             except (pa.ArrowException, OSError) as e:
@@ -121,6 +128,33 @@ def check_committed(
                 problems.append(
                     Problem(m.shard_id, m.out_file, f"{rows} rows, marker says {m.rows_out}")
                 )
+    return problems
+
+
+#: Markers whose files are fetched at once (concurrently on an object store): enough to
+#: hide the round trips, few enough that their bytes fit in memory together.
+_BATCH = 8
+
+
+def _check_contents(
+    store: StoreIO,
+    markers: list[DoneMarker],
+    keep: Callable[[DoneMarker, bytes], None] | None,
+) -> list[Problem]:
+    """Read the out and dead files of ``markers`` (one read each) and check their bytes."""
+    rels = [rel for m in markers for rel in (m.out_file, m.dead_file) if rel]
+    found = store._read_many(rels)
+    problems = []
+    for m in markers:
+        for which, rel in (("out", m.out_file), ("dead", m.dead_file)):
+            if not rel:
+                continue
+            data = found.get(rel)
+            problem = check_bytes(m, which, data)
+            if problem is not None:
+                problems.append(problem)
+            elif which == "out" and keep is not None and data is not None:
+                keep(m, data)
     return problems
 
 

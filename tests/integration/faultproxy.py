@@ -4,6 +4,8 @@ It sits between s3fs and the moto server and, per connection, either pipes bytes
 or injects a fault: a canned ``503 Service Unavailable`` (S3's XML error, ``SlowDown``
 code) or a connection dropped before any answer. ``outage()`` also cuts the connections
 already open (clients pool them), so every request during an outage meets a fault.
+Requests that pass are logged as (method, path) in ``requests``, read off the wire
+(keep-alive connections carry several), so a test can count the GETs a command makes.
 Loopback only, bounded: every socket has a timeout, and ``close`` stops everything.
 """
 
@@ -14,6 +16,7 @@ import random
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 __all__ = ["FaultProxy"]
 
@@ -37,6 +40,8 @@ class FaultProxy:
         self.mode = "pass"  # pass | 503 | drop
         self.flaky = 0.0  # share of new connections given a random fault while passing
         self.counts: Counter[str] = Counter()
+        #: (method, path without the query) of every request passed on, in order.
+        self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -106,19 +111,57 @@ class FaultProxy:
             self._open.update((client, upstream))
         pump = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
         pump.start()
-        _pipe(client, upstream)
+        _pipe(client, upstream, _RequestParser(self._log).feed)
         pump.join(timeout=30)
         with self._lock:
             self._open.discard(client)
             self._open.discard(upstream)
 
+    def _log(self, method: str, path: str) -> None:
+        with self._lock:
+            self.requests.append((method, path))
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+
+class _RequestParser:
+    """Splits a client's byte stream into HTTP/1.1 requests: head, then a body of
+    ``Content-Length`` bytes (botocore sends no chunked bodies to S3 here)."""
+
+    def __init__(self, log: Callable[[str, str], None]) -> None:
+        self.log = log
+        self.buf = b""
+        self.body_left = 0
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            if self.body_left:
+                skip = min(self.body_left, len(self.buf))
+                self.buf, self.body_left = self.buf[skip:], self.body_left - skip
+                if self.body_left:
+                    return
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4 :]
+            lines = head.split("\r\n")
+            method, target = [*lines[0].split(" "), "", ""][:2]
+            self.log(method, target.split("?", 1)[0])
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    self.body_left = int(value.strip())
+
+
+def _pipe(
+    src: socket.socket, dst: socket.socket, tap: Callable[[bytes], None] | None = None
+) -> None:
     try:
         while True:
             data = src.recv(65536)
             if not data:
                 break
+            if tap is not None:
+                tap(data)
             dst.sendall(data)
     except OSError:
         pass

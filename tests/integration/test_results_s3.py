@@ -9,12 +9,18 @@ command is run several times in a fresh process and must exit 0 every time.
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from tests.integration.conftest import S3Server
+from tests.integration.faultproxy import FaultProxy
 
 ROWS = 60
 FN = """\
@@ -44,8 +50,10 @@ def _write_run(tmp_path: Path, name: str, texts: list[str], rows_per_shard: int)
     )
 
 
-def _skybatch(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scheduler.cli", *argv], cwd=cwd,
+def _skybatch(
+    *argv: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scheduler.cli", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
@@ -104,3 +112,56 @@ def test_all_dead_first_shards_keep_the_columns_and_the_sandbox_holds(
     with pytest.raises(duckdb.Error):
         con.execute(f"copy (select * from results) to '{tmp_path / 'leak.csv'}'")
     assert not (tmp_path / "leak.csv").exists()
+
+
+@pytest.mark.slow
+def test_results_download_each_output_once_and_refuse_a_changed_one(
+    tmp_path: Path, s3_server: S3Server, s3_store_url: str
+) -> None:
+    import boto3
+
+    texts = ["bad" if i in (3, 31) else "x" * (i % 5 + 1) for i in range(40)]
+    _write_run(tmp_path, "s3once", texts, rows_per_shard=10)
+    run = _skybatch("run", "r.yaml", "--store", s3_store_url, "--run-id", "s3once-1",
+                    "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    bucket = s3_store_url.split("/")[2]
+    port = int(s3_server.endpoint_url.rsplit(":", 1)[1])
+    proxy = FaultProxy(port)  # counts the requests `skybatch results` makes
+    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint}
+    try:
+        sql = "select count(*) as n, sum(n) as total from results"
+        proc = _skybatch("results", "s3once-1", "--store", s3_store_url, "--sql", sql, "--json",
+                         cwd=tmp_path, env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        expected_total = sum(i % 5 + 1 for i in range(40) if i not in (3, 31))
+        assert json.loads(proc.stdout)["rows"] == [{"n": 38, "total": expected_total}]
+        reads = Counter(
+            (method, path.rsplit("/", 1)[-1])
+            for method, path in proxy.requests
+            if method in ("GET", "HEAD") and "/out/" in path
+        )
+        outputs = {name for _, name in reads}
+        assert len(outputs) == 4  # one output file per shard
+        # verified and queried from one download each: no second GET, no HEAD
+        assert reads == Counter({("GET", name): 1 for name in outputs}), reads
+
+        # a changed output (same size) is refused, exit 3, and never served
+        s3 = boto3.client("s3", endpoint_url=s3_server.endpoint_url)
+        key = next(
+            o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if "/out/" in o["Key"]
+        )
+        body = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        body[len(body) // 2] ^= 0xFF
+        s3.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+        proc = _skybatch("results", "s3once-1", "--store", s3_store_url, "--sql", sql,
+                         cwd=tmp_path, env=env)  # fmt: skip
+        assert proc.returncode == 3, proc.stderr
+        assert re.search(
+            r"1 committed file\(s\) do not match their commit markers: shard \S+: "
+            r"out/\S+\.parquet: content differs from the marker's sha256",
+            proc.stderr,
+        ), proc.stderr
+        assert "Traceback" not in proc.stderr and not proc.stdout.strip()
+    finally:
+        proxy.close()
