@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import math
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 import pricing
+from pricing._terms import BASES, parse_spot_risk
+from scheduler.errors import PlanError
 from scheduler.plan import PlanRequest, model_load_s
 from scheduler.recipe import load_recipe
 
@@ -27,14 +32,78 @@ def test_preemption_rate_depends_on_the_gpu_class_and_history_of_that_gpu() -> N
     assert pricing.preemption_rate_per_hour("aws", "L4") == pytest.approx(0.05)
 
 
-def test_every_risk_and_terms_row_names_its_source() -> None:
-    import csv
-    from importlib import resources
+def _shipped(name: str) -> list[dict[str, str]]:
+    text = resources.files("pricing").joinpath(f"data/{name}").read_text("utf-8")
+    return list(csv.DictReader(text.splitlines()))
 
+
+def test_every_risk_and_terms_row_names_its_source() -> None:
     for name in ("spot_risk.csv", "cloud_terms.csv"):
-        text = resources.files("pricing").joinpath(f"data/{name}").read_text("utf-8")
-        for row in csv.DictReader(text.splitlines()):
+        for row in _shipped(name):
             assert len(row["source"]) > 20, (name, row)
+    risks = parse_spot_risk(_shipped("spot_risk.csv"))
+    assert {r.basis for r in risks.values()} <= set(BASES)
+    for risk in risks.values():
+        if risk.basis == "assumption":
+            assert "assum" in risk.source, risk.source  # an assumption says it is one
+        else:
+            assert "http" in risk.source, risk.source
+
+
+def test_lambda_no_spot_row_is_sourced_from_the_shipped_catalog() -> None:
+    lam = pricing.spot_risk("lambda", "H100")
+    assert (lam.basis, lam.preemptions_per_hour) == ("sourced", 0.0)
+    offerings = [r for r in _shipped("gpu_prices.csv") if r["cloud"] == "lambda"]
+    assert len(offerings) == 88 and "88 Lambda offerings" in lam.source
+    assert not any(r["spot_price_per_hour"].strip() for r in offerings)
+
+
+def test_gcp_rows_sit_above_googles_published_preemption_rate() -> None:
+    # 15 %/day (the top of Google's published 5-15 %/day) as a per-hour hazard.
+    published = -math.log(1 - 0.15) / 24
+    for accelerator in ("L4", "H100"):
+        risk = pricing.spot_risk("gcp", accelerator)
+        assert risk.basis == "assumption"
+        assert risk.published_per_hour == pytest.approx(published, abs=5e-5)
+        assert risk.preemptions_per_hour >= published
+    assert pricing.spot_risk("aws", "L4").published_per_hour is None
+
+
+_GOOD = {
+    "cloud": "x",
+    "gpu_class": "*",
+    "region": "*",
+    "preemptions_per_hour": "0.1",
+    "capacity_wait_s_per_worker": "30",
+    "basis": "assumption",
+    "published_per_hour": "",
+    "source": "assumption: nothing is published for this cloud",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"basis": "guess"}, r"line 2: basis 'guess' is not one of sourced, assumption"),
+        ({"source": ""}, r"line 2: source is empty"),
+        ({"preemptions_per_hour": "often"}, r"line 2: preemptions_per_hour 'often' is not a"),
+        ({"capacity_wait_s_per_worker": "-5"}, r"line 2: capacity_wait_s_per_worker '-5'"),
+        ({"published_per_hour": "0.2"}, r"line 2: a sourced or published figure needs its URL"),
+        (
+            {"published_per_hour": "0.2", "source": "assumption over https://example.org/x"},
+            r"line 2: preemptions_per_hour 0.1 is below the published 0.2",
+        ),
+        ({"basis": "sourced"}, r"line 2: a sourced or published figure needs its URL"),
+    ],
+)
+def test_bad_risk_rows_are_refused_with_line_and_field(change: dict[str, str], match: str) -> None:
+    with pytest.raises(PlanError, match=match):
+        parse_spot_risk([{**_GOOD, **change}])
+
+
+def test_repeated_risk_row_is_refused() -> None:
+    with pytest.raises(PlanError, match=r"spot_risk.csv line 3: x,\*,\* repeats an earlier row"):
+        parse_spot_risk([_GOOD, _GOOD])
 
 
 def test_billing_terms_per_cloud() -> None:
