@@ -69,6 +69,13 @@ def test_gcp_rows_sit_above_googles_published_preemption_rate() -> None:
     assert pricing.spot_risk("aws", "L4").published_per_hour is None
 
 
+def test_azure_row_states_its_rate_on_azures_per_hour_eviction_scale() -> None:
+    # Azure quotes eviction rates as the chance of eviction within the next hour.
+    azure = pricing.spot_risk("azure", "A100-80GB")
+    chance = 1 - math.exp(-azure.preemptions_per_hour)
+    assert f"{100 * chance:.1f} % chance of eviction within the hour" in azure.source
+
+
 _GOOD = {
     "cloud": "x",
     "gpu_class": "*",
