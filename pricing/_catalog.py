@@ -391,16 +391,14 @@ def max_price_age_days() -> float:
 
 def prices_age_days(*, now: datetime | None = None) -> float | None:
     """Age in days of the oldest trusted price row, or None when there is none."""
-    from pricing._db import connect
-
-    with connect(read_only=True) as con:
-        row = con.execute(
-            "SELECT min(fetched_at) FROM offerings "
-            "WHERE usd_per_hour IS NOT NULL OR spot_usd_per_hour IS NOT NULL"
-        ).fetchone()
-    if not row or row[0] is None:
+    times = [
+        o.fetched_at
+        for o in list_offerings(include_flagged=True)
+        if o.usd_per_hour is not None or o.spot_usd_per_hour is not None
+    ]
+    if not times:
         return None
-    oldest: datetime = row[0].replace(tzinfo=timezone.utc)
+    oldest = min(times)
     now = now or datetime.now(timezone.utc)
     return max(0.0, (now - oldest).total_seconds() / 86400.0)
 

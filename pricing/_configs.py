@@ -9,6 +9,13 @@ Where the config comes from, first that has it:
    (default ``https://huggingface.co``) ``/<name>/resolve/<revision or main>/config.json``,
    ``HF_TOKEN`` for gated models; what it returns is cached in DuckDB.
 
+A lookup that finds nothing is remembered too (``model_config_misses``), so that planning
+a gated or unknown model does not wait on the network (up to :data:`TIMEOUT_S`) each
+time: a refusal (401, 403, 404) is asked again only once ``HF_TOKEN`` is set where it was
+not, no answer at all (a timeout, a 5xx) a day later (:data:`RETRY_TRANSIENT_S`). Both
+tables are read through the read cache, so a repeated plan opens neither DuckDB nor a
+socket.
+
 :func:`info_from_config` turns a config into a :class:`~pricing._models.ModelInfo`:
 parameters counted from the shapes (embeddings, attention with grouped KV heads, a gated
 MLP per expert), the KV-cache shape, the context (``max_position_embeddings``), encoder or
@@ -20,15 +27,20 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pricing._models import ModelInfo
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["config_precision", "info_from_config", "load_config"]
 
 HUB = "https://huggingface.co"
 TIMEOUT_S = 5.0
+RETRY_TRANSIENT_S = 86400.0
 _ENCODER_TYPES = frozenset(
     {"bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "deberta-v2", "electra", "nomic_bert"}
 )
@@ -75,15 +87,59 @@ def _local(name: str, revision: str | None) -> dict[str, Any] | None:
     return dict(json.loads(found.read_text("utf-8"))) if found is not None else None
 
 
+def _stored_configs() -> dict[tuple[str, str], str]:
+    """Every fetched config by (model, revision), as JSON text."""
+    from pricing._db import cached
+
+    def load(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
+        rows = con.execute("SELECT model, revision, config FROM model_configs").fetchall()
+        return {(m, r): c for m, r, c in rows}
+
+    return cached("model_configs", load)
+
+
+def _misses() -> dict[tuple[str, str], tuple[bool, bool, datetime]]:
+    """Lookups that found nothing: (transient, with_token, tried_at) by (model, revision)."""
+    from pricing._db import cached
+
+    def load(
+        con: duckdb.DuckDBPyConnection,
+    ) -> dict[tuple[str, str], tuple[bool, bool, datetime]]:
+        rows = con.execute(
+            "SELECT model, revision, transient, with_token, tried_at FROM model_config_misses"
+        ).fetchall()
+        return {
+            (m, r): (bool(t), bool(w), at.replace(tzinfo=timezone.utc)) for m, r, t, w, at in rows
+        }
+
+    return cached("model_config_misses", load)
+
+
 def _stored(name: str, revision: str | None) -> dict[str, Any] | None:
+    text = _stored_configs().get((name, revision or ""))
+    return dict(json.loads(text)) if text is not None else None
+
+
+def _worth_asking(name: str, revision: str | None) -> bool:
+    """Whether the Hub may answer now what it did not answer before."""
+    miss = _misses().get((name, revision or ""))
+    if miss is None:
+        return True
+    transient, with_token, tried_at = miss
+    if os.environ.get("HF_TOKEN") and not with_token:
+        return True  # a gated model may open to the token
+    age_s = (datetime.now(timezone.utc) - tried_at).total_seconds()
+    return transient and age_s >= RETRY_TRANSIENT_S
+
+
+def _remember_miss(name: str, revision: str | None, reason: str, *, transient: bool) -> None:
     from pricing._db import connect
 
-    with connect(read_only=True) as con:
-        row = con.execute(
-            "SELECT config FROM model_configs WHERE model = ? AND revision = ?",
-            [name, revision or ""],
-        ).fetchone()
-    return dict(json.loads(row[0])) if row else None
+    with connect() as con:
+        con.execute(
+            "INSERT OR REPLACE INTO model_config_misses VALUES (?, ?, ?, ?, ?, now())",
+            [name, revision or "", reason, transient, bool(os.environ.get("HF_TOKEN"))],
+        )
 
 
 def _fetch(name: str, revision: str | None) -> dict[str, Any] | None:
@@ -97,18 +153,27 @@ def _fetch(name: str, revision: str | None) -> dict[str, Any] | None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.get(url, headers=headers, timeout=TIMEOUT_S, follow_redirects=True)
-    except httpx.HTTPError:
-        return None  # offline in fact, or the Hub is slow: plan from the name instead
-    if response.status_code != 200:
+    except httpx.HTTPError as e:
+        # Offline in fact, or the Hub is slow: plan from the name instead.
+        _remember_miss(name, revision, f"{type(e).__name__}", transient=True)
+        return None
+    status = response.status_code
+    if status != 200:
+        _remember_miss(name, revision, f"HTTP {status}", transient=status == 429 or status >= 500)
         return None
     try:
         config = dict(response.json())
-    except ValueError:
+    except ValueError:  # a portal's page rather than the Hub's answer
+        _remember_miss(name, revision, "not JSON", transient=True)
         return None
     with connect() as con:
         con.execute(
             "INSERT OR REPLACE INTO model_configs VALUES (?, ?, ?, now())",
             [name, revision or "", json.dumps(config)],
+        )
+        con.execute(
+            "DELETE FROM model_config_misses WHERE model = ? AND revision = ?",
+            [name, revision or ""],
         )
     return config
 
@@ -120,7 +185,12 @@ def load_config(name: str, revision: str | None = None) -> dict[str, Any] | None
     key = (name, revision)
     if key not in _memo:
         config = _local(name, revision) or _stored(name, revision)
-        if config is None and not _offline() and name.count("/") == 1:
+        if (
+            config is None
+            and not _offline()
+            and name.count("/") == 1
+            and _worth_asking(name, revision)
+        ):
             config = _fetch(name, revision)
         _memo[key] = config
     return _memo[key]

@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
+from pricing import _readcache
 from scheduler.errors import StoreError
 from scheduler.settings import load_settings, skybatch_home
 
@@ -148,6 +149,22 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        # Hub lookups that found no config (pricing._configs): remembered, so that a plan
+        # of a gated or unknown model does not wait on the network every time.
+        """
+        CREATE TABLE model_config_misses (
+            model VARCHAR NOT NULL,
+            revision VARCHAR NOT NULL,       -- '' for the default branch
+            reason VARCHAR NOT NULL,         -- 'HTTP 401', 'timeout: ...'
+            transient BOOLEAN NOT NULL,      -- no answer (network): asked again a day later
+            with_token BOOLEAN NOT NULL,     -- HF_TOKEN was set: asked again once one is
+            tried_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model, revision)
+        );
+        """,
+    ),
 ]
 
 # Messages DuckDB gives while another process (or thread) holds the file; the last two
@@ -248,11 +265,13 @@ def _ensure_ready(path: Path) -> None:
     if key in _ready:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    _readcache.forget(path)
     con = _open(path, read_only=False)
     try:
         _migrate(con)
     finally:
         con.close()
+        _readcache.forget(path)
     _ready.add(key)
 
 
@@ -286,10 +305,27 @@ def _open_ready(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     return _open(path, read_only=read_only)
 
 
-# A read-only connection shared by the reads inside ``with session():`` (see there).
-_session: ContextVar[tuple[str, duckdb.DuckDBPyConnection] | None] = ContextVar(
-    "pricing_session", default=None
-)
+class _Session:
+    """The read-only connection of a :func:`session`, opened by its first read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            self.con = _open_ready(self.path, read_only=True)
+        return self.con
+
+    def release(self) -> None:
+        """Close the connection (the next read opens another)."""
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+
+# The session of the reads inside ``with session():`` (see there).
+_session: ContextVar[_Session | None] = ContextVar("pricing_session", default=None)
 
 
 @contextmanager
@@ -297,22 +333,23 @@ def session() -> Iterator[None]:
     """Share one read-only connection among the reads inside the block.
 
     Opening the file costs tens of milliseconds; a plan asks dozens of questions (one per
-    GPU type and cloud), so the planner wraps them in one session. Read-only connections
-    do not block readers in other processes; keep the block short all the same. Writes
-    inside a session are not supported (DuckDB refuses a second, read-write connection to
-    a file this process holds read-only).
+    GPU type and cloud), so the planner wraps them in one session. The connection opens at
+    the first read that needs the file, so a block answered from memory or from the read
+    cache (:mod:`pricing._readcache`) never imports DuckDB. Read-only connections do not
+    block readers in other processes; keep the block short all the same. Writes inside
+    the block close its connection first (DuckDB refuses a read-write connection
+    to a file this process holds read-only); the next read opens another.
     """
     if _session.get() is not None:
         yield
         return
-    path = db_path()
-    con = _open_ready(path, read_only=True)
-    token = _session.set((str(path), con))
+    held = _Session(db_path())
+    token = _session.set(held)
     try:
         yield
     finally:
         _session.reset(token)
-        con.close()
+        held.release()
 
 
 def db_signature() -> tuple[object, ...]:
@@ -336,7 +373,9 @@ def cached(name: str, load: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
 
     Opening the file costs tens of milliseconds; a planner asks the same tables many
     times. Any write (this process or another) changes the file's or its WAL's size or
-    mtime, which starts a fresh load.
+    mtime, which starts a fresh load. A new process first looks in the read cache
+    (:mod:`pricing._readcache`), which keeps every such value for the file's current
+    state, and opens the file (importing DuckDB) only when the value is not there.
     """
     path = db_path()
     if not path.exists():
@@ -347,10 +386,15 @@ def cached(name: str, load: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
     hit = _cache.get(name)
     if hit is not None and hit[0] == sig:
         return cast(T, hit[1])
-    with connect(read_only=True) as con:
-        value = load(con)
+    schema = MIGRATIONS[-1][0]
+    value = _readcache.get(path, name, schema)
+    if value is _readcache.MISSING:
+        key = _readcache.key_of(path, schema)  # the state before loading: see put()
+        with connect(read_only=True) as con:
+            value = load(con)
+        _readcache.put(path, name, value, key, schema)
     _cache[name] = (sig, value)  # the state before loading: a write meanwhile reloads
-    return value
+    return cast(T, value)
 
 
 @contextmanager
@@ -363,9 +407,13 @@ def connect(*, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """
     path = db_path()
     held = _session.get()
-    if read_only and held is not None and held[0] == str(path):
-        yield held[1]
+    if read_only and held is not None and held.path == path:
+        yield held.connection()
         return
+    if not read_only:
+        _readcache.forget(path)
+        if held is not None and held.path == path:
+            held.release()  # DuckDB refuses a read-write open while this one is held
     con = _open_ready(path, read_only=read_only)
     try:
         yield con
@@ -374,6 +422,7 @@ def connect(*, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         if not read_only:
             global _generation
             _generation += 1
+            _readcache.forget(path)
 
 
 def bulk_insert(

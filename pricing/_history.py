@@ -16,7 +16,10 @@ towards caution and are replaced as soon as runs report.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = [
     "DEFAULT_STARTUP_S",
@@ -95,44 +98,59 @@ def record_run(**fields: Any) -> None:
         )
 
 
+# Per (cloud, accelerator): spot preemptions and worker-hours of the spot runs that
+# report worker-hours, then the summed and counted start-up seconds of the runs that
+# report one. Two planner questions per cloud and GPU are answered from these few rows.
+_TOTALS_SQL = """
+    SELECT cloud, accelerator,
+        coalesce(sum(preemptions) FILTER (WHERE spot AND worker_hours > 0), 0),
+        coalesce(sum(worker_hours) FILTER (WHERE spot AND worker_hours > 0), 0),
+        coalesce(sum(startup_s), 0),
+        count(startup_s)
+    FROM run_history GROUP BY cloud, accelerator ORDER BY cloud, accelerator
+"""
+_Totals = list[tuple[str | None, str | None, float, float, float, int]]
+
+
+def _totals() -> _Totals:
+    """The run history summed per cloud and accelerator (read once per database state)."""
+    from pricing._db import cached
+
+    def load(con: duckdb.DuckDBPyConnection) -> _Totals:
+        rows = con.execute(_TOTALS_SQL).fetchall()
+        return [(c, a, float(p), float(h), float(s), int(n)) for c, a, p, h, s, n in rows]
+
+    return cached("run_history_totals", load)
+
+
 def preemption_rate_per_hour(
     cloud: str, accelerator: str | None = None, region: str | None = None
 ) -> float:
     """Spot preemptions per worker-hour: the risk table's row for (cloud, GPU class,
     region) blended with the run history of that cloud and accelerator."""
-    from pricing._db import connect
     from pricing._specs import normalize_accelerator
     from pricing._terms import spot_risk
 
     cloud = cloud.lower()
     prior = spot_risk(cloud, accelerator, region).preemptions_per_hour
-    query = (
-        "SELECT coalesce(sum(preemptions), 0), coalesce(sum(worker_hours), 0) "
-        "FROM run_history WHERE cloud = ? AND spot AND worker_hours > 0"
-    )
-    args: list[object] = [cloud]
-    if accelerator:
-        query += " AND accelerator = ?"
-        args.append(normalize_accelerator(accelerator))
-    with connect(read_only=True) as con:
-        row = con.execute(query, args).fetchone()
-    seen, hours = (float(row[0]), float(row[1])) if row else (0.0, 0.0)
+    acc = normalize_accelerator(accelerator) if accelerator else None
+    seen = hours = 0.0
+    for c, a, preemptions, worker_hours, _, _ in _totals():
+        if c == cloud and (acc is None or a == acc):
+            seen += preemptions
+            hours += worker_hours
     return (seen + prior * PRIOR_WORKER_HOURS) / (hours + PRIOR_WORKER_HOURS)
 
 
 def startup_s(cloud: str) -> float:
     """Provisioning + setup seconds per worker on ``cloud``: default blended with runs."""
-    from pricing._db import connect
-
     cloud = cloud.lower()
     prior = DEFAULT_STARTUP_S.get(cloud, FALLBACK_STARTUP_S)
-    with connect(read_only=True) as con:
-        row = con.execute(
-            "SELECT coalesce(sum(startup_s), 0), count(startup_s) FROM run_history "
-            "WHERE cloud = ? AND startup_s IS NOT NULL",
-            [cloud],
-        ).fetchone()
-    total, n = (float(row[0]), int(row[1])) if row else (0.0, 0)
+    total, n = 0.0, 0
+    for c, _, _, _, startup, count in _totals():
+        if c == cloud:
+            total += startup
+            n += count
     return (total + prior) / (n + 1)
 
 

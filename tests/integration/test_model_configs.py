@@ -114,7 +114,7 @@ def test_the_hub_is_asked_once_and_the_answer_cached_in_duckdb(
     with pricing.connect(read_only=True) as con:
         (count,) = con.execute("SELECT count(*) FROM model_configs").fetchone()  # type: ignore[misc]
     assert count == 1
-    assert pricing.model_info("acme/unknown") is None  # 404: nothing cached, no size
+    assert pricing.model_info("acme/unknown") is None  # 404: no size (the miss is remembered)
 
 
 def test_offline_never_asks_the_hub(
@@ -154,3 +154,80 @@ def test_the_hf_cache_is_read_without_importing_huggingface_hub(
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def _new_process() -> None:
+    from pricing import _db, _readcache
+
+    _configs._memo.clear()
+    _db._cache.clear()
+    _readcache._loaded.clear()
+
+
+def test_a_refusal_is_remembered_until_a_token_is_set(
+    hub: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert _configs.load_config("acme/gated") is None  # 404, as the Hub says to strangers
+    _new_process()
+    assert _configs.load_config("acme/gated") is None
+    assert _Hub.hits == ["/acme/gated/resolve/main/config.json"]  # asked once
+    with pricing.connect(read_only=True) as con:
+        row = con.execute("SELECT reason, transient FROM model_config_misses").fetchall()
+    assert row == [("HTTP 404", False)]
+    _new_process()
+    monkeypatch.setenv("HF_TOKEN", "hf_x")  # a token may open a gated model: ask again
+    assert _configs.load_config("acme/gated") is None
+    _new_process()
+    assert _configs.load_config("acme/gated") is None
+    assert len(_Hub.hits) == 2
+
+
+def test_no_answer_is_asked_again_a_day_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    calls: list[str] = []
+
+    def unreachable(url: str, **kwargs: object) -> httpx.Response:
+        calls.append(url)
+        raise httpx.ConnectTimeout("timed out")
+
+    monkeypatch.setattr(httpx, "get", unreachable)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert _configs.load_config("acme/far") is None
+    _new_process()
+    assert _configs.load_config("acme/far") is None
+    assert len(calls) == 1  # a repeated plan does not wait on the network again
+    with pricing.connect() as con:
+        con.execute("UPDATE model_config_misses SET tried_at = tried_at - INTERVAL 25 HOUR")
+    _new_process()
+    assert _configs.load_config("acme/far") is None
+    assert len(calls) == 2
+
+
+def test_a_plan_asks_the_hub_once_then_answers_from_the_cache(
+    hub: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scheduler.plan import PlanRequest, catalog_market, measure_workload, plan_workload
+    from scheduler.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict(
+        {
+            "name": "chat",
+            "input": {"path": "s3://b/x.parquet", "rows_estimate": 1000, "avg_input_tokens": 100},
+            "task": "generate",
+            "model": {"engine": "vllm", "name": "acme/chatter"},
+            "sampling": {"max_tokens": 50},
+            "schedule": {"deadline": "8h", "accelerators": ["H100"], "clouds": ["lambda"]},
+        }
+    )
+    load, req = measure_workload(recipe), PlanRequest.from_recipe(recipe)
+    market = catalog_market()
+    with market.batch():  # the fetch writes its answer while the plan's session reads
+        first = plan_workload(load, req, market)
+    assert first.options and _Hub.hits == ["/acme/chatter/resolve/main/config.json"]
+    _new_process()
+    again = catalog_market()
+    with again.batch():
+        assert plan_workload(load, req, again).to_json() == first.to_json()
+    assert len(_Hub.hits) == 1
