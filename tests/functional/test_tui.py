@@ -422,15 +422,32 @@ async def test_real_planner_reports_a_bad_recipe_in_one_line(store: Path, tmp_pa
 
 
 class SlowSource(DataSource):
-    """A data source whose loads take a while and count how many run at once."""
+    """A data source whose loads take a while and count how many run at once.
 
-    def __init__(self, url: str, delay_s: float) -> None:
+    ``gated`` loads wait for the test to let each one through (:meth:`let_through`), so a
+    test decides when a load ends instead of betting that a sleep outlasts its key presses.
+    """
+
+    def __init__(self, url: str, delay_s: float = 0.0, *, gated: bool = False) -> None:
         super().__init__(url, clock=lambda: FROZEN)
         self.delay_s = delay_s
         self.in_flight = 0
         self.max_in_flight = 0
         self.calls = 0
         self._count = threading.Lock()
+        self._gate = threading.Semaphore(0) if gated else None
+        self._open = threading.Event()
+
+    def let_through(self, loads: int = 1) -> None:
+        """Let ``loads`` more gated loads finish."""
+        assert self._gate is not None
+        for _ in range(loads):
+            self._gate.release()
+
+    def open_gate(self) -> None:
+        """Let every gated load, now and later, finish at once."""
+        self._open.set()
+        self.let_through(64)  # the loads already waiting
 
     def load_runs(self) -> RunsSnapshot:
         with self._count:
@@ -438,6 +455,9 @@ class SlowSource(DataSource):
             self.calls += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self._gate is not None and not self._open.is_set():
+                # Bounded, so a broken test fails instead of hanging the suite.
+                assert self._gate.acquire(timeout=60), "a gated load was never let through"
             time.sleep(self.delay_s)
             return super().load_runs()
         finally:
@@ -446,19 +466,32 @@ class SlowSource(DataSource):
 
 
 async def test_refreshes_never_overlap_and_the_ui_stays_responsive(store: Path) -> None:
-    source = SlowSource(str(store), delay_s=1.0)
+    # A load is held in flight for as long as the test needs, however slow the machine:
+    # nothing below depends on how long a key press or a load takes.
+    source = SlowSource(str(store), gated=True)
     app = SkybatchApp(source, refresh_s=0.01)
     async with app.run_test(size=(140, 30)) as pilot:
-        await until(pilot, lambda: source.calls >= 1)
-        # Manual refreshes while a slow load is in flight fold into one more load.
+        await until(pilot, lambda: source.in_flight == 1)  # the first load, held
+        # Manual refreshes while a load is in flight fold into one more load.
         for _ in range(5):
             await pilot.press("r")
         # Keys are handled while a load is in flight: the UI thread never waits on I/O.
-        await until(pilot, lambda: source.in_flight == 1)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen) and source.in_flight == 1
         await pilot.press("escape")
-        await until(pilot, lambda: source.calls >= 4)
+        assert isinstance(app.screen, RunsScreen)
+        # Many refresh intervals (10 ms) pass with the load held: no second load starts.
+        await pilot.pause(0.2)
+        assert source.calls == 1 and source.in_flight == 1
+        source.let_through()
+        # The five presses became exactly one more load, which starts only now.
+        await until(pilot, lambda: source.calls == 2 and source.in_flight == 1)
+        await pilot.pause(0.2)
+        assert source.calls == 2
+        # From here the timer drives the loop: each load waits for the last to end.
+        source.open_gate()
+        await until(pilot, lambda: source.calls >= 5)
+        assert runs_screen(app).loads >= 2
     assert source.max_in_flight == 1
 
 
