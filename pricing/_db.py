@@ -15,6 +15,7 @@ lock. ``SKYBATCH_DB_LOCK_TIMEOUT_S`` (default 30) bounds the wait.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -183,12 +184,18 @@ _seeders: list[Seeder] = []
 # Writes made through this process (a stat may not see a change within its resolution).
 _generation = 0
 _cache: dict[str, tuple[tuple[object, ...], object]] = {}
+_db_paths: dict[tuple[str | None, ...], Path] = {}
 T = TypeVar("T")
 
 
 def db_path() -> Path:
     """Where the DuckDB file lives."""
-    return skybatch_home() / DB_FILENAME
+    # Memoised on what skybatch_home() reads: a plan asks this hundreds of times.
+    key = tuple(os.environ.get(v) for v in ("SKYBATCH_HOME", "HOME", "USERPROFILE"))
+    path = _db_paths.get(key)
+    if path is None:
+        path = _db_paths[key] = skybatch_home() / DB_FILENAME
+    return path
 
 
 def register_seeder(seed: Seeder) -> None:
@@ -358,10 +365,12 @@ def db_signature() -> tuple[object, ...]:
 
 
 def _signature(path: Path) -> tuple[object, ...]:
-    sig: list[object] = [str(path), _generation]
-    for p in (path, path.with_name(path.name + ".wal")):
+    # os.stat on strings: a plan asks this hundreds of times (see cached()).
+    name = str(path)
+    sig: list[object] = [name, _generation]
+    for p in (name, name + ".wal"):
         try:
-            st = p.stat()
+            st = os.stat(p)
             sig += [st.st_mtime_ns, st.st_size]
         except OSError:
             sig += [0, 0]
@@ -378,11 +387,12 @@ def cached(name: str, load: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
     state, and opens the file (importing DuckDB) only when the value is not there.
     """
     path = db_path()
-    if not path.exists():
+    sig = _signature(path)
+    if sig[2:4] == (0, 0) and not path.exists():
         # Create it first, so that the signature below is the seeded file's.
         _ready.discard(str(path))
         _ensure_ready(path)
-    sig = _signature(path)
+        sig = _signature(path)
     hit = _cache.get(name)
     if hit is not None and hit[0] == sig:
         return cast(T, hit[1])

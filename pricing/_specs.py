@@ -13,6 +13,7 @@ Specs (memory, memory bandwidth, dense BF16/FP8 TFLOP/s) come from the shipped
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -111,6 +112,7 @@ _SKY_NAMES = {"A100-40GB": "A100", "RTX-PRO-6000": "RTXPRO6000"}
 _PREFIXES = ("NVIDIA-", "TESLA-", "GEFORCE-", "AMD-INSTINCT-", "AMD-", "QUADRO-")
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for every row and every plan question
 def normalize_accelerator(name: str) -> str:
     """The one name skybatch uses for an accelerator, from any spelling.
 
