@@ -346,18 +346,27 @@ def _every_offering(plan: Plan, ondemand: dict[tuple[str, int], float]) -> list[
     return out
 
 
-def _hindsight(
+@dataclass(frozen=True)
+class Pick:
+    """What hindsight chose in one world: a run (option at an offering) and its workers."""
+
+    cost_usd: float
+    run: Run
+    workers: int
+
+
+def _hindsight_pick(
     runs: list[Run], world: World, deadline_s: float, cap: int, sim: Callable[[Run, int], Outcome]
-) -> float | None:
+) -> Pick | None:
     """The cheapest (run, workers) that met the deadline in this world, no guard."""
 
     def lower_bound(r: Run) -> float:
         true_rate = r.model.rows_per_s * world.rate.get(r.accelerator, 1.0)
         return r.usd_per_hour * r.model.rows / true_rate / 1.2 / 3600.0
 
-    best: float | None = None
+    best: Pick | None = None
     for r in sorted(runs, key=lower_bound):
-        if best is not None and lower_bound(r) >= best:
+        if best is not None and lower_bound(r) >= best.cost_usd:
             break
         top = min(cap, r.model.shards)
         if sim(r, top).finish_s > deadline_s:
@@ -369,39 +378,84 @@ def _hindsight(
         # The realised cost wobbles with w; look one step past the bisection point.
         for w in (hi, hi + 1):
             out = sim(r, w) if w <= top else None
-            if out is not None and out.finish_s <= deadline_s:
-                best = out.cost_usd if best is None else min(best, out.cost_usd)
+            met = out is not None and out.finish_s <= deadline_s
+            if out is not None and met and (best is None or out.cost_usd < best.cost_usd):
+                best = Pick(out.cost_usd, r, w)
     return best
 
 
-def run_scenario(s: Scenario, draws: int, seed: int) -> dict[str, object]:
+def _hindsight(
+    runs: list[Run], world: World, deadline_s: float, cap: int, sim: Callable[[Run, int], Outcome]
+) -> float | None:
+    """The cost of the cheapest (run, workers) that met the deadline in this world."""
+    pick = _hindsight_pick(runs, world, deadline_s, cap, sim)
+    return None if pick is None else pick.cost_usd
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A scenario planned once: the plans, and every run hindsight may pick from."""
+
+    plan: Plan
+    od_plan: Plan
+    deadline: float
+    cap: int
+    ondemand: dict[tuple[str, int], float]  # (GPU, count) -> cheapest on-demand $/h
+    every: list[Run]
+    accs: list[str]
+    clouds: list[str]
+
+    def world(self, seed: int, i: int) -> World:
+        return make_world(seed * 1_000_003 + i, self.accs, self.clouds)
+
+    def unguarded(self, world: World) -> Callable[[Run, int], Outcome]:
+        """``simulate`` in ``world`` without the guard, memoised per (run, workers)."""
+        cache: dict[tuple[int, int], Outcome] = {}
+
+        def sim(r: Run, w: int) -> Outcome:
+            key = (id(r), w)
+            if key not in cache:
+                cache[key] = simulate(
+                    r, w, world, deadline_s=self.deadline, guard=False, cap=self.cap
+                )
+            return cache[key]
+
+        return sim
+
+
+def prepare(s: Scenario) -> Setup:
     deadline_arg = parse_duration(s.deadline) if s.deadline else None
     plan: Plan = plan_recipe(_recipe_for(s), deadline_s=deadline_arg)
     deadline = plan.request.deadline_s
     od_plan: Plan = plan_recipe(_recipe_for(s, "never"), deadline_s=deadline)
-    choice, od_choice = plan.require(), od_plan.require()
-    cap = max(1, min(plan.request.max_workers, plan.workload.rows))
     ondemand = {
         (o.accelerator, o.accelerators_per_worker): o.offerings[0].usd_per_hour
         for o in od_plan.options
     }
     every = _every_offering(plan, ondemand)
+    return Setup(
+        plan=plan,
+        od_plan=od_plan,
+        deadline=deadline,
+        cap=max(1, min(plan.request.max_workers, plan.workload.rows)),
+        ondemand=ondemand,
+        every=every,
+        accs=sorted({r.accelerator for r in every}),
+        clouds=sorted({r.cloud for r in every}),
+    )
+
+
+def run_scenario(s: Scenario, draws: int, seed: int) -> dict[str, object]:
+    setup = prepare(s)
+    deadline, cap, ondemand, every = setup.deadline, setup.cap, setup.ondemand, setup.every
+    choice, od_choice = setup.plan.require(), setup.od_plan.require()
     chosen_run, od_run = _runs(choice, ondemand)[0], _runs(od_choice, ondemand)[0]
     # SkyPilot's rule: the cheapest $/h on-demand offering that holds the model, one node.
     sky_run = min((r for r in every if not r.spot), key=lambda r: r.usd_per_hour)
-    accs = sorted({r.accelerator for r in every})
-    clouds = sorted({r.cloud for r in every})
     rows: dict[str, list[tuple[Outcome, float | None]]] = {"plan": [], "sky": [], "od": []}
     for i in range(draws):
-        world = make_world(seed * 1_000_003 + i, accs, clouds)
-        cache: dict[tuple[int, int], Outcome] = {}
-
-        def sim(r: Run, w: int, world: World = world, cache: dict = cache) -> Outcome:  # type: ignore[type-arg]
-            key = (id(r), w)
-            if key not in cache:
-                cache[key] = simulate(r, w, world, deadline_s=deadline, guard=False, cap=cap)
-            return cache[key]
-
+        world = setup.world(seed, i)
+        sim = setup.unguarded(world)
         best = _hindsight(every, world, deadline, cap, sim)
         guarded = {"deadline_s": deadline, "guard": True, "cap": cap}
         rows["plan"].append((simulate(chosen_run, choice.workers, world, **guarded), best))  # type: ignore[arg-type]

@@ -3,7 +3,8 @@
 Modules: ``_planner`` (the search over candidates), ``_candidates`` (accelerator × GPU
 count × spot, their replicas and models), ``_types`` (request, options, plan),
 ``_model`` (the analytic finish-time / cost / P(on time) model), ``_market`` (the seam over
-:mod:`pricing`) and ``_workload`` (rows and tokens per row). Import from here.
+:mod:`pricing`), ``_measure`` (what a measured throughput would save) and ``_workload``
+(rows and tokens per row). Import from here.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from scheduler.plan._candidates import (
     rows_per_shard_for,
 )
 from scheduler.plan._market import Market
+from scheduler.plan._measure import measuring_saves
 from scheduler.plan._model import (
     Evaluation,
     evaluate,
@@ -170,6 +171,10 @@ def plan_workload(workload: Workload, req: PlanRequest, market: Market) -> Plan:
     chosen = 0 if options and options[0].feasible else None
     if chosen is not None:
         reason = _why_chosen(options, req)
+        hint = measuring_saves(
+            candidates, options[0], req, lambda c: _option(c, *_fewest_workers(c, req), req)
+        )
+        warnings.extend([hint] if hint else [])
     else:
         # One worker each: the cheapest way to run a candidate (only to say why not).
         slowest = []
