@@ -159,7 +159,9 @@ def explain(name: str, draws: int, seed: int) -> None:
     shown = same + [o for o in ranked if o not in same][:2]
     for o in shown:
         assert o.model is not None
-        for w in range(max(1, o.workers - 3), o.workers + 2):
+        # The plan's GPU from one worker up (hindsight's picks are there); others near theirs.
+        first = 1 if o in same else max(1, o.workers - 3)
+        for w in range(first, max(o.workers, 5 if o in same else 0) + 2):
             outs = [guarded(o, w, world) for world in worlds]
             p = p_on_time(o.model, w, deadline)
             mark = " (planned)" if w == o.workers and o.feasible else ""
