@@ -49,6 +49,7 @@ from scheduler.settings import load_settings
 from scheduler.store import LaunchOption, RunStatus, RunStore, parse_time, read_status
 
 if TYPE_CHECKING:
+    from scheduler.backends.skypilot import SkyPilotSession
     from scheduler.inputs import Input
 
 __all__ = ["finish", "launch", "outcome_of", "watch"]
@@ -58,6 +59,14 @@ Confirm = Callable[[str], bool]
 
 
 # ---------------------------------------------------------------------- the flow
+
+
+def _cloud_session() -> SkyPilotSession:
+    """A cloud launch's default session: SkyPilot's, which says "no cloud" without starting
+    an API server when SkyPilot surely has none (the answer took 27-49 s through a server)."""
+    from scheduler.backends import skypilot as sp
+
+    return sp.SkyPilotSession(cloud_required=True)
 
 
 def _input_once(recipe: Recipe) -> Callable[[], Input]:
@@ -138,7 +147,7 @@ def launch(
     flow = _Flow(req, kind, store_url, secret_names, secrets, echo, confirm, detach)
     if not kind.remote or req.dry_run:
         return flow.run(recipe, session=None)
-    with (session_factory or sp.SkyPilotSession)() as session:
+    with (session_factory or _cloud_session)() as session:
         # Ask SkyPilot first: without a cloud nothing is written to the store, and the
         # plan covers only the clouds it can launch on.
         enabled = session.enabled_clouds()

@@ -3,9 +3,12 @@
 * ``--dry-run`` for every shipped cloud recipe: each worker's task YAML passes SkyPilot's
   own schema validation and ``sky.Task.from_yaml_str`` (with the planned candidates, spot
   and recovery settings), and a planted secret never shows up.
-* A real launch on this machine (no cloud credentials): SkyPilot's local API server is
-  started under a spinner, the one-line "run `sky check`" answer comes back with exit
-  code 5 and no traceback, in bounded time, and the API server is stopped again.
+* A real launch on this machine (no cloud credentials): the one-line "run `sky check`"
+  answer comes back with exit code 5 and no traceback, without starting an API server
+  (SkyPilot's cache and its own credential check say no cloud), and exactly the same
+  through SkyPilot's local API server when an endpoint is set: started under a spinner,
+  ports taken for a moment retried, and stopped again. A cached enabled cloud or a
+  running server always goes to the server.
 
 SkyPilot validates candidates against its catalog (``~/.sky/catalogs/v8/<cloud>/vms.csv``),
 which it downloads on first use; there is no network here, so :func:`sky_catalog` writes
@@ -168,6 +171,12 @@ def _server_log(tmp_path: Path) -> str:
     return log.read_text(errors="replace")[-3000:] if log.exists() else "(no server.log)"
 
 
+def _through_the_server(port: int) -> dict[str, str]:
+    """An endpoint set in the environment, even the local one, always goes to the server:
+    how these tests reach the server path on a machine without a cloud."""
+    return {"SKYPILOT_API_SERVER_ENDPOINT": f"http://127.0.0.1:{port}"}
+
+
 def _launch_argv(tmp_path: Path, port: int, **extra_env: str) -> tuple[list[str], dict[str, str]]:
     (tmp_path / "r.yaml").write_text(
         "name: cloudy\n"
@@ -206,17 +215,24 @@ NO_CLOUD = (
 
 
 @pytest.mark.slow
-def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path, sky_api_port: int) -> None:
+@pytest.mark.parametrize("path", ["without a server", "through the server"])
+def test_launch_without_a_cloud_says_so_in_one_line(
+    tmp_path: Path, sky_api_port: int, path: str
+) -> None:
     port = sky_api_port
-    proc, elapsed = _offline_launch(tmp_path, port)
+    server = path == "through the server"
+    proc, elapsed = _offline_launch(tmp_path, port, **(_through_the_server(port) if server else {}))
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 5, proc.stderr + _server_log(tmp_path)
     assert lines[-1] == NO_CLOUD, _server_log(tmp_path)
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert len(lines) <= 2  # the plan line, then the answer
-    # Measured 10-70 s on a loaded 2-core machine: SkyPilot starts its API server and
-    # checks every cloud once.
+    # Through the server: 10-70 s on a loaded 2-core machine (SkyPilot starts its API
+    # server, a process per queue). Without: import sky and SkyPilot's check, ~5 s
+    # (benchmarks/bench_no_cloud.py has the figures).
     assert elapsed < 300
+    log = tmp_path / "sky-runtime" / ".sky" / "api_server" / "server.log"
+    assert log.exists() is server, proc.stderr  # the fast answer starts no server
     assert _api_servers(port) == []
     for stream in (proc.stdout, proc.stderr):
         assert TOKEN not in stream
@@ -230,9 +246,10 @@ def test_launch_without_a_cloud_says_so_in_one_line(tmp_path: Path, sky_api_port
 def test_a_terminal_sees_a_spinner_while_skypilot_starts(tmp_path: Path, sky_api_port: int) -> None:
     port = sky_api_port
     # FORCE_COLOR makes rich treat the piped stderr as a terminal.
-    proc, _elapsed = _offline_launch(tmp_path, port, FORCE_COLOR="1")
+    proc, _elapsed = _offline_launch(tmp_path, port, FORCE_COLOR="1", **_through_the_server(port))
     assert proc.returncode == 5, proc.stderr + _server_log(tmp_path)
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", proc.stderr)
+    assert "Checking which clouds SkyPilot can use..." in plain
     assert "Starting SkyPilot (its local API server may take a few seconds)..." in plain
     assert plain.rstrip().splitlines()[-1].strip() == NO_CLOUD
     assert "Traceback" not in plain
@@ -256,7 +273,7 @@ def test_a_port_taken_for_a_moment_is_retried(
         else (sky_queue_port_of(port), "is already in use by another process")
     )
     log = tmp_path / "sky-runtime" / ".sky" / "api_server" / "server.log"
-    argv, env = _launch_argv(tmp_path, port)
+    argv, env = _launch_argv(tmp_path, port, **_through_the_server(port))
     holder = socket.socket()
     holder.bind(("127.0.0.1", held))
     try:
@@ -280,7 +297,7 @@ def test_a_port_another_program_holds_is_named(tmp_path: Path, sky_api_port: int
     port = sky_api_port
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", port))
-        proc, _elapsed = _offline_launch(tmp_path, port)
+        proc, _elapsed = _offline_launch(tmp_path, port, **_through_the_server(port))
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 5
     assert lines[-1] == (
@@ -462,3 +479,90 @@ def test_a_server_that_dies_is_explained_from_its_log(
     with pytest.raises(PermissionError):
         sp._start_server_retrying_taken_ports(refuses)
     assert len(calls) == 1  # only a server that died is retried
+
+
+_PROBES = """
+import json
+from sky import check, global_user_state
+from sky.clouds.cloud import CloudCapability
+from scheduler.backends.skypilot._offline import no_cloud_can_be_enabled
+
+def raises(*args, **kwargs):
+    raise RuntimeError("SkyPilot changed")
+
+def exits(*args, **kwargs):
+    raise SystemExit(1)
+
+out = {"nothing enabled": no_cloud_can_be_enabled()}
+real_cache, real_check = global_user_state.get_cached_enabled_clouds, check.check_capability
+for name, fake in {"cache raises": raises, "cache is a string": lambda *a: "AWS",
+                   "cache is None": lambda *a: None}.items():
+    global_user_state.get_cached_enabled_clouds = fake
+    out[name] = no_cloud_can_be_enabled()
+global_user_state.get_cached_enabled_clouds = real_cache
+for name, fake in {"check exits": exits, "check raises": raises,
+                   "check is a list": lambda *a, **k: []}.items():
+    check.check_capability = fake
+    out[name] = no_cloud_can_be_enabled()
+check.check_capability = real_check
+# As `sky check` records an enabled cloud, with SkyPilot's own function.
+global_user_state.set_enabled_clouds(["AWS"], CloudCapability.COMPUTE, "default")
+out["aws cached"] = no_cloud_can_be_enabled()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_only_a_sure_no_goes_without_the_server(tmp_path: Path, sky_api_port: int) -> None:
+    """Whatever SkyPilot's internals do unexpectedly, and a cached cloud, mean "ask the server"."""
+    _argv, env = _launch_argv(tmp_path, sky_api_port)
+    proc = subprocess.run([sys.executable, "-c", _PROBES], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got == {
+        "nothing enabled": True,
+        "cache raises": False,
+        "cache is a string": False,
+        "cache is None": False,
+        "check exits": False,
+        "check raises": False,
+        "check is a list": False,
+        "aws cached": False,
+    }
+    # A fresh SkyPilot state: an endpoint set (even the local one) means "ask its server";
+    # the same state without it is a sure no.
+    fresh = {**env, "SKY_RUNTIME_DIR": str(tmp_path / "fresh-runtime")}
+    probe = (
+        "from scheduler.backends.skypilot._offline import no_cloud_can_be_enabled as f; print(f())"
+    )
+    answers = []
+    for extra in (_through_the_server(sky_api_port), {}):
+        proc = subprocess.run([sys.executable, "-c", probe], env={**fresh, **extra},
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        answers.append(proc.stdout.strip() or proc.stderr)
+    assert answers == ["False", "True"]
+    assert _api_servers(sky_api_port) == []
+
+
+_ENABLED = """
+import json
+from sky import global_user_state
+from sky.clouds.cloud import CloudCapability
+from scheduler.backends.skypilot import SkyPilotSession
+
+global_user_state.set_enabled_clouds(["AWS"], CloudCapability.COMPUTE, "default")
+with SkyPilotSession(cloud_required=True) as session:
+    print(json.dumps({"started_server": session.started_server}))
+"""
+
+
+@pytest.mark.slow
+def test_a_cached_enabled_cloud_goes_to_the_server(tmp_path: Path, sky_api_port: int) -> None:
+    _argv, env = _launch_argv(tmp_path, sky_api_port)
+    proc = subprocess.run([sys.executable, "-c", _ENABLED], env=env, capture_output=True,
+                          text=True, timeout=400)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + _server_log(tmp_path)
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"started_server": True}
+    assert (tmp_path / "sky-runtime" / ".sky" / "api_server" / "server.log").exists()
+    assert _api_servers(sky_api_port) == []

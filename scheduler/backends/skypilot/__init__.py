@@ -39,6 +39,8 @@ model will not load) is never restarted on a new GPU.
 SkyPilot; building and printing tasks needs only PyYAML. :class:`SkyPilotSession` wraps
 SkyPilot's client: it shows a spinner while SkyPilot starts its local API server, turns
 "no cloud enabled" into one :class:`LaunchError` line, and stops an API server it started.
+For a launch it first asks ``_offline`` whether SkyPilot surely has no cloud (its cache and
+its own check, in this process), and then answers without starting a server.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 ``import sky`` takes about 3 s, so it happens only inside the methods that talk to
 SkyPilot. :class:`SkyPilotSession` shows a spinner while SkyPilot starts its local API
 server, turns "no cloud enabled" into one :class:`LaunchError` line, and stops an API
-server it started (leaving one the user started alone).
+server it started (leaving one the user started alone). A session made with
+``cloud_required=True`` (``launch``) first asks :func:`no_cloud_can_be_enabled` and, when
+SkyPilot surely has no cloud, says so without starting a server (seconds instead of ~40 s).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from scheduler.backends.skypilot._offline import no_cloud_can_be_enabled
 from scheduler.backends.skypilot._task import WorkerJob, one_line, to_task
 from scheduler.errors import LaunchError
 
@@ -128,15 +131,22 @@ class SkyPilotSession:
     On entry it imports SkyPilot and makes sure an API server answers, starting the local
     one if none does (under a spinner); on exit it stops the server if this session started
     it, so a ``skybatch`` command leaves no process behind. Every SkyPilot failure leaves
-    as a one-line :class:`LaunchError`.
+    as a one-line :class:`LaunchError`. With ``cloud_required`` (a launch), entry raises
+    :data:`NO_CLOUD_MESSAGE` before starting a server when no cloud can be enabled.
     """
 
-    def __init__(self, *, quiet: bool = False) -> None:
+    def __init__(self, *, quiet: bool = False, cloud_required: bool = False) -> None:
         self.quiet = quiet
+        self.cloud_required = cloud_required
         self.started_server = False
         self._silent: Any = None
 
     def __enter__(self) -> SkyPilotSession:
+        if self.cloud_required:
+            with _spinner("Checking which clouds SkyPilot can use..."):
+                nothing = no_cloud_can_be_enabled()
+            if nothing:
+                raise LaunchError(NO_CLOUD_MESSAGE)
         with _spinner("Starting SkyPilot (its local API server may take a few seconds)..."):
             try:
                 from sky import sky_logging
