@@ -22,8 +22,9 @@ imported with it set compiles every project module in every process).
 
     python benchmarks/bench_startup.py [--repeat 7] [--recipe recipes/summarize-llama-10m.yaml]
 
-``--repo PATH`` measures another checkout with the same script (say, the commit before a
-change): the commands run there, with that checkout first on ``PYTHONPATH``.
+``--repo PATH`` measures another checkout with the same script, and ``--baseline PATH``
+adds one (say, the commit before a change) timed in the same rounds, with the ratio of
+their medians: the commands run in each checkout, with it first on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -57,70 +58,97 @@ def _time(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
+class Checkout:
+    """One checkout's commands, environment and its own homes under ``work``."""
+
+    def __init__(self, repo: Path, work: Path, *, source: bool) -> None:
+        self.repo, self.work = repo, work
+        self.cli = [sys.executable, "-m", "scheduler.cli"]
+        work.mkdir(parents=True)
+        (work / "home").mkdir()
+        env = {**os.environ, "HOME": str(work / "home"), "SKYBATCH_HOME": str(work / "existing")}
+        # Offline: a plan may ask the Hub for a model's config.json: that measures the network.
+        env["HF_HUB_OFFLINE"] = "1"
+        # `python -m` and `-c` put the working directory first on sys.path: both are `repo`.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+        if not source:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        self.env = env
+
+    def cases(self, recipe: str) -> dict[str, tuple[list[str], bool]]:
+        plan = [*self.cli, "plan", recipe, "--json"]
+        return {
+            "python -c pass": ([sys.executable, "-c", "pass"], False),
+            "skybatch --help": ([*self.cli, "--help"], False),
+            "plan --json, existing database": (plan, False),
+            "plan --json, fresh SKYBATCH_HOME": (plan, True),
+        }
+
+    def run(self, argv: list[str], fresh: str | None = None) -> float:
+        env = self.env if fresh is None else {**self.env, "SKYBATCH_HOME": str(self.work / fresh)}
+        return _time(argv, env, self.repo)
+
+    def heavy(self) -> str:
+        out = subprocess.run([sys.executable, "-c", PROBE], env=self.env, cwd=self.repo,
+                             check=True, capture_output=True, text=True)  # fmt: skip
+        return out.stdout.splitlines()[-1] or "none"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--recipe", default="recipes/summarize-llama-10m.yaml")
     ap.add_argument("--repo", type=Path, default=ROOT, help="the checkout to measure")
     ap.add_argument(
+        "--baseline", type=Path, help="another checkout, timed in the same rounds, side by side"
+    )
+    ap.add_argument(
         "--source", action="store_true", help="keep PYTHONDONTWRITEBYTECODE (no .pyc files)"
     )
     args = ap.parse_args()
-    repo = args.repo.resolve()
-
-    py = sys.executable
-    cli = [py, "-m", "scheduler.cli"]
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    env = {**os.environ, "HOME": str(work / "home"), "SKYBATCH_HOME": str(work / "existing")}
-    # Offline: a plan may ask the Hub for a model's config.json, which measures the network.
-    env["HF_HUB_OFFLINE"] = "1"
-    # `python -m` and `-c` put the working directory first on sys.path: both are `repo`.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
-    if not args.source:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
-    (work / "home").mkdir()
+    repos = [args.repo.resolve()] + ([args.baseline.resolve()] if args.baseline else [])
+    checkouts = [Checkout(r, work / str(i), source=args.source) for i, r in enumerate(repos)]
+    cases = checkouts[0].cases(args.recipe)
+    targets = {"plan --json, existing database": 0.3, "plan --json, fresh SKYBATCH_HOME": 1.0}
+    times: list[dict[str, list[float]]] = [{name: [] for name in cases} for _ in checkouts]
     try:
-        subprocess.run([*cli, "pricing", "show", "--gpu", "H100"], env=env, cwd=repo,
-                       check=True, capture_output=True)  # fmt: skip
+        for c in checkouts:
+            c.run([*c.cli, "pricing", "show", "--gpu", "H100"])  # creates the database
         written = time.time()
-        heavy = subprocess.run([py, "-c", PROBE], env=env, cwd=repo, check=True,
-                               capture_output=True, text=True).stdout.splitlines()[-1]  # fmt: skip
-
-        cases = {
-            "python -c pass": ([py, "-c", "pass"], None),
-            "skybatch --help": ([*cli, "--help"], None),
-            "plan --json, existing database": ([*cli, "plan", args.recipe, "--json"], None),
-            "plan --json, fresh SKYBATCH_HOME": ([*cli, "plan", args.recipe, "--json"], "fresh"),
-        }
-        targets = {"plan --json, existing database": 0.3, "plan --json, fresh SKYBATCH_HOME": 1.0}
-        times: dict[str, list[float]] = {name: [] for name in cases}
+        heavy = [c.heavy() for c in checkouts]
         time.sleep(max(0.0, written + 2.5 - time.time()))  # pricing._readcache.RACY_S
-        for argv, fresh in cases.values():  # untimed: writes the .pyc files, the read cache
-            run_env = {**env, "SKYBATCH_HOME": str(work / "fresh-warm")} if fresh else env
-            _time(argv, run_env, repo)
+        for c in checkouts:  # untimed: writes the .pyc files, the read cache
+            for argv, fresh in c.cases(args.recipe).values():
+                c.run(argv, "fresh-warm" if fresh else None)
         for i in range(args.repeat):
-            for name, (argv, fresh) in cases.items():
-                run_env = env
-                if fresh:
-                    run_env = {**env, "SKYBATCH_HOME": str(work / f"fresh{i}")}
-                times[name].append(_time(argv, run_env, repo))
-        cached = (work / "existing" / "skybatch.duckdb.readcache").exists()
+            for c, t in zip(checkouts, times, strict=True):
+                for name, (argv, fresh) in c.cases(args.recipe).items():
+                    t[name].append(c.run(argv, f"fresh{i}" if fresh else None))
+        cached = [(c.work / "existing" / "skybatch.duckdb.readcache").exists() for c in checkouts]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    base = statistics.median(times["python -c pass"])
     imports = "source compiled (PYTHONDONTWRITEBYTECODE)" if args.source else "bytecode"
-    print(f"{repo.name}: start-up, {args.repeat} rounds, new process each ({os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; imports from {imports}; "
-          f"read cache {'used' if cached else 'absent'})")  # fmt: skip
-    print(f"{'command':34} {'median s':>9} {'fastest s':>10} {'÷ python':>9} {'target s':>9}")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        target = targets.get(name)
-        mark = "" if target is None else f"{target:.1f} {'ok' if med <= target else 'MISSED'}"
-        print(f"{name:34} {med:9.3f} {min(ts):10.3f} {med / base:8.1f}× {mark:>9}")
-    print(f"heavy modules loaded by `skybatch --help`: {heavy or 'none'}")
+    print(f"start-up, {args.repeat} rounds, new process each, checkouts interleaved "
+          f"({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; imports from "
+          f"{imports})")  # fmt: skip
+    for c, t, h, rc in zip(checkouts, times, heavy, cached, strict=True):
+        base = statistics.median(t["python -c pass"])
+        print(f"\n{c.repo} (read cache {'used' if rc else 'absent'})")
+        print(f"{'command':34} {'median s':>9} {'fastest s':>10} {'÷ python':>9} {'target s':>9}")
+        for name, ts in t.items():
+            med = statistics.median(ts)
+            target = targets.get(name)
+            mark = "" if target is None else f"{target:.1f} {'ok' if med <= target else 'MISSED'}"
+            print(f"{name:34} {med:9.3f} {min(ts):10.3f} {med / base:8.1f}× {mark:>9}")
+        print(f"heavy modules loaded by `skybatch --help`: {h}")
+    if len(checkouts) == 2:
+        print(f"\n{'command':34} {'baseline ÷ this (medians)':>26}")
+        for name in cases:
+            ratio = statistics.median(times[1][name]) / statistics.median(times[0][name])
+            print(f"{name:34} {ratio:25.2f}×")
 
 
 if __name__ == "__main__":
