@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -126,7 +127,8 @@ def put(db: Path, name: str, value: object, key: _Key, schema: int) -> None:
     values = dict(state[1]) if state is not None and state[0] == key and state[1] else {}
     values[name] = value
     target = cache_path(db)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    # Per process and thread: the TUI reads from several threads at once.
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
