@@ -1,7 +1,7 @@
 """What a cloud worker's ``setup`` installs: the whole CLI stack vs the slim worker set.
 
 Builds the shipped wheel of this checkout, then in two fresh virtual environments installs
-it the old way (``pip install 'skybatch.whl[s3]'``: every CLI dependency, SkyPilot,
+it the old way (``pip install 'skybatch.whl[cli,s3]'``: every CLI dependency, SkyPilot,
 Textual, DuckDB, the API-server stack) and the way a task's ``setup`` does now (the
 ``worker`` + store extras' requirements, then the wheel ``--no-deps``), and prints the
 time and the number of installed distributions side by side. Each install is run once
@@ -56,7 +56,8 @@ def main() -> None:
     wheel = shipped_wheel()
     extras = worker_extras(args.engine, args.store)
     store_extras = [e for e in extras if e != "worker"]
-    full = [[f"{wheel.path}[{','.join(store_extras)}]" if store_extras else str(wheel.path)]]
+    # The shipped wheel's core requirements are the worker's; the CLI's are its extra `cli`.
+    full = [[f"{wheel.path}[{','.join(['cli', *store_extras])}]"]]
     slim = [wheel.requirements(extras), ["--no-deps", str(wheel.path)]]
     print(f"wheel {wheel.path.name} ({wheel.digest[:12]}), extras {extras}")
     print("slim setup: " + " ".join(shlex.quote(r) for r in slim[0]))

@@ -194,3 +194,9 @@ def test_a_worker_that_cannot_load_its_engine_is_not_restarted(
     assert "rehearsal: no cloud account is used" in out
     assert "w0 FAILED: run exited 2" in out and "skybatch_rehearsal_no_such_module" in out
     assert "recovering" not in out and "VM 2" not in out  # never a second GPU
+    # the VM's install is whole: pip finds no requirement of skybatch's missing (its core
+    # metadata asks for the worker set only) and the setup's pip check says so
+    (setup_log,) = (Path(os.environ["SKYBATCH_HOME"]) / "rehearsals").rglob("setup.log")
+    setup = setup_log.read_text()
+    assert "skybatch: pip check: the worker's packages are consistent" in setup, setup
+    assert "which is not installed" not in setup and "requires" not in setup, setup

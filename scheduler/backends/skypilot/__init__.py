@@ -2,9 +2,10 @@
 
 Modules: ``_backend`` is the :class:`~scheduler.backends.base.Backend` (launch, count, add,
 cancel, bill a run's jobs through a session); ``_task`` builds each worker's task YAML as
-plain data; ``_wheel`` builds the wheel of the running code that the VM installs (nothing is
-installed by name from an index, and the VM gets only the worker's requirements: no
-SkyPilot, Textual or DuckDB); ``_session`` talks to SkyPilot's API server (the default
+plain data; ``_wheel`` builds the wheel of the running code that the VM installs, and
+``_setup`` the script that installs it and checks the result (nothing is installed by name
+from an index, and the VM gets only the worker's requirements: no SkyPilot, Textual or
+DuckDB); ``_session`` talks to SkyPilot's API server (the default
 session); ``_jobs`` reads the managed-job queue (states, spend, cancel); ``_placement`` decides where
 a run may go and what must travel with it (enabled clouds, a local model, store credentials);
 ``_entry`` (run as ``python -m scheduler.backends.skypilot worker``) is what the VM runs.
@@ -27,6 +28,7 @@ Each worker of a run becomes one SkyPilot managed job whose task is built (by
     setup: |                              # the worker's requirements only, then that wheel
       python -m pip install 'pyyaml>=6.0' 'pyarrow>=15' ... 'vllm>=0.6' 's3fs>=2024.2'
       python -m pip install --no-deps --force-reinstall ~/.skybatch/wheels/<digest>/skybatch-...whl
+      python - <<'SKYBATCH_PIP_CHECK' ...   # pip check: a broken requirement of ours fails setup
     run: python -m scheduler.backends.skypilot worker --store '...' --run-id '...' ...
 
 A preemption (the cluster vanishes) is always recovered by SkyPilot; a worker that gets the
@@ -64,6 +66,7 @@ from scheduler.backends.skypilot._placement import (
     store_credentials_warning,
 )
 from scheduler.backends.skypilot._session import NO_CLOUD_MESSAGE, QUEUE_FIELDS, SkyPilotSession
+from scheduler.backends.skypilot._setup import worker_extras
 from scheduler.backends.skypilot._task import (
     DEFAULT_SECRET_NAMES,
     EXIT_RETRY,
@@ -81,7 +84,7 @@ from scheduler.backends.skypilot._task import (
     validate_task_config,
     worker_argv,
 )
-from scheduler.backends.skypilot._wheel import Wheel, shipped_wheel, worker_extras
+from scheduler.backends.skypilot._wheel import Wheel, shipped_wheel
 
 __all__ = [
     "DEFAULT_SECRET_NAMES",

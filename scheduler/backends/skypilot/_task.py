@@ -3,11 +3,11 @@
 :func:`build_worker_job` makes the task of worker *i* of a run: resource candidates from the
 plan's offerings (``any_of``), ``use_spot``, ``job_recovery``, envs, secrets as placeholders,
 a setup step that installs the shipped wheel of this code (``file_mounts``) with the worker's
-requirements (:mod:`scheduler.backends.skypilot._wheel`), and a run command
-in which every recipe-derived value is shell-quoted. :func:`render_yaml` prints them for
-``--dry-run``; :func:`to_task` makes the ``sky.Task`` with the real secret values, in memory,
-at launch. :func:`worker_argv` runs on the VM: it turns the run command into
-``scheduler.worker`` arguments with the cloud/region SkyPilot chose and that offering's $/h.
+requirements and checks them (``_wheel``, ``_setup``), and a run command in which every
+recipe-derived value is shell-quoted. :func:`render_yaml` prints them for ``--dry-run``;
+:func:`to_task` makes the ``sky.Task`` with the real secret values, in memory, at launch.
+:func:`worker_argv` runs on the VM: it turns the run command into ``scheduler.worker``
+arguments with the cloud/region SkyPilot chose and that offering's $/h.
 See :mod:`scheduler.backends.skypilot` for the YAML shape and the recovery policy.
 """
 
@@ -25,7 +25,8 @@ import yaml
 
 from scheduler.backends.replicas import replica_flags
 from scheduler.backends.skypilot._placement import model_mount
-from scheduler.backends.skypilot._wheel import Wheel, setup_script, shipped_wheel, worker_extras
+from scheduler.backends.skypilot._setup import setup_script, worker_extras
+from scheduler.backends.skypilot._wheel import Wheel, shipped_wheel
 from scheduler.errors import LaunchError, StoreError, UsageError
 from scheduler.recipe import Recipe
 from scheduler.store import Heartbeat, LaunchOption

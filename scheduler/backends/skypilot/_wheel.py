@@ -14,6 +14,13 @@ Either way the wheel is cached under ``$SKYBATCH_HOME/wheels/<digest>/`` by a ha
 code it holds, so a second launch of the same code reuses it (and a changed file makes a
 new one). :meth:`Wheel.requirements` reads the worker's requirements from the wheel's own
 metadata: the ``worker`` extra plus the engine's and store's, never the CLI's dependencies.
+
+The shipped wheel is a *worker* distribution of skybatch: its core metadata requires the
+``worker`` extra's packages, and the CLI's own dependencies (SkyPilot, Textual, DuckDB,
+click...) move to an extra named ``cli`` (:func:`worker_metadata`). Installed with
+``--no-deps`` after the worker's requirements, it then leaves nothing broken for pip to
+report ("skybatch requires click, which is not installed"), and ``pip check`` on the VM
+can tell a really inconsistent install apart.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ _PACKAGES = ("scheduler", "pricing", "tui")
 _PROJECT_FILES = ("pyproject.toml", "README.md")
 _SKIP_PARTS = {"__pycache__", ".mypy_cache", ".pytest_cache"}
 _built: dict[str, Path] = {}  # digest -> wheel built by this process (tests build once)
+#: Hashed into every digest: a wheel cached before its metadata took this form is not reused.
+_METADATA_FORM = b"worker-core-metadata-1"
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ class Wheel:
                 continue
             req = Requirement(line.split(":", 1)[1].strip())
             if req.marker is None or "extra" not in str(req.marker):
-                continue  # a base (CLI) dependency
+                continue  # a core one: the worker extra's, listed under that extra too
             if any(req.marker.evaluate({"extra": e}) for e in extras):
                 req.marker = None
                 out.append(str(req))
@@ -103,7 +112,7 @@ def _source_files(root: Path) -> list[Path]:
 
 
 def _digest(root: Path, files: Iterable[Path]) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(_METADATA_FORM)
     for f in files:
         h.update(f.relative_to(root).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(f.read_bytes()).digest())
@@ -119,8 +128,58 @@ def _cached(digest: str) -> Path | None:
     return wheels[0] if wheels else None
 
 
+def worker_metadata(text: str) -> str:
+    """A wheel's core metadata (``METADATA``) as a worker installs it: the ``worker``
+    extra's requirements become the core ones, the former core ones (the CLI's) move to an
+    extra ``cli``; every extra is kept, so :meth:`Wheel.requirements` reads the same."""
+    from packaging.requirements import Requirement
+
+    head, sep, body = text.partition("\n\n")  # the long description follows a blank line
+    lines, core, worker = head.splitlines(), [], []
+    for line in lines:
+        if not line.startswith("Requires-Dist:"):
+            continue
+        req = Requirement(line.split(":", 1)[1].strip())
+        if req.marker is None or "extra" not in str(req.marker):
+            core.append(line)
+        elif req.marker.evaluate({"extra": "worker"}):
+            req.marker = None
+            worker.append(f"Requires-Dist: {req}")
+    out = [line for line in lines if line not in core]
+    for line in core:
+        req = Requirement(line.split(":", 1)[1].strip())
+        cond = f"({req.marker}) and " if req.marker is not None else ""
+        req.marker = None
+        out.append(f'Requires-Dist: {req}; {cond}extra == "cli"')
+    if core and "Provides-Extra: cli" not in out:
+        out.append("Provides-Extra: cli")
+    out.extend(w for w in dict.fromkeys(worker))
+    return "\n".join(out) + (sep + body if sep else "\n")
+
+
+def _with_worker_metadata(wheel: Path) -> None:
+    """Rewrite a wheel's ``METADATA`` with :func:`worker_metadata` (and its RECORD line)."""
+    with zipfile.ZipFile(wheel) as zf:
+        entries = [(info, zf.read(info)) for info in zf.infolist()]
+    name = next(i.filename for i, _ in entries if i.filename.endswith(".dist-info/METADATA"))
+    record = name.rsplit("/", 1)[0] + "/RECORD"
+    data = {i.filename: d for i, d in entries}
+    meta = worker_metadata(data[name].decode("utf-8")).encode("utf-8")
+    lines = data.get(record, b"").decode("utf-8").splitlines()
+    lines = [f"{name},{_record_hash(meta)},{len(meta)}" if ln.startswith(name + ",") else ln
+             for ln in lines]  # fmt: skip
+    data[name], data[record] = meta, ("\n".join(lines) + "\n").encode("utf-8")
+    tmp = wheel.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, _ in entries:
+            zf.writestr(info, data[info.filename])
+    os.replace(tmp, wheel)
+
+
 def _store(digest: str, wheel: Path) -> Path:
-    """Move a freshly built wheel into the cache (atomically: launches may race)."""
+    """Give a freshly built wheel its worker metadata and move it into the cache
+    (atomically: launches may race)."""
+    _with_worker_metadata(wheel)
     folder = _cache_root() / digest[:16]
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / wheel.name
@@ -176,7 +235,7 @@ def _pack_installed(dist: metadata.Distribution) -> Path:
         elif top not in _PACKAGES:
             continue
         entries.append((rel, base / rel))
-    h = hashlib.sha256()
+    h = hashlib.sha256(_METADATA_FORM)
     for rel, path in sorted(entries):
         h.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     digest = h.hexdigest()
@@ -216,32 +275,3 @@ def shipped_wheel() -> Wheel:
         ) from e
     path = _pack_installed(dist)
     return Wheel(path=path, digest=path.parent.name)
-
-
-_ENGINE_EXTRA = {"torch": "torch", "vllm": "vllm"}
-_STORE_EXTRA = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}
-
-
-def worker_extras(engine: str, store_url: str) -> list[str]:
-    """The extras a worker needs: ``worker``, the engine's and the store's."""
-    extras = ["worker"]
-    if engine in _ENGINE_EXTRA:
-        extras.append(_ENGINE_EXTRA[engine])
-    proto = store_url.split("://", 1)[0] if "://" in store_url else ""
-    if proto in _STORE_EXTRA:
-        extras.append(_STORE_EXTRA[proto])
-    return extras
-
-
-def setup_script(wheel: Wheel, extras: Sequence[str]) -> str:
-    """The task's ``setup``: the worker's requirements, then the shipped wheel without its
-    (CLI) dependencies, then an import check so a broken install fails setup, not ``run``."""
-    import shlex
-
-    reqs = " ".join(shlex.quote(r) for r in wheel.requirements(extras))
-    return (
-        "set -e\n"
-        f"python -m pip install --quiet {reqs}\n"
-        f"python -m pip install --quiet --no-deps --force-reinstall {wheel.remote_path}\n"
-        "python -c 'import scheduler.backends.skypilot, scheduler.worker'\n"
-    )
