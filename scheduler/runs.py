@@ -4,7 +4,8 @@
 input, derives the stable run id (same input, model + revision and recipe → same id, so a
 re-triggered job resumes), checks the store's conformance, and either creates the run
 (manifest + ``run.json``) or checks that the existing one was made from the same input,
-model revision and recipe. Sharding reads file metadata only, and only for a new run.
+model revision and recipe. Sharding reads file metadata (Parquet footers) or the row index
+the input's one counting pass left (JSONL, CSV), and only for a new run.
 """
 
 from __future__ import annotations
@@ -74,13 +75,14 @@ def derive_run_id(recipe: Recipe, *, fingerprint: str, revision: str | None) -> 
 def open_recipe_input(recipe: Recipe) -> Input:
     """Open the recipe's input (a local path made absolute: workers may start elsewhere).
 
-    Its file list, row counts and fingerprint are computed on first use and kept, so one
-    opened input serves the plan, the run id and the run's creation.
+    Its file list, row counts, fingerprint and row index come from one streamed pass and
+    are kept, so one opened input serves the plan, the run id and the run's manifest. A
+    recipe that fixes ``shards.rows_per_shard`` has that pass mark exactly its shards.
     """
     input_path = resolve_input_path(recipe)
     if "://" not in input_path:
         input_path = str(Path(input_path).resolve()) if Path(input_path).exists() else input_path
-    return open_input(recipe.input, input_path)
+    return open_input(recipe.input, input_path, rows_per_shard=recipe.shards.rows_per_shard)
 
 
 def prepare_run(

@@ -20,13 +20,15 @@ Lines
     :class:`DeadRow` values with the reason, never fatal.
 Shards
     Each shard is a row range of one file: whole Parquet row groups grouped up to
-    ``rows_per_shard`` (footer metadata only), or for JSONL/CSV a byte range found by a
-    streamed scan that keeps one entry per shard in memory. ``read`` reads only that range.
+    ``rows_per_shard`` (footer metadata only), or for JSONL/CSV a byte range cut from the
+    row marks the counting pass left (a bounded index: :mod:`scheduler.inputs._index`), so
+    sharding never reads a text file again. ``read`` reads only that range.
 Fingerprint
     sha256 over the (url, size, version, rows) of every file, in order; ``version`` is the
     local mtime or the object store's etag/generation.
 
-Opening counts every file's rows (one streamed pass). A worker that only reads shards
+Opening counts every file's rows (one streamed pass, which also marks where rows start:
+the plan, the run id and the manifest all come from it). A worker that only reads shards
 it was given can pass ``count_rows=False``: listing is then the only cost, and the counts
 are made the first time ``files``, ``total_rows``, ``fingerprint`` or ``shards`` is used.
 """
@@ -43,8 +45,9 @@ from typing import Any
 import fsspec
 
 from scheduler.errors import InputError, describe_cloud_error
+from scheduler.inputs._index import RowIndex, capacity_for
 from scheduler.inputs._types import DeadRow, InputFile, Row, ShardSpec
-from scheduler.inputs.formats import FileCtx, FormatReader, reader_for
+from scheduler.inputs.formats import FileCount, FileCtx, FormatReader, reader_for
 from scheduler.recipe import InputSpec
 
 __all__ = ["DeadRow", "Input", "InputFile", "Row", "ShardSpec", "format_of", "open_input"]
@@ -114,8 +117,10 @@ class Input:
         fs: Any,
         root: str,
         entries: list[tuple[str, dict[str, Any]]],
+        rows_per_shard: int | None = None,
     ) -> None:
         self.spec = spec
+        self._rows_per_shard = rows_per_shard
         self.path = path
         self.format = fmt
         self._fs = fs
@@ -123,6 +128,7 @@ class Input:
         self._ctx: dict[str, FileCtx] = {}
         self._entries = entries
         self._files: list[InputFile] | None = None
+        self._counts: dict[str, FileCount] = {}  # url -> what counting found (row marks)
         for fs_path, _ in entries:
             url = fs_path if _is_local(fs) else fs.unstrip_protocol(fs_path)
             name = posixpath.relpath(fs_path, root) if root else posixpath.basename(fs_path)
@@ -157,7 +163,8 @@ class Input:
             if f.rows == 0:
                 continue
             with _reading(f.url):
-                for r in self._reader.shards(self._ctx[f.url], f.size, rows_per_shard):
+                counted = self._counts[f.url]
+                for r in self._reader.shards(self._ctx[f.url], counted, f.size, rows_per_shard):
                     ranges.append((f.url, r))
         width = max(5, len(str(len(ranges) - 1)))
         return [
@@ -169,6 +176,7 @@ class Input:
                 byte_start=r.byte_start,
                 byte_end=r.byte_end,
                 line_offset=r.line_offset,
+                skip_rows=r.skip_rows,
             )
             for i, (url, r) in enumerate(ranges)
         ]
@@ -197,10 +205,16 @@ class Input:
     def _count(self) -> list[InputFile]:
         files: list[InputFile] = []
         seen: dict[str, str] = {}  # custom_id -> "file line N"
-        for (_, info), ctx in zip(self._entries, self._ctx.values(), strict=True):
+        sizes = [int(info.get("size") or 0) for _, info in self._entries]
+        index = RowIndex(  # one memory budget for every file's marks
+            capacity=capacity_for(sum(sizes)),
+            total_bytes=sum(sizes),
+            base_step=self._rows_per_shard or 1,
+        )
+        for (_, info), ctx, size in zip(self._entries, self._ctx.values(), sizes, strict=True):
             with _reading(ctx.url):
                 self._reader.check(ctx)
-                counted = self._reader.count(ctx)
+                counted = self._reader.count(ctx, index.file(size=size))
             for custom_id, line in counted.custom_ids:
                 where = f"{ctx.url} line {line}"
                 if custom_id in seen:
@@ -209,11 +223,13 @@ class Input:
                         "custom_id must be unique across the input"
                     )
                 seen[custom_id] = where
+            counted.custom_ids = []  # checked; the marks are what sharding needs
+            self._counts[ctx.url] = counted
             files.append(
                 InputFile(
                     url=ctx.url,
                     format=self.format,
-                    size=int(info.get("size") or 0),
+                    size=size,
                     version=_version(info),
                     rows=counted.rows,
                 )
@@ -309,8 +325,14 @@ def _format_from_names(path: str, found: list[str]) -> str:
     return str(kinds.pop())
 
 
-def open_input(spec: InputSpec, path: str, *, count_rows: bool = True) -> Input:
+def open_input(
+    spec: InputSpec, path: str, *, count_rows: bool = True, rows_per_shard: int | None = None
+) -> Input:
     """Open the input a recipe names (``path`` already resolved by ``resolve_input_path``).
+
+    ``rows_per_shard``, when the caller knows it before the rows are counted (the recipe
+    fixes it), makes the counting pass mark exactly where those shards start; any other
+    size is still served by :meth:`Input.shards`, from a coarser index.
 
     Raises :class:`InputError` for a missing file, a glob or directory without files of the
     format, a file that cannot be read, a column missing from a header or schema, a
@@ -327,7 +349,17 @@ def open_input(spec: InputSpec, path: str, *, count_rows: bool = True) -> Input:
         root, found = _discover(fs, fs_path, path, spec.format)
         fmt = spec.format or _format_from_names(path, found)
         entries = [(p, fs.info(p)) for p in found]
-    opened = Input(spec=spec, path=path, fmt=fmt, fs=fs, root=root, entries=entries)
+    if rows_per_shard is not None and rows_per_shard <= 0:
+        raise InputError(f"rows_per_shard must be positive (got {rows_per_shard})")
+    opened = Input(
+        spec=spec,
+        path=path,
+        fmt=fmt,
+        fs=fs,
+        root=root,
+        entries=entries,
+        rows_per_shard=rows_per_shard,
+    )
     if count_rows:
         _ = opened.files
     return opened

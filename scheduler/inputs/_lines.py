@@ -1,9 +1,11 @@
 """Streamed line and record index for JSONL and CSV files.
 
 Sharding a 10 GB text file must not need 10 GB of memory, so :class:`LineScanner` is fed
-the file in chunks (8 MiB by default) and keeps only counters plus one entry per shard
-boundary. The rules it applies are the ones :func:`iter_records` applies when a shard is
-read back, and a property test holds the two to the same answers:
+the file in chunks (8 MiB by default) and keeps only counters plus the bounded row marks
+of :mod:`scheduler.inputs._index` (where every ``step``-th row starts). One such scan counts
+a file and leaves what its shards need. The rules it applies are the ones
+:func:`iter_records` applies when a shard is read back, and a property test holds the two
+to the same answers:
 
 - a *line* ends at ``\\n`` (a ``\\r`` before it is part of the line; CR-only files are not
   supported); the last line needs no newline;
@@ -14,19 +16,30 @@ read back, and a property test holds the two to the same answers:
 - the first ``skip_records`` records (a CSV header) are not rows.
 
 Most chunks are handled without a Python loop per line: rows are counted with
-``bytes.count`` less the blank lines (one regular expression), and where shard boundaries
-fall inside a chunk they are found by interpolation search with ``bytes.count``. Only chunks
-with blank lines *and* a boundary, CSV chunks where a quoted field spans lines, and the
-header are walked line by line. A scan holds about three chunks at a time.
+``bytes.count`` less the blank lines (one regular expression), and where marks fall inside
+a chunk they are found by interpolation search with ``bytes.count``. Only chunks with blank
+lines *and* a mark, CSV chunks where a quoted field spans lines, and the header are walked
+line by line. A scan holds about three chunks at a time.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Protocol
 
-__all__ = ["CHUNK_BYTES", "Boundary", "LineScanner", "iter_lines", "iter_records", "scan"]
+from scheduler.inputs._index import RowMarks
+
+__all__ = [
+    "CHUNK_BYTES",
+    "Boundary",
+    "LineScanner",
+    "ScanningReader",
+    "iter_lines",
+    "iter_records",
+    "scan",
+]
 
 CHUNK_BYTES = 8 * 1024 * 1024
 _WS = b" \t\r"
@@ -36,8 +49,14 @@ _STEP_LINES = 16  # closer than this, find newlines one by one
 _NOT_QUOTE_OR_NEWLINE = bytes(b for b in range(256) if b not in b'"\n')
 
 
+class Readable(Protocol):
+    """What :func:`iter_lines` reads from: a binary file, or a :class:`ScanningReader`."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class Boundary(NamedTuple):
-    """Where a shard starts: its first row, that row's byte offset and line number (0-based)."""
+    """A marked row: its number, byte offset and line number (all 0-based)."""
 
     row: int
     byte: int
@@ -45,14 +64,16 @@ class Boundary(NamedTuple):
 
 
 class LineScanner:
-    """Counts rows of a chunked byte stream and records a boundary every ``every`` rows."""
+    """Counts rows of a chunked byte stream and notes in ``marks`` where every
+    ``marks.step``-th row starts (the step may grow while it scans: see :class:`RowMarks`)."""
 
-    def __init__(self, *, every: int | None, quoted: bool, skip_records: int = 0) -> None:
-        self.every = every
+    def __init__(
+        self, *, quoted: bool, skip_records: int = 0, marks: RowMarks | None = None
+    ) -> None:
+        self.marks = marks
         self.quoted = quoted
         self.rows = 0
         self.lines = 0
-        self.boundaries: list[Boundary] = []
         self.data_start: int | None = 0 if skip_records == 0 else None
         """Offset of the first byte after the skipped (header) records."""
         self.data_line = 0
@@ -65,6 +86,15 @@ class LineScanner:
         self._line_quotes = 0
         self._parity = 0  # quote parity of the current record
         self._in_record = False  # the current line continues a record begun on an earlier line
+
+    @property
+    def boundaries(self) -> list[Boundary]:
+        """The marks as ``(row, byte, line)`` triples (tests and small files)."""
+        if self.marks is None:
+            return []
+        step = self.marks.step
+        pairs = zip(self.marks.bytes, self.marks.lines, strict=True)
+        return [Boundary(i * step, byte, line) for i, (byte, line) in enumerate(pairs)]
 
     def feed(self, chunk: bytes) -> None:
         """Take the next chunk of the stream."""
@@ -111,8 +141,8 @@ class LineScanner:
                 self._skip -= 1
                 self._in_skipped = True
             else:
-                if self.every is not None and self.rows % self.every == 0:
-                    self.boundaries.append(Boundary(self.rows, start, self.lines))
+                if self.marks is not None and self.rows % self.marks.step == 0:
+                    self.marks.add(start, self.lines)
                 self.rows += 1
         self._parity = (self._parity + quotes) & 1
         self._in_record = self._parity == 1
@@ -154,23 +184,42 @@ class LineScanner:
             off = after
 
     def _next_boundary(self) -> int | None:
-        """The next row number at which a shard starts (None: no shards wanted)."""
-        if self.every is None:
+        """The next row number to mark (None: no marks wanted)."""
+        if self.marks is None:
             return None
-        return -(-self.rows // self.every) * self.every
+        return -(-self.rows // self.marks.step) * self.marks.step
 
     def _boundaries_in_rows(
         self, chunk: bytes, start: int, end: int, base: int, lines: int
     ) -> None:
         """``lines`` whole lines ``chunk[start:end]``, all rows (no blank, no open quote)."""
-        every, rows, done = self.every or 1, self.rows, self.lines
+        marks, rows, done = self.marks, self.rows, self.lines
+        if marks is None:
+            raise RuntimeError("_boundaries_in_rows without marks")  # _block checks first
         pos, at = start, 0  # ``pos`` is where line ``at`` of the block starts
-        for i in range(-(-rows // every) * every - rows, lines, every):
-            if i > at:
-                pos, at = _after_nth_newline(chunk, pos, end, i - at, lines - at), i
-            self.boundaries.append(Boundary(rows + i, base + pos, done + i))
+        i = -(-rows // marks.step) * marks.step - rows  # the first line to mark
+        find = chunk.index
+        while i < lines:
+            gap = i - at
+            if gap > _STEP_LINES:
+                pos = _after_nth_newline(chunk, pos, end, gap, lines - at)
+            elif gap > 1:  # dense marks (a small step): one regex call skips the lines
+                pos = _lines_pattern(gap).match(chunk, pos, end).end()  # type: ignore[union-attr]
+            elif gap == 1:
+                pos = find(b"\n", pos, end) + 1
+            at = i
+            marks.add(base + pos, done + i)
+            # Adding may have coarsened the index: the next mark is on the step as it is now.
+            step = marks.step
+            i = ((rows + i) // step + 1) * step - rows
         self.rows += lines
         self.lines += lines
+
+
+@functools.cache
+def _lines_pattern(n: int) -> re.Pattern[bytes]:
+    """``n`` whole lines: matched in C, with no Python step per line."""
+    return re.compile(rb"(?:[^\n]*\n){%d}" % n)
 
 
 def _after_nth_newline(chunk: bytes, pos: int, end: int, n: int, in_range: int) -> int:
@@ -205,21 +254,47 @@ def _after_nth_newline(chunk: bytes, pos: int, end: int, n: int, in_range: int) 
 def scan(
     fh: BinaryIO,
     *,
-    every: int | None,
     quoted: bool,
     skip_records: int = 0,
+    every: int | None = None,
+    marks: RowMarks | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> LineScanner:
-    """Scan a whole binary stream in chunks; memory is one chunk plus the boundaries."""
-    scanner = LineScanner(every=every, quoted=quoted, skip_records=skip_records)
+    """Scan a whole binary stream in chunks; memory is one chunk plus the marks.
+
+    ``marks`` receives the row marks; ``every`` instead marks every ``every``-th row with
+    no memory bound (tests, and small inputs where the shard size is known).
+    """
+    if marks is None and every is not None:
+        marks = RowMarks(step=every)
+    scanner = LineScanner(quoted=quoted, skip_records=skip_records, marks=marks)
     while chunk := fh.read(chunk_bytes):
         scanner.feed(chunk)
     scanner.finish()
     return scanner
 
 
+class ScanningReader:
+    """A read-only stream over ``fh`` that feeds every chunk it returns to ``scanner``.
+
+    A reader that must look at every record anyway (OpenAI batch files: duplicate
+    ``custom_id`` checks) counts and marks rows from the same bytes, in the same pass.
+    Call :meth:`LineScanner.finish` after the last read.
+    """
+
+    def __init__(self, fh: BinaryIO, scanner: LineScanner) -> None:
+        self._fh = fh
+        self._scanner = scanner
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._fh.read(size)
+        if chunk:
+            self._scanner.feed(chunk)
+        return chunk
+
+
 def iter_lines(
-    fh: BinaryIO, *, start: int, end: int | None, chunk_bytes: int = CHUNK_BYTES
+    fh: Readable, *, start: int, end: int | None, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[bytes]:
     """The lines of ``[start, end)`` (``end`` None: to the end), without their ``\\n``.
 

@@ -43,7 +43,11 @@ class ShardSpec:
     and a CSV header are not rows). For JSONL and CSV, ``byte_start``/``byte_end`` is the
     half-open byte range holding exactly those rows and ``line_offset`` the number of
     physical lines before ``byte_start`` (so dead rows can name their line); Parquet shards
-    have neither.
+    have neither. ``skip_rows`` is None when the byte range holds exactly the shard's rows
+    (always, for inputs of up to 16,384 rows); on a larger input the range may be that of the
+    index marks around the shard, and ``skip_rows`` is then how many rows of the range come
+    before the shard's first (the range may also run on past its last row). Manifests
+    written before the field existed have exact ranges and read as None.
     """
 
     shard_id: str
@@ -53,6 +57,7 @@ class ShardSpec:
     byte_start: int | None = None
     byte_end: int | None = None
     line_offset: int | None = None
+    skip_rows: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, e.g. for one row of ``manifest.parquet``."""
@@ -74,6 +79,7 @@ class ShardSpec:
             byte_start=_opt("byte_start"),
             byte_end=_opt("byte_end"),
             line_offset=_opt("line_offset"),
+            skip_rows=_opt("skip_rows"),
         )
 
 

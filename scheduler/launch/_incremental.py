@@ -92,7 +92,7 @@ def incremental_recipe(
     for rid in earlier:
         done |= committed_ids(RunStore(store_url, rid), id_column)
     input_path = resolve_input_path(recipe)
-    source = open_input(recipe.input, input_path)
+    source = open_input(recipe.input, input_path, rows_per_shard=_READ_ROWS_PER_SHARD)
     text_column = recipe.input.text_column
     new_rows: list[dict[str, Any]] = []
     reused = malformed = 0

@@ -464,6 +464,8 @@ def test_read_refuses_a_file_that_changed_after_sharding(tmp_path: Path) -> None
 def test_shard_spec_round_trips_through_dict() -> None:
     shard = ShardSpec("00007", "/x/y.jsonl", 70, 10, 123, 456, 71)
     assert ShardSpec.from_dict(shard.to_dict()) == shard
+    coarse = ShardSpec("00008", "/x/y.jsonl", 80, 10, 400, 900, 75, skip_rows=3)
+    assert ShardSpec.from_dict(coarse.to_dict()) == coarse
     assert ShardSpec.from_dict(
         {"shard_id": "00001", "file": "f", "row_offset": 1, "row_count": 2}
     ) == ShardSpec("00001", "f", 1, 2)
@@ -574,3 +576,47 @@ def test_files_without_rows_get_no_shards(tmp_path: Path) -> None:
     ]
     with pytest.raises(InputError, match=r"rows_per_shard must be positive \(got 0\)"):
         inp.shards(0)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_large_input_shards_from_its_index_and_reads_every_row_once(
+    tmp_path: Path, fmt: str
+) -> None:
+    # More rows than the index keeps one mark each for: shards whose edges fall between
+    # marks read the marks' byte range and skip the rows of their neighbours.
+    n = 20_000
+    rows = [{"id": f"r{i}", "text": f"t{i}", "n": i} for i in range(n)]
+    path = tmp_path / f"big.{fmt}"
+    if fmt == "jsonl":
+        lines = [json.dumps(r) for r in rows]
+        lines[9_999] = "{broken"  # row 9999 is dead, on line 10,000 (+1 for the blank)
+    else:
+        lines = ["id,text,n"] + [f"{r['id']},{r['text']},{r['n']}" for r in rows]
+        lines[10_000] = "r9999,too,many,fields"  # row 9999, line 10,001 (+1 for the blank)
+    lines.insert(5_000, "")
+    path.write_text("\n".join(lines) + "\n")
+    inp = open_input(spec(id_column="id"), str(path))
+    shards = inp.shards(777)
+    assert [s.row_count for s in shards] == [777] * (n // 777) + [n % 777]
+    assert any(s.skip_rows for s in shards)
+    # Through the manifest's Parquet and back, as a worker reads it.
+    table = pa.Table.from_pylist([s.to_dict() for s in shards])
+    assert [ShardSpec.from_dict(d) for d in table.to_pylist()] == shards
+    got, dead = read_all(inp, 777)
+    assert [r["id"] for r in got] == [f"r{i}" for i in range(n) if i != 9_999]
+    assert [(d.row_number, d.id) for d in dead] == [(9_999, f"big.{fmt}:9999")]
+    line = 10_001 if fmt == "jsonl" else 10_002
+    assert f"line {line}" in dead[0].reason
+
+
+def test_a_manifest_from_before_skip_rows_reads_as_exact_ranges(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", ROWS)
+    inp = open_input(spec(), str(path))
+    for shard in inp.shards(4):
+        old = shard.to_dict()
+        old.pop("skip_rows")
+        assert ShardSpec.from_dict(old) == shard
+        rows, _ = inp.read(ShardSpec.from_dict(old))
+        assert [r["n"] for r in rows] == list(range(shard.row_offset, shard.row_offset + 4))[
+            : shard.row_count
+        ]

@@ -1,8 +1,9 @@
 """What every format reader shares: the file context, shard ranges, and the line-oriented base.
 
-Each reader answers four questions about one file: how many rows it has (``count``),
-where its shards begin and end (``shards``, from metadata or a streamed line index, never
-by holding the file), what the rows of one shard are (``read``, which seeks to the shard
+Each reader answers four questions about one file: how many rows it has (``count``, which
+for the line formats also leaves the row marks of :mod:`scheduler.inputs._index` in the
+same streamed pass), where its shards begin and end (``shards``, from metadata or those
+marks: the file is not read again), what the rows of one shard are (``read``, which seeks to the shard
 and reads only it) and what its first rows look like (``sample``).
 
 A row that cannot be used (bad JSON, invalid UTF-8, a missing id or text, a CSV record
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, BinaryIO, cast
 
 from scheduler.errors import InputError
+from scheduler.inputs._index import RowMarks
 from scheduler.inputs._lines import CHUNK_BYTES, iter_lines, iter_records, scan
 from scheduler.inputs._types import DeadRow, Row, ShardSpec
 from scheduler.recipe import InputSpec
@@ -77,14 +80,17 @@ class FileRange:
     byte_start: int | None = None
     byte_end: int | None = None
     line_offset: int | None = None
+    skip_rows: int | None = None
 
 
 @dataclass
 class FileCount:
-    """What counting one file found; ``custom_ids`` only for openai-batch."""
+    """What counting one file found: ``custom_ids`` only for openai-batch, ``marks`` (where
+    its rows start) for the line formats."""
 
     rows: int
     custom_ids: list[tuple[str, int]] = field(default_factory=list)
+    marks: RowMarks | None = None
 
 
 def _type_name(value: object) -> str:
@@ -118,25 +124,20 @@ class FormatReader:
     def check(self, ctx: FileCtx) -> None:
         """Refuse, at open time, a file whose header or schema cannot fit the recipe."""
 
-    def count(self, ctx: FileCtx) -> FileCount:
+    def count(self, ctx: FileCtx, marks: RowMarks) -> FileCount:
+        """The file's rows, noting in ``marks`` where they start (one streamed pass)."""
         with ctx.open(stream=True) as fh:
-            s = scan(fh, every=None, quoted=self.quoted, skip_records=self.header_records)
-        return FileCount(rows=s.rows)
+            s = scan(fh, quoted=self.quoted, skip_records=self.header_records, marks=marks)
+        return FileCount(rows=s.rows, marks=marks)
 
-    def shards(self, ctx: FileCtx, size: int, rows_per_shard: int) -> list[FileRange]:
-        with ctx.open(stream=True) as fh:
-            s = scan(fh, every=rows_per_shard, quoted=self.quoted, skip_records=self.header_records)
-        ends = [b.byte for b in s.boundaries[1:]] + [size]
-        return [
-            FileRange(
-                row_offset=b.row,
-                row_count=min(rows_per_shard, s.rows - b.row),
-                byte_start=b.byte,
-                byte_end=end,
-                line_offset=b.line,
-            )
-            for b, end in zip(s.boundaries, ends, strict=True)
-        ]
+    def shards(
+        self, ctx: FileCtx, counted: FileCount, size: int, rows_per_shard: int
+    ) -> list[FileRange]:
+        """Row ranges of at most ``rows_per_shard`` rows, from what ``count`` found."""
+        if counted.marks is None:
+            raise InputError(f"{ctx.url} was not counted before sharding; open the input again")
+        ranges = counted.marks.ranges(rows=counted.rows, size=size, rows_per_shard=rows_per_shard)
+        return [FileRange(*r) for r in ranges]
 
     def read(self, ctx: FileCtx, shard: ShardSpec) -> tuple[list[Row], list[DeadRow]]:
         if shard.byte_start is None or shard.byte_end is None:
@@ -154,7 +155,12 @@ class FormatReader:
             header = self._header(ctx, fh)
             fh.seek(shard.byte_start)
             lines = iter_lines(fh, start=shard.byte_start, end=shard.byte_end)
+            records: Iterator[tuple[int, bytes]]
             records = iter_records(lines, quoted=self.quoted, first_line=first_line)
+            if shard.skip_rows is not None:
+                # The range is the marks around the shard: rows of its neighbours are skipped
+                # (only those before it are parsed as records, none after it are read on).
+                records = islice(records, shard.skip_rows, shard.skip_rows + shard.row_count)
             n = 0
             for n, (line_no, record) in enumerate(records, start=1):
                 row_number = shard.row_offset + n - 1

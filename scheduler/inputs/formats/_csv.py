@@ -41,11 +41,13 @@ class CsvReader(FormatReader):
         if csv.field_size_limit() < _CSV_FIELD_LIMIT:
             csv.field_size_limit(_CSV_FIELD_LIMIT)
         # The header is the first record; scan just far enough to find where it ends.
-        scanner = LineScanner(every=None, quoted=True, skip_records=1)
+        scanner = LineScanner(quoted=True, skip_records=1)
         seen = bytearray()
         fh.seek(0)
+        want = 4096  # a header is usually short: every shard read pays for this read
         while scanner.data_start is None:
-            chunk = fh.read(64 * 1024)
+            chunk = fh.read(want)
+            want = min(want * 2, 1 << 20)
             if not chunk:
                 scanner.finish()
                 break

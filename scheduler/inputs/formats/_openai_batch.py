@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.inputs._lines import iter_lines, iter_records
+from scheduler.inputs._index import RowMarks
+from scheduler.inputs._lines import LineScanner, ScanningReader, iter_lines, iter_records
 from scheduler.inputs._types import Row
 from scheduler.inputs.formats._base import FileCount, FileCtx, FormatReader, json_object
 
@@ -16,17 +17,19 @@ class OpenAIBatchReader(FormatReader):
 
     name = "openai-batch"
 
-    def count(self, ctx: FileCtx) -> FileCount:
+    def count(self, ctx: FileCtx, marks: RowMarks) -> FileCount:
         # Every line is parsed (batch files are at most a few hundred MB) so that a repeated
-        # custom_id is caught before any work starts.
-        result = FileCount(rows=0)
+        # custom_id is caught before any work starts; the same bytes feed the row marks.
+        result = FileCount(rows=0, marks=marks)
+        scanner = LineScanner(quoted=False, marks=marks)
         with ctx.open(stream=True) as fh:
-            lines = iter_lines(fh, start=0, end=None)
+            lines = iter_lines(ScanningReader(fh, scanner), start=0, end=None)
             for line_no, record in iter_records(lines, quoted=False):
                 result.rows += 1
                 obj = json_object(record, line_no)
                 if isinstance(obj, dict) and isinstance(obj.get("custom_id"), str):
                     result.custom_ids.append((obj["custom_id"], line_no + 1))
+        scanner.finish()
         return result
 
     def parse(

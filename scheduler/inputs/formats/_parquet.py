@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scheduler.errors import InputError
+from scheduler.inputs._index import RowMarks
 from scheduler.inputs._types import DeadRow, Row, ShardSpec
 from scheduler.inputs.formats._base import (
     SAMPLE_SCAN_LIMIT,
@@ -66,10 +67,12 @@ class ParquetReader(FormatReader):
                 "not string; point input.text_column at a string column"
             )
 
-    def count(self, ctx: FileCtx) -> FileCount:
-        return FileCount(rows=sum(self._group_rows(ctx)))
+    def count(self, ctx: FileCtx, marks: RowMarks) -> FileCount:
+        return FileCount(rows=sum(self._group_rows(ctx)))  # the footer says; no marks needed
 
-    def shards(self, ctx: FileCtx, size: int, rows_per_shard: int) -> list[FileRange]:
+    def shards(
+        self, ctx: FileCtx, counted: FileCount, size: int, rows_per_shard: int
+    ) -> list[FileRange]:
         out: list[FileRange] = []
         start = pending = 0  # first row of the open shard, rows in it
         for n in self._group_rows(ctx):
