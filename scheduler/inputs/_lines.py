@@ -16,15 +16,15 @@ to the same answers:
 - the first ``skip_records`` records (a CSV header) are not rows.
 
 Most chunks are handled without a Python loop per line: rows are counted with
-``bytes.count`` less the blank lines (one regular expression), and where marks fall inside
-a chunk they are found by interpolation search with ``bytes.count``. Only chunks with blank
-lines *and* a mark, CSV chunks where a quoted field spans lines, and the header are walked
-line by line. A scan holds about three chunks at a time.
+``bytes.count`` less the blank lines (one regular expression); where marks fall inside a
+chunk, the counts advance from mark to mark (a guess from the average line length, then a
+few steps), so they are the chunk's count and each byte is still counted about once. Only
+chunks with blank lines *and* a mark, CSV chunks where a quoted field spans lines, and the
+header are walked line by line. A scan holds about three chunks at a time.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple, Protocol
@@ -46,6 +46,8 @@ _WS = b" \t\r"
 # A newline followed by a blank line: one match per blank line that follows a newline.
 _BLANK_AFTER_NEWLINE = re.compile(rb"\n[ \t\r]*(?=\n)")
 _STEP_LINES = 16  # closer than this, find newlines one by one
+_WALK_BACK = 64  # past the newline sought by fewer than this: walk back rather than recount
+_SHORT = 0.9  # guesses aim this far along the lines sought: short is cheaper than past
 _NOT_QUOTE_OR_NEWLINE = bytes(b for b in range(256) if b not in b'"\n')
 
 
@@ -86,6 +88,7 @@ class LineScanner:
         self._line_quotes = 0
         self._parity = 0  # quote parity of the current record
         self._in_record = False  # the current line continues a record begun on an earlier line
+        self._line_bytes = 100.0  # average line length seen: where _advance guesses
 
     @property
     def boundaries(self) -> list[Boundary]:
@@ -165,16 +168,15 @@ class LineScanner:
             marks = chunk[start:end].translate(None, _NOT_QUOTE_OR_NEWLINE)
             plain = b'"' not in marks.replace(b'""', b"")
         if plain:
-            lines = chunk.count(b"\n", start, end)
             blanks = sum(1 for _ in _BLANK_AFTER_NEWLINE.finditer(chunk, start - 1, end))
-            new_rows = lines - blanks
-            next_boundary = self._next_boundary()
-            if next_boundary is None or next_boundary >= self.rows + new_rows:
-                self.rows += new_rows
-                self.lines += lines
+            if blanks == 0 and self.marks is not None:
+                self._walk_rows(chunk, start, end, base)
                 return
-            if blanks == 0:
-                self._boundaries_in_rows(chunk, start, end, base, lines)
+            lines = chunk.count(b"\n", start, end)
+            next_mark = self._next_mark()
+            if next_mark is None or next_mark >= self.rows + lines - blanks:
+                self.rows += lines - blanks
+                self.lines += lines
                 return
         off = base + start
         for line in chunk.split(b"\n")[1:-1]:
@@ -183,72 +185,68 @@ class LineScanner:
             self._end_line(off, blank, line.count(b'"') if self.quoted else 0, after)
             off = after
 
-    def _next_boundary(self) -> int | None:
+    def _next_mark(self) -> int | None:
         """The next row number to mark (None: no marks wanted)."""
         if self.marks is None:
             return None
         return -(-self.rows // self.marks.step) * self.marks.step
 
-    def _boundaries_in_rows(
-        self, chunk: bytes, start: int, end: int, base: int, lines: int
-    ) -> None:
-        """``lines`` whole lines ``chunk[start:end]``, all rows (no blank, no open quote)."""
-        marks, rows, done = self.marks, self.rows, self.lines
+    def _walk_rows(self, chunk: bytes, start: int, end: int, base: int) -> None:
+        """Whole lines ``chunk[start:end]``, all rows (no blank, no open quote): count them
+        and mark every ``step``-th, counting each byte about once (the counts that find
+        the marks are the counts of the block)."""
+        marks = self.marks
         if marks is None:
-            raise RuntimeError("_boundaries_in_rows without marks")  # _block checks first
-        pos, at = start, 0  # ``pos`` is where line ``at`` of the block starts
-        i = -(-rows // marks.step) * marks.step - rows  # the first line to mark
-        find = chunk.index
-        while i < lines:
-            gap = i - at
-            if gap > _STEP_LINES:
-                pos = _after_nth_newline(chunk, pos, end, gap, lines - at)
-            elif gap > 1:  # dense marks (a small step): one regex call skips the lines
-                pos = _lines_pattern(gap).match(chunk, pos, end).end()  # type: ignore[union-attr]
-            elif gap == 1:
-                pos = find(b"\n", pos, end) + 1
-            at = i
-            marks.add(base + pos, done + i)
-            # Adding may have coarsened the index: the next mark is on the step as it is now.
+            raise RuntimeError("_walk_rows without marks")  # _block checks first
+        pos = start
+        while True:
             step = marks.step
-            i = ((rows + i) // step + 1) * step - rows
-        self.rows += lines
-        self.lines += lines
+            gap = -(-self.rows // step) * step - self.rows  # rows before the next mark
+            if gap == 0:
+                if pos >= end:
+                    return  # that row starts in the next chunk: _end_line marks it
+                marks.add(base + pos, self.lines)
+                # Adding may have coarsened the index: the next mark is on the step as it is now.
+                step = marks.step
+                gap = (self.rows // step + 1) * step - self.rows
+            pos, passed, self._line_bytes = _advance(chunk, pos, end, gap, self._line_bytes)
+            self.rows += passed
+            self.lines += passed
+            if passed < gap:
+                return
 
 
-@functools.cache
-def _lines_pattern(n: int) -> re.Pattern[bytes]:
-    """``n`` whole lines: matched in C, with no Python step per line."""
-    return re.compile(rb"(?:[^\n]*\n){%d}" % n)
+def _advance(chunk: bytes, pos: int, end: int, n: int, line_bytes: float) -> tuple[int, int, float]:
+    """Past ``n`` newlines of ``chunk[pos:end]``, or to ``end`` if it holds fewer:
+    ``(offset after the last newline passed, newlines passed, bytes per line)``.
 
-
-def _after_nth_newline(chunk: bytes, pos: int, end: int, n: int, in_range: int) -> int:
-    """The offset just after the ``n``-th newline of ``chunk[pos:end]``.
-
-    ``in_range`` is the number of newlines in ``chunk[pos:end]`` (at least ``n``).
-    Interpolation search with ``bytes.count`` (no object per line): guess where the
-    newline is from the average line length, count up to the guess, and close in; once a
-    few lines away, step. Every third guess bisects, so odd line lengths cannot stall it.
+    No object per line: guess from the average line length (``line_bytes``, updated and
+    returned) where the ``n``-th newline is, a little short, and count up to the guess;
+    counting forward wastes nothing, so each byte is counted about once. Past it, walk back
+    with ``rindex``; once a few lines away, step.
     """
-    hi, tries = end, 0
-    while n > _STEP_LINES:
-        tries += 1
-        if tries % 3 == 0:
-            guess = (pos + hi) // 2
-        else:
-            guess = min(max(pos + (hi - pos) * n // in_range, pos + 1), hi - 1)
+    passed = 0
+    while n - passed > _STEP_LINES:
+        need = n - passed
+        guess = min(pos + int(need * line_bytes * _SHORT) + 1, end)
         seen = chunk.count(b"\n", pos, guess)
-        if seen < n:
-            pos, n, in_range = guess, n - seen, in_range - seen
-        elif seen - n < _STEP_LINES:  # just past it: walk back
-            for _ in range(seen - n + 1):
+        if seen:
+            line_bytes = (guess - pos) / seen
+        if seen < need:
+            if guess == end:
+                return end, passed + seen, line_bytes
+            pos, passed = guess, passed + seen
+        elif seen - need < _WALK_BACK:  # at or just past it: walk back
+            for _ in range(seen - need + 1):
                 guess = chunk.rindex(b"\n", pos, guess)
-            return guess + 1
-        else:
-            hi, in_range = guess, seen
-    for _ in range(n):
-        pos = chunk.index(b"\n", pos, hi) + 1
-    return pos
+            return guess + 1, n, line_bytes
+        # else: far past (the lines got shorter): guess again from ``pos``, closer
+    while passed < n:
+        found = chunk.find(b"\n", pos, end)
+        if found < 0:
+            return end, passed, line_bytes
+        pos, passed = found + 1, passed + 1
+    return pos, passed, line_bytes
 
 
 def scan(

@@ -620,3 +620,20 @@ def test_a_manifest_from_before_skip_rows_reads_as_exact_ranges(tmp_path: Path) 
         assert [r["n"] for r in rows] == list(range(shard.row_offset, shard.row_offset + 4))[
             : shard.row_count
         ]
+
+
+def test_a_shard_size_known_before_opening_gives_exact_ranges(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}"} for i in range(20_000)])
+    coarse = open_input(spec(), str(path)).shards(777)
+    assert any(s.skip_rows is not None for s in coarse)
+    hinted = open_input(spec(), str(path), rows_per_shard=777)
+    shards = hinted.shards(777)
+    assert all(s.skip_rows is None for s in shards)
+    assert [(s.row_offset, s.row_count) for s in shards] == [
+        (s.row_offset, s.row_count) for s in coarse
+    ]
+    assert all(a.byte_end == b.byte_start for a, b in itertools.pairwise(shards))
+    # Another size still works from the same index.
+    assert sum(s.row_count for s in hinted.shards(1_000)) == 20_000
+    with pytest.raises(InputError, match=r"rows_per_shard must be positive \(got 0\)"):
+        open_input(spec(), str(path), rows_per_shard=0)

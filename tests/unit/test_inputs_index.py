@@ -81,6 +81,31 @@ def test_shards_cut_from_a_coarse_index_hold_exactly_their_rows(
         assert got == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=600),
+    capacity=st.integers(min_value=1, max_value=20),
+    chunk_bytes=st.sampled_from([7, 64, 1000, 1 << 20]),
+    project=st.booleans(),
+)
+def test_marks_of_a_file_without_blank_lines_are_where_their_rows_start(
+    lengths: list[int], capacity: int, chunk_bytes: int, project: bool
+) -> None:
+    # No blank line: whole chunks take the counting walk, which coarsens as it goes.
+    data = b"".join(b"x" * n + b"\n" for n in lengths)
+    starts = [0]
+    for n in lengths:
+        starts.append(starts[-1] + n + 1)
+    index = RowIndex(capacity=capacity, total_bytes=len(data) if project else 0)
+    marks = index.file(size=len(data))
+    s = scan(io.BytesIO(data), quoted=False, marks=marks, chunk_bytes=chunk_bytes)
+    assert s.rows == s.lines == len(lengths)
+    assert len(marks) <= capacity + 1
+    assert [(b.byte, b.line) for b in s.boundaries] == [
+        (starts[r], r) for r in range(0, len(lengths), marks.step)
+    ]
+
+
 def test_the_step_series_divides_round_shard_sizes() -> None:
     index = RowIndex(capacity=1)
     marks = index.file()

@@ -8,7 +8,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.inputs._lines import _after_nth_newline, iter_lines, iter_records, scan
+from scheduler.inputs._lines import _advance, iter_lines, iter_records, scan
 
 # Few distinct bytes so that blank lines, CRLF, quotes and empty lines are common.
 texts = st.lists(st.sampled_from([b"a", b"\n", b" ", b"\r", b'"', b",", b"\t"]), max_size=150).map(
@@ -97,19 +97,21 @@ def test_big_chunks_take_the_fast_path_and_agree() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     lengths=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=400),
+    line_bytes=st.sampled_from([0.01, 1.0, 40.0, 150.0, 5000.0]),
     data=st.data(),
 )
-def test_nth_newline_search_matches_stepping(lengths: list[int], data: st.DataObject) -> None:
-    chunk = b"".join(b"x" * n + b"\n" for n in lengths) + b"tail"
-    pos = data.draw(st.integers(min_value=0, max_value=len(lengths) - 1), label="start line")
-    start = sum(n + 1 for n in lengths[:pos])
-    in_range = len(lengths) - pos
-    n = data.draw(st.integers(min_value=1, max_value=in_range), label="n")
-    expected = start
-    for _ in range(n):
-        expected = chunk.index(b"\n", expected) + 1
-    end = len(chunk) - len(b"tail")
-    assert _after_nth_newline(chunk, start, end, n, in_range) == expected
+def test_advancing_past_newlines_matches_stepping(
+    lengths: list[int], line_bytes: float, data: st.DataObject
+) -> None:
+    chunk = b"".join(b"x" * n + b"\n" for n in lengths)
+    pos = data.draw(st.integers(min_value=0, max_value=len(chunk) - 1), label="start byte")
+    n = data.draw(st.integers(min_value=1, max_value=len(lengths) + 5), label="n")
+    expected, passed = pos, 0
+    while passed < n and (found := chunk.find(b"\n", expected)) >= 0:
+        expected, passed = found + 1, passed + 1
+    got_pos, got_passed, estimate = _advance(chunk, pos, len(chunk), n, line_bytes)
+    assert (got_pos, got_passed) == (expected, passed)
+    assert estimate > 0
 
 
 @settings(max_examples=60, deadline=None)
