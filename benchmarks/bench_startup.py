@@ -123,7 +123,8 @@ def main() -> None:
             for argv, fresh in c.cases(args.recipe).values():
                 c.run(argv, "fresh-warm" if fresh else None)
         for i in range(args.repeat):
-            for c, t in zip(checkouts, times, strict=True):
+            pairs = list(zip(checkouts, times, strict=True))
+            for c, t in pairs[:: -1 if i % 2 else 1]:  # alternate who goes first
                 for name, (argv, fresh) in c.cases(args.recipe).items():
                     t[name].append(c.run(argv, f"fresh{i}" if fresh else None))
         cached = [(c.work / "existing" / "skybatch.duckdb.readcache").exists() for c in checkouts]
