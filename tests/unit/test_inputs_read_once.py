@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
@@ -50,10 +52,12 @@ class CountingFS(MemoryFileSystem):
     store: ClassVar[dict[str, Any]] = {}
     pseudo_dirs: ClassVar[list[str]] = [""]
     bytes_read = 0
+    opens = 0
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         f = super()._open(path, mode, **kwargs)
         if mode == "rb":
+            CountingFS.opens += 1
             return CountingFile(f.getvalue())
         return f
 
@@ -62,7 +66,7 @@ class CountingFS(MemoryFileSystem):
 def counting_fs() -> Iterator[None]:
     fsspec.register_implementation("countbytes", CountingFS, clobber=True)
     CountingFS.store.clear()
-    CountingFS.bytes_read = 0
+    CountingFS.bytes_read = CountingFS.opens = 0
     yield
     CountingFS.store.clear()
 
@@ -70,7 +74,7 @@ def counting_fs() -> Iterator[None]:
 def _put(url: str, data: bytes) -> None:
     with fsspec.open(url, "wb") as f:
         f.write(data)
-    CountingFS.bytes_read = 0
+    CountingFS.bytes_read = CountingFS.opens = 0
 
 
 def _jsonl(n: int) -> bytes:
@@ -113,7 +117,9 @@ def test_open_count_fingerprint_and_shard_read_the_file_once(
 
     inp = open_input(spec, url)
     inp.fingerprint()
+    opens = CountingFS.opens
     shards = inp.shards(777)
+    assert CountingFS.opens == opens  # sharding opens nothing: the pass left the index
     assert inp.total_rows == rows
     assert sum(s.row_count for s in shards) == rows
     read_to_shard = CountingFS.bytes_read
@@ -143,3 +149,22 @@ def test_a_repeated_custom_id_is_still_caught_in_the_one_pass() -> None:
     ):
         open_input(InputSpec(path="unused", format="openai-batch"), "countbytes://in/batch.jsonl")
     assert CountingFS.bytes_read <= len(data)
+
+
+def test_parquet_shards_come_from_the_footer_that_counting_read() -> None:
+    table = pa.Table.from_pylist([{"id": i, "text": f"t{i}"} for i in range(1_000)])
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=100)
+    _put("countbytes://in/docs.parquet", buf.getvalue())
+    inp = open_input(InputSpec(path="unused", id_column="id"), "countbytes://in/docs.parquet")
+    opens = CountingFS.opens
+    shards = inp.shards(250)
+    assert CountingFS.opens == opens
+    assert [(s.row_offset, s.row_count) for s in shards] == [
+        (0, 200),
+        (200, 200),
+        (400, 200),
+        (600, 200),
+        (800, 200),
+    ]
+    assert [r["id"] for r in inp.read(shards[1])[0]][:2] == ["200", "201"]

@@ -86,11 +86,12 @@ class FileRange:
 @dataclass
 class FileCount:
     """What counting one file found: ``custom_ids`` only for openai-batch, ``marks`` (where
-    its rows start) for the line formats."""
+    its rows start) for the line formats, ``group_rows`` (rows per row group) for Parquet."""
 
     rows: int
     custom_ids: list[tuple[str, int]] = field(default_factory=list)
     marks: RowMarks | None = None
+    group_rows: list[int] | None = None
 
 
 def _type_name(value: object) -> str:

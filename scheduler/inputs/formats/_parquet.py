@@ -2,7 +2,8 @@
 
 Shards group whole row groups while they fit in ``rows_per_shard``; a row group larger
 than that is cut into row ranges (reading such a shard reads its row group and slices it).
-Sharding reads the footer only, never the data.
+Sharding reads no file: counting read the footer (never the data) and kept the row-group
+sizes for it.
 """
 
 from __future__ import annotations
@@ -68,14 +69,17 @@ class ParquetReader(FormatReader):
             )
 
     def count(self, ctx: FileCtx, marks: RowMarks) -> FileCount:
-        return FileCount(rows=sum(self._group_rows(ctx)))  # the footer says; no marks needed
+        # The footer says; its row-group sizes are all that sharding needs (no marks).
+        groups = self._group_rows(ctx)
+        return FileCount(rows=sum(groups), group_rows=groups)
 
     def shards(
         self, ctx: FileCtx, counted: FileCount, size: int, rows_per_shard: int
     ) -> list[FileRange]:
         out: list[FileRange] = []
         start = pending = 0  # first row of the open shard, rows in it
-        for n in self._group_rows(ctx):
+        groups = counted.group_rows
+        for n in groups if groups is not None else self._group_rows(ctx):
             if pending and pending + n > rows_per_shard:
                 out.append(FileRange(start, pending))
                 start, pending = start + pending, 0
