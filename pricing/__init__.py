@@ -3,7 +3,9 @@
 The public surface is re-exported here (the contract is the ``__all__`` below, pinned by ``tests/unit/test_pricing_imports.py``);
 internals live in ``_name`` modules:
 
-* :mod:`pricing._db` - the file, versioned migrations, short-lived retried connections;
+* :mod:`pricing._db` - the file, short-lived retried connections, migrations applied
+  (:mod:`pricing._schema`); :mod:`pricing._readcache` - what a new process reads, without
+  DuckDB;
 * :mod:`pricing._catalog` - offerings, sanitising (flagged prices are never returned as
   trusted), snapshot, refresh diff; :mod:`pricing._refresh` - ``vms.csv`` files;
   :mod:`pricing._fetch` - SkyPilot's public catalog over HTTP (httpx);
