@@ -2,65 +2,42 @@
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import pricing
 from pricing import estimate_throughput
-from pricing._figures import Figure, published_figures
-from pricing._models import is_encoder, model_info
-from pricing._scaling import roofline_ratio, rows_of, shape_of
+from pricing._figures import published_figures
+from pricing._throughput import SCALED_BAND
 from scheduler.errors import PlanError
 
 
-def _held_out_pairs() -> list[tuple[str, str, float, float]]:
-    """Predict each published figure from the same benchmark's figure on another GPU.
+def _bench() -> ModuleType:
+    """``benchmarks/bench_estimator.py``: the held-out fits the shipped constants come from."""
+    import importlib.util
+    import sys
 
-    Same model, engine, precision, shape and GPU count: only the accelerator differs (plus
-    TensorRT-LLM's 70B table, which pairs H200 x1 with H100 x2). Returns (label, engine,
-    actual rows/s, predicted rows/s).
-    """
-    groups: dict[tuple[object, ...], list[Figure]] = {}
-    for f in published_figures():
-        key = (f.model_key, f.engine, f.precision, f.input_tokens, f.output_tokens, f.task)
-        groups.setdefault(key, []).append(f)
-    out = []
-    for figs in groups.values():
-        for a, b in itertools.permutations(figs, 2):
-            if a.accelerator == b.accelerator:
-                continue  # tensor-parallel sweeps on one GPU type are not a GPU-to-GPU test
-            enc = is_encoder(a.model, a.task)
-            info = model_info(a.model)
-            assert info is not None
-            sa, sb = shape_of(a, enc), shape_of(b, enc)
-            ratio = roofline_ratio(
-                model=info,
-                src_accelerator=a.accelerator,
-                src_count=a.count,
-                src_precision=a.precision,
-                src_engine=a.engine,
-                src_shape=sa,
-                dst_accelerator=b.accelerator,
-                dst_count=b.count,
-                dst_precision=b.precision,
-                dst_engine=b.engine,
-                dst_shape=sb,
-                encoder=enc,
-            )
-            ra, rb = rows_of(a, sa, enc), rows_of(b, sb, enc)
-            if ratio is None or not ra or not rb:
-                continue
-            if a.count != b.count and "TensorRT" not in a.engine:
-                continue
-            label = (
-                f"{a.model_key} {a.precision} {sa[0]:.0f}/{sb[1]:.0f} "
-                f"{a.accelerator}x{a.count}->{b.accelerator}x{b.count}"
-            )
-            out.append((label, a.engine, rb, ra * ratio))
-    return out
+    if "bench_estimator" in sys.modules:
+        return sys.modules["bench_estimator"]
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_estimator.py"
+    spec = importlib.util.spec_from_file_location("bench_estimator", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_estimator"] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def _held_out_pairs() -> list[tuple[str, str, float, float]]:
+    """Each published figure predicted from the same benchmark's figure on another GPU
+    (the benchmark's ``cross_gpu_pairs``): (label, engine, actual, predicted rows/s)."""
+    return [
+        (p.label, p.engine, p.actual, p.predicted)
+        for p in _bench().cross_gpu_pairs(published_figures())
+    ]
 
 
 def test_roofline_scaling_predicts_held_out_published_rows(
@@ -133,6 +110,9 @@ def test_measured_wins_then_scaled_then_published_then_estimated() -> None:
         model=llama, engine="vllm", task="generate", accelerator="H200", count=1, **shape
     )
     assert scaled.kind == "scaled" and "measured H100" in scaled.source
+    # the band the cross-GPU pairs fit (benchmarks/bench_estimator.py), not a fixed ±35 %
+    assert scaled.low_rows_per_s == pytest.approx(scaled.rows_per_s * SCALED_BAND[0])
+    assert scaled.high_rows_per_s == pytest.approx(scaled.rows_per_s * SCALED_BAND[1])
     assert 20.0 < scaled.rows_per_s < 20.0 * 4.8 / 3.35 * 1.05  # at most the bandwidth ratio
 
 
@@ -333,17 +313,9 @@ def test_a_format_the_gpu_only_stores_runs_at_bf16_speed() -> None:
 
 
 def test_shipped_derating_and_band_are_the_held_out_fit() -> None:
-    import importlib.util
-    import sys
-
     from pricing import PUBLISHED_BAND, PUBLISHED_DERATE
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_estimator.py"
-    spec = importlib.util.spec_from_file_location("bench_estimator", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_estimator"] = bench  # dataclasses look their module up
-    spec.loader.exec_module(bench)
+    bench = _bench()
     results = bench.held_out(published_figures(), bench._same_gpu)
     derate, low, high = bench.fit(results)
     assert len(results) > 60
@@ -351,3 +323,43 @@ def test_shipped_derating_and_band_are_the_held_out_fit() -> None:
     assert pytest.approx((low, high), abs=0.02) == PUBLISHED_BAND
     median_err, _, _ = bench.errors(results, PUBLISHED_DERATE)
     assert median_err < 20
+
+
+def test_shipped_scaled_and_first_principles_bands_are_the_held_out_fit() -> None:
+    """The constants equal what the benchmark fits on the shipped figures (to their two
+    decimals), so a changed table or roofline cannot leave them stale."""
+    bench = _bench()
+    ratios = bench.path_ratios(published_figures())
+    assert len(ratios["scaled"]) >= 60
+    assert len(ratios["first principles"]) >= 60
+    assert len(ratios["encoder"]) >= 5  # below 5 the encoder values would be assumptions
+    for path, (centre, band) in bench.shipped_fits().items():
+        fitted = bench.fit_ratios(ratios[path])
+        assert pytest.approx((centre, *band), abs=0.005) == fitted, path
+
+
+def test_first_principles_band_is_the_fitted_one() -> None:
+    from pricing._throughput import (
+        ENCODER_BAND,
+        ENCODER_EFFICIENCY,
+        FIRST_PRINCIPLES_BAND,
+        FIRST_PRINCIPLES_EFFICIENCY,
+    )
+
+    for model, task, shape, band, efficiency in (
+        ("Qwen/Qwen2.5-7B-Instruct", "generate", (400, 100), FIRST_PRINCIPLES_BAND,
+         FIRST_PRINCIPLES_EFFICIENCY),
+        ("BAAI/bge-small-en-v1.5", "embed", (120, 0), ENCODER_BAND, ENCODER_EFFICIENCY),
+    ):  # fmt: skip
+        est = pricing.estimate_throughput(
+            model=model,
+            engine="vllm",
+            task=task,
+            accelerator="H100",
+            count=1,
+            input_tokens=shape[0],
+            output_tokens=shape[1],
+        )
+        assert est.kind == "estimated" and f"x{efficiency} efficiency" in est.source
+        assert est.low_rows_per_s == pytest.approx(est.rows_per_s * band[0])
+        assert est.high_rows_per_s == pytest.approx(est.rows_per_s * band[1])
