@@ -6,15 +6,19 @@ finished runs), ``published`` (``data/throughput_refs.csv``, loaded on first use
 accelerator x count, shape), trying in order:
 
 1. **measured** on that accelerator and count with this engine (rescaled to the asked
-   shape by the roofline when the shape differs);
+   shape by the roofline when the shape differs); bands ±15 % and ±30 % (assumed);
 2. **scaled** from a figure measured on another accelerator, by the ratio of the two
    roofline times (:mod:`pricing._scaling`: decode by bandwidth, prefill by FLOPs,
-   weighed by each phase's share);
+   weighed by each phase's share), with the band :data:`SCALED_BAND`;
 3. **published** figures the same way, times :data:`PUBLISHED_DERATE`, with the band
-   :data:`PUBLISHED_BAND`; both are fitted to the published rows themselves, each one
-   predicted with itself held out (``benchmarks/bench_estimator.py`` prints the fit and
-   the held-out error);
-4. **estimated** from the model's size alone: roofline x :data:`FIRST_PRINCIPLES_EFFICIENCY`.
+   :data:`PUBLISHED_BAND`;
+4. **estimated** from the model's size alone: roofline x :data:`FIRST_PRINCIPLES_EFFICIENCY`
+   (:data:`ENCODER_EFFICIENCY` for encoders), with :data:`FIRST_PRINCIPLES_BAND`
+   (:data:`ENCODER_BAND`).
+
+Every constant of 2-4 is fitted to the published rows, each predicted without itself
+(``benchmarks/bench_estimator.py`` prints the fits and the held-out errors;
+``tests/unit/test_pricing_estimator.py`` pins the constants to them).
 
 Quantised checkpoints (FP8, INT8, INT4, FP4 by name) are priced by what the GPU does with
 them: a format the GPU computes in (FP8 on Hopper, Ada and Blackwell) is never slower than
