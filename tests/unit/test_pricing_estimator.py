@@ -11,22 +11,22 @@ import pytest
 import pricing
 from pricing import estimate_throughput
 from pricing._figures import published_figures
-from pricing._throughput import SCALED_BAND
+from pricing._throughput import RESCALED_BAND, SCALED_BAND
 from scheduler.errors import PlanError
 
 
 def _bench() -> ModuleType:
-    """``benchmarks/bench_estimator.py``: the held-out fits the shipped constants come from."""
+    """``benchmarks/estimator_fits.py``: the held-out fits the shipped constants come from."""
     import importlib.util
     import sys
 
-    if "bench_estimator" in sys.modules:
-        return sys.modules["bench_estimator"]
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_estimator.py"
-    spec = importlib.util.spec_from_file_location("bench_estimator", path)
+    if "estimator_fits" in sys.modules:
+        return sys.modules["estimator_fits"]
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "estimator_fits.py"
+    spec = importlib.util.spec_from_file_location("estimator_fits", path)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_estimator"] = bench  # dataclasses look their module up
+    sys.modules["estimator_fits"] = bench  # dataclasses look their module up
     spec.loader.exec_module(bench)
     return bench
 
@@ -106,6 +106,9 @@ def test_measured_wins_then_scaled_then_published_then_estimated() -> None:
         output_tokens=600,
     )
     assert rescaled.kind == "scaled" and rescaled.rows_per_s < 20.0
+    # asked at another shape: the band the same-GPU shape pairs fit, not a fixed ±30 %
+    assert rescaled.low_rows_per_s == pytest.approx(rescaled.rows_per_s * RESCALED_BAND[0])
+    assert rescaled.high_rows_per_s == pytest.approx(rescaled.rows_per_s * RESCALED_BAND[1])
     scaled = pricing.estimate_throughput(
         model=llama, engine="vllm", task="generate", accelerator="H200", count=1, **shape
     )
@@ -316,7 +319,7 @@ def test_shipped_derating_and_band_are_the_held_out_fit() -> None:
     from pricing import PUBLISHED_BAND, PUBLISHED_DERATE
 
     bench = _bench()
-    results = bench.held_out(published_figures(), bench._same_gpu)
+    results = bench.held_out(published_figures(), bench.same_gpu)
     derate, low, high = bench.fit(results)
     assert len(results) > 60
     assert pytest.approx(derate, abs=0.02) == PUBLISHED_DERATE
@@ -330,6 +333,7 @@ def test_shipped_scaled_and_first_principles_bands_are_the_held_out_fit() -> Non
     decimals), so a changed table or roofline cannot leave them stale."""
     bench = _bench()
     ratios = bench.path_ratios(published_figures())
+    assert len(ratios["rescaled"]) >= 60
     assert len(ratios["scaled"]) >= 60
     assert len(ratios["first principles"]) >= 60
     assert len(ratios["encoder"]) >= 5  # below 5 the encoder values would be assumptions
