@@ -16,14 +16,16 @@ prediction is compared with the published value. One fit per path of
   ordered pair of figures from one benchmark (same model, engine, precision and shape,
   another GPU), the second predicted from the first alone. Fits ``SCALED_BAND``.
 - **first principles** (no figure for the model: roofline x efficiency): every figure
-  with a stated shape, predicted with no figure at all, decoders and encoders apart.
-  Fits ``FIRST_PRINCIPLES_EFFICIENCY``/``_BAND`` and ``ENCODER_EFFICIENCY``/``_BAND``.
+  with a stated shape, predicted with no figure at all; decoders, encoders under the
+  torch engine (sentence-transformers, a plain forward pass) and encoders under tuned
+  runtimes apart. Fits ``FIRST_PRINCIPLES_*``, ``ENCODER_*`` and ``TUNED_ENCODER_*``.
 
 Every fit is the same: the centre is the median of actual ÷ predicted in log space, the
 band the 5 % and 95 % quantiles of actual ÷ (predicted x centre). Those quantiles because
 the planner reads a band as the 5-95 % range of a log-normal throughput
 (``scheduler.plan``'s ``sigma_from_band``): a band at them makes its P(on time) say what
-the published figures say. The table shows what the data say beside what the code holds,
+the published figures say. Under 20 rows the band widens to the log-normal prediction
+interval for one more row (``estimator_fits.fit_ratios``). The table shows what the data say beside what the code holds,
 the held-out error (median and 90th percentile of |log ratio|, as a percentage), and how
 many held-out rows the old fixed bands and the fitted ones cover (the fitted band's
 coverage with each row left out of its own fit). The fits live in ``estimator_fits.py``;
@@ -112,13 +114,14 @@ def _paths_table(figures: Sequence[Figure], show_rows: bool) -> None:
         "scaled": OLD_SCALED,
         "first principles": OLD_FIRST_PRINCIPLES,
         "encoder": OLD_ENCODER,
+        "tuned encoder": OLD_ENCODER,
     }
     print(
         "\nthe other paths, each row predicted without itself "
         "(centre: efficiency; 1 when a figure of the model is rescaled)\n"
     )
     print(
-        f"{'path':<17} {'rows':>5} {'centre':>7} {'band 5%':>8} {'band 95%':>9} "
+        f"{'path':<17} {'rows':>5} {'centre':>7} {'band lo':>8} {'band hi':>9} "
         f"{'med err':>8} {'p90 err':>8} {'in the code':>20} {'old (fixed)':>18} "
         f"{'old covers':>11} {'fit covers':>11}"
     )

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pricing
 from pricing import Figure
 from pricing import _throughput as shipped
+from pricing._figures import engine_family
 from pricing._models import is_encoder, model_info
 from pricing._scaling import roofline_ratio, rows_of, scaled_from, shape_of
 from scheduler.errors import SkybatchError
@@ -96,15 +97,31 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+# Student's t, 95th percentile, by degrees of freedom: the small-sample prediction interval.
+_T95 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812,
+        1.796, 1.782, 1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729)  # fmt: skip
+SMALL_SAMPLE = len(_T95) + 1
+
+
 def fit_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     """(centre, band low, band high) of actual ÷ predicted: the median in log space, and
-    the 5 % and 95 % quantiles once divided by it."""
+    the 5 % and 95 % quantiles once divided by it.
+
+    Under :data:`SMALL_SAMPLE` rows those quantiles are nearly the extremes and cover a
+    further row well under 90 % of the time, so the band widens to the log-normal
+    prediction interval for one more row, mean ± t(0.95, n - 1) · s · √(1 + 1/n) of the
+    log ratios.
+    """
     centre = math.exp(statistics.median(math.log(r) for r in ratios))
-    return (
-        centre,
-        _quantile(ratios, 0.05) / centre,
-        _quantile(ratios, 0.95) / centre,
-    )
+    low = _quantile(ratios, 0.05) / centre
+    high = _quantile(ratios, 0.95) / centre
+    n = len(ratios)
+    if 2 <= n < SMALL_SAMPLE:
+        logs = [math.log(r / centre) for r in ratios]
+        half = _T95[n - 2] * statistics.stdev(logs) * math.sqrt(1 + 1 / n)
+        mean = statistics.mean(logs)
+        low, high = min(low, math.exp(mean - half)), max(high, math.exp(mean + half))
+    return centre, low, high
 
 
 def fit(results: Sequence[HeldOut]) -> tuple[float, float, float]:
@@ -234,7 +251,8 @@ def shape_pairs(figures: Sequence[Figure]) -> list[float]:
 
 def first_principles(figures: Sequence[Figure]) -> list[HeldOut]:
     """Each figure with a stated shape predicted from no figure at all (kind ``decoder`` or
-    ``encoder``); ``raw`` is the roofline before the shipped efficiency."""
+    ``encoder`` under the torch engine, ``tuned encoder`` otherwise); ``raw`` is the
+    roofline before the shipped efficiency."""
     out = []
     for fig in figures:
         got = _actual(fig)
@@ -258,8 +276,11 @@ def first_principles(figures: Sequence[Figure]) -> list[HeldOut]:
         if est.kind != "estimated" or est.rows_per_s <= 0:
             continue
         enc = is_encoder(fig.model, fig.task)
-        efficiency = shipped.ENCODER_EFFICIENCY if enc else shipped.FIRST_PRINCIPLES_EFFICIENCY
-        out.append(HeldOut(fig, rows, est.rows_per_s / efficiency, "encoder" if enc else "decoder"))
+        efficiency, _ = shipped.first_principles_fit(encoder=enc, engine=fig.engine)
+        kind = "decoder"
+        if enc:
+            kind = "encoder" if engine_family(fig.engine) == "torch" else "tuned encoder"
+        out.append(HeldOut(fig, rows, est.rows_per_s / efficiency, kind))
     return out
 
 
@@ -271,6 +292,7 @@ def path_ratios(figures: Sequence[Figure]) -> dict[str, list[float]]:
         "scaled": [p.actual / p.predicted for p in cross_gpu_pairs(figures)],
         "first principles": [r.actual / r.raw for r in fp if r.kind == "decoder"],
         "encoder": [r.actual / r.raw for r in fp if r.kind == "encoder"],
+        "tuned encoder": [r.actual / r.raw for r in fp if r.kind == "tuned encoder"],
     }
 
 
@@ -281,4 +303,5 @@ def shipped_fits() -> dict[str, tuple[float, tuple[float, float]]]:
         "scaled": (1.0, shipped.SCALED_BAND),
         "first principles": (shipped.FIRST_PRINCIPLES_EFFICIENCY, shipped.FIRST_PRINCIPLES_BAND),
         "encoder": (shipped.ENCODER_EFFICIENCY, shipped.ENCODER_BAND),
+        "tuned encoder": (shipped.TUNED_ENCODER_EFFICIENCY, shipped.TUNED_ENCODER_BAND),
     }

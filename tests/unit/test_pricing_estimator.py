@@ -336,7 +336,8 @@ def test_shipped_scaled_and_first_principles_bands_are_the_held_out_fit() -> Non
     assert len(ratios["rescaled"]) >= 60
     assert len(ratios["scaled"]) >= 60
     assert len(ratios["first principles"]) >= 60
-    assert len(ratios["encoder"]) >= 5  # below 5 the encoder values would be assumptions
+    # below 5 figures the encoder values would be assumptions
+    assert len(ratios["encoder"]) >= 5 and len(ratios["tuned encoder"]) >= 5
     for path, (centre, band) in bench.shipped_fits().items():
         fitted = bench.fit_ratios(ratios[path])
         assert pytest.approx((centre, *band), abs=0.005) == fitted, path
@@ -348,16 +349,19 @@ def test_first_principles_band_is_the_fitted_one() -> None:
         ENCODER_EFFICIENCY,
         FIRST_PRINCIPLES_BAND,
         FIRST_PRINCIPLES_EFFICIENCY,
+        TUNED_ENCODER_BAND,
+        TUNED_ENCODER_EFFICIENCY,
     )
 
-    for model, task, shape, band, efficiency in (
-        ("Qwen/Qwen2.5-7B-Instruct", "generate", (400, 100), FIRST_PRINCIPLES_BAND,
-         FIRST_PRINCIPLES_EFFICIENCY),
-        ("BAAI/bge-small-en-v1.5", "embed", (120, 0), ENCODER_BAND, ENCODER_EFFICIENCY),
-    ):  # fmt: skip
+    bge, qwen = "BAAI/bge-small-en-v1.5", "Qwen/Qwen2.5-7B-Instruct"
+    for model, engine, task, shape, band, efficiency in (
+        (qwen, "vllm", "generate", (400, 100), FIRST_PRINCIPLES_BAND, FIRST_PRINCIPLES_EFFICIENCY),
+        (bge, "torch", "embed", (120, 0), ENCODER_BAND, ENCODER_EFFICIENCY),
+        (bge, "vllm", "embed", (120, 0), TUNED_ENCODER_BAND, TUNED_ENCODER_EFFICIENCY),
+    ):
         est = pricing.estimate_throughput(
             model=model,
-            engine="vllm",
+            engine=engine,
             task=task,
             accelerator="H100",
             count=1,
@@ -367,3 +371,15 @@ def test_first_principles_band_is_the_fitted_one() -> None:
         assert est.kind == "estimated" and f"x{efficiency} efficiency" in est.source
         assert est.low_rows_per_s == pytest.approx(est.rows_per_s * band[0])
         assert est.high_rows_per_s == pytest.approx(est.rows_per_s * band[1])
+
+
+def test_a_band_from_few_rows_is_the_prediction_interval_not_the_extremes() -> None:
+    fit_ratios = _bench().fit_ratios
+    few = [0.8, 0.9, 1.0, 1.0, 1.1, 1.25]
+    centre, low, high = fit_ratios(few)
+    # the 5 %/95 % quantiles of six rows sit inside the extremes; one more row would fall
+    # outside them far more often than one time in ten
+    assert low * centre < min(few) and high * centre > max(few)
+    many = few * 5  # 30 rows: the quantiles stand
+    centre, low, high = fit_ratios(many)
+    assert min(many) <= low * centre and high * centre <= max(many)
