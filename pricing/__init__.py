@@ -117,11 +117,17 @@ def _register_seeders() -> None:
     # A fresh database gets the shipped snapshot, specs and published figures, inside
     # the same transaction as its first migration.
     from pricing._catalog import seed_offerings
-    from pricing._figures import seed_published
+    from pricing._figures import replace_published, seed_published
+    from pricing._shipped import Reference, register_reference
     from pricing._specs import seed_specs
 
     for seed in (seed_offerings, seed_specs, seed_published):
         register_seeder(seed)
+    # Specs and published figures also follow the shipped files into existing databases.
+    register_reference(Reference("gpu_specs", "data/gpu_specs.csv", seed_specs))
+    register_reference(
+        Reference("published_throughput", "data/throughput_refs.csv", replace_published)
+    )
 
 
 _register_seeders()

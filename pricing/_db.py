@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
-from pricing import _readcache
+from pricing import _readcache, _shipped
 from pricing._schema import MIGRATIONS
 from scheduler.errors import StoreError
 from scheduler.settings import load_settings, skybatch_home
@@ -119,7 +119,7 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     row = con.execute("SELECT max(version) FROM schema_version").fetchone()
     current = int(row[0]) if row and row[0] is not None else 0
     pending = [(v, sql) for v, sql in MIGRATIONS if v > current]
-    if not pending:
+    if not pending and not _shipped.stale(con):
         return
     con.execute("BEGIN TRANSACTION")
     try:
@@ -129,6 +129,9 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         if current == 0:
             for seed in _seeders:
                 seed(con)
+            _shipped.record_current(con)
+        else:
+            _shipped.resync(con)  # an upgrade's reference rows replace the older ones
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -157,7 +160,7 @@ def _schema_is_current(con: duckdb.DuckDBPyConnection) -> bool:
         row = con.execute("SELECT max(version) FROM schema_version").fetchone()
     except duckdb.CatalogException:
         return False  # created by someone else and not migrated yet
-    return row is not None and row[0] == MIGRATIONS[-1][0]
+    return row is not None and row[0] == MIGRATIONS[-1][0] and not _shipped.stale(con)
 
 
 def _open_ready(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:

@@ -63,11 +63,16 @@ def _stat(path: Path) -> tuple[int, int, int, int] | None:
 
 @lru_cache(maxsize=1)
 def _code_key() -> tuple[tuple[str, int, int], ...]:
-    """The pricing package's source files: a new version, or an edit, is a new key."""
+    """The pricing package's source and shipped data files: a new version, or an edit, is
+    a new key (new shipped reference rows reach the file only when DuckDB is opened)."""
     here = Path(__file__).parent
-    with os.scandir(here) as entries:
-        files = [e for e in entries if e.name.endswith(".py")]
-    return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in files))
+    files = []
+    for folder, ending in ((here, ".py"), (here / "data", ".csv")):
+        with os.scandir(folder) as entries:
+            files += [
+                (f"{folder.name}/{e.name}", e.stat()) for e in entries if e.name.endswith(ending)
+            ]
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in files))
 
 
 def _young(db: Path) -> bool:

@@ -139,4 +139,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        # Which version of each shipped reference file (GPU specs, published figures) the
+        # file's rows came from (pricing._shipped): an upgrade's rows replace older ones.
+        """
+        CREATE TABLE shipped_data (
+            name VARCHAR PRIMARY KEY,        -- 'gpu_specs', 'published_throughput'
+            digest VARCHAR NOT NULL,         -- sha256 of the shipped file
+            loaded_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]

@@ -222,3 +222,66 @@ def test_cache_sees_writes_from_another_process(isolated_home: Path) -> None:
     env = {**os.environ, "SKYBATCH_HOME": str(isolated_home / ".skybatch")}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
     assert len(pricing.list_offerings(clouds=["lambda"])) == 1
+
+
+def _as_a_new_process() -> None:
+    from pricing import _db, _readcache
+
+    _db._ready.clear()
+    _db._cache.clear()
+    _readcache._loaded.clear()
+
+
+def _reference_counts() -> tuple[int, int, float]:
+    with pricing.connect(read_only=True) as con:
+        published = con.execute("SELECT count(*) FROM throughput WHERE kind = 'published'")
+        n_published = int(published.fetchone()[0])  # type: ignore[index]
+        measured = con.execute("SELECT count(*) FROM throughput WHERE kind = 'measured'")
+        n_measured = int(measured.fetchone()[0])  # type: ignore[index]
+    h100 = pricing.gpu_spec("H100")
+    assert h100 is not None
+    return n_published, n_measured, h100.memory_gib
+
+
+@pytest.mark.parametrize("made_by", ["schema 4, before digests", "an older shipped file"])
+def test_an_existing_file_takes_an_upgrades_reference_rows(made_by: str) -> None:
+    """Specs and published figures follow the shipped files; a measured figure stays."""
+    pricing.record_throughput(
+        model="meta-llama/Llama-3.1-8B-Instruct", engine="vllm", task="generate",
+        accelerator="H100", count=1, precision="BF16", input_tokens=500, output_tokens=150,
+        rows_per_s=20.0, tokens_per_s=3000.0, source="test bench",
+    )  # fmt: skip
+    shipped = _reference_counts()
+    assert shipped[0] >= 100 and shipped[1] == 1 and shipped[2] > 1.0
+    # What an older skybatch left: fewer published rows and a spec since corrected.
+    with duckdb.connect(str(pricing.db_path())) as raw:
+        raw.execute(
+            "DELETE FROM throughput WHERE kind = 'published' AND id > "
+            "(SELECT min(id) FROM throughput WHERE kind = 'published')"
+        )
+        raw.execute("UPDATE gpu_specs SET memory_gib = 1.0 WHERE accelerator = 'H100'")
+        if made_by.startswith("schema 4"):
+            raw.execute("DROP TABLE shipped_data")
+            raw.execute("DELETE FROM schema_version WHERE version = 5")
+        else:
+            raw.execute("UPDATE shipped_data SET digest = 'older'")
+    _as_a_new_process()
+    assert _reference_counts() == shipped
+    with pricing.connect(read_only=True) as con:
+        digests = con.execute("SELECT count(DISTINCT digest) FROM shipped_data").fetchone()
+    assert digests == (2,)
+    # Once in step, a new process opens the file read-only and replaces nothing.
+    _as_a_new_process()
+    with duckdb.connect(str(pricing.db_path())) as raw:
+        raw.execute("UPDATE gpu_specs SET source = 'kept' WHERE accelerator = 'H100'")
+    _as_a_new_process()
+    with pricing.connect(read_only=True) as con:
+        kept = con.execute("SELECT source FROM gpu_specs WHERE accelerator = 'H100'").fetchone()
+    assert kept == ("kept",)
+
+
+def test_the_read_cache_key_follows_the_shipped_data_files() -> None:
+    from pricing import _readcache
+
+    names = {name for name, _size, _mtime in _readcache._code_key()}
+    assert {"data/gpu_specs.csv", "data/throughput_refs.csv", "pricing/_db.py"} <= names
