@@ -377,7 +377,9 @@ def _run_local(
     from scheduler.backends.local import LocalBackend, LocalPool, run_local
 
     box: dict[str, DeadlineGuard | None] = {}
-    seen = {"max": option.workers}
+    # What actually started, not what was asked for: the pool caps workers at this
+    # machine's GPU slices, and the run history must record the run as it ran.
+    seen = {"max": 0}
 
     def on_tick(status: RunStatus, pool: LocalPool) -> None:
         if "guard" not in box:
@@ -404,7 +406,8 @@ def _run_local(
     from scheduler.runs import record_history
 
     outcome = outcome_of(store, started=started, option=option, workers=seen["max"])
-    record_history(store, outcome.summary, backend="local", workers=seen["max"])
+    # None (no worker started: the run was already done) lets the heartbeats say.
+    record_history(store, outcome.summary, backend="local", workers=seen["max"] or None)
     return outcome
 
 

@@ -128,3 +128,24 @@ def test_a_slice_larger_than_the_gpus_shown_is_one_line_and_exit_2(tmp_path: Pat
     ]
     assert json.loads(proc.stdout)["exit_code"] == 2
     assert _probes(tmp_path) == []
+
+
+def test_launch_records_the_workers_that_started_not_the_number_asked_for(
+    tmp_path: Path,
+) -> None:
+    import pricing
+
+    _write_run(tmp_path, tp=None)
+    full = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    full.update(CUDA_VISIBLE_DEVICES="0,1", PROBE_DIR=str(tmp_path / "probes"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "launch", "recipe.yaml", "--backend", "local",
+         "--yes", "--json", "--workers", "3", "--run-id", "capped"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=full,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "3 workers asked for, but GPUs 0,1 hold 2" in proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["workers"] == 2
+    with pricing.connect(read_only=True) as con:
+        row = con.execute("SELECT workers FROM run_history WHERE run_id = 'capped'").fetchone()
+    assert row == (2,)
