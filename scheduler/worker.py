@@ -53,12 +53,28 @@ from scheduler.store import (
 )
 from scheduler.units import duration_text
 
-__all__ = ["MODEL_ENV", "StopFlag", "Worker", "WorkerInfo", "default_worker_id", "main"]
+__all__ = ["MODEL_ENV", "SLOT_ENV", "StopFlag", "Worker", "WorkerInfo", "default_worker_id", "main"]
 
 EXIT_DONE, EXIT_FAILED, EXIT_ENGINE, EXIT_STOPPED, EXIT_STORE = 0, 1, 2, 3, 4
 #: Where the launch shipped a model that lives on the launching machine (``file_mounts``):
 #: it replaces run.json's ``model.name`` on this VM (``~`` is this VM's home).
 MODEL_ENV = "SKYBATCH_MODEL_NAME"
+#: The local slot (GPUs or cores) the local pool pinned this worker to: every heartbeat
+#: carries it, so a pool in another process of the same run leaves that slot alone.
+SLOT_ENV = "SKYBATCH_LOCAL_SLOT"
+
+
+def _earlier_life(store: RunStore, worker_id: str) -> Heartbeat | None:
+    """The heartbeat of an earlier life of ``worker_id``, if any.
+
+    The local pool writes a first heartbeat for a pinned worker as soon as it spawns it
+    (to claim the slot before the worker can say so): that one, naming this very
+    process, is no earlier life.
+    """
+    beat = store.workers().get(worker_id)
+    if beat is not None and beat.pid == os.getpid() and beat.host == socket.gethostname():
+        return None
+    return beat
 
 
 def default_worker_id(index: int | None = None) -> str:
@@ -229,7 +245,10 @@ class Worker:
         self.ttl_s = self.recipe.limits.lease_ttl
         self.stats = _Stats()
         self.started_at = utcnow().isoformat()
-        self.prior_s, self.prior_usd = self._carry_over_earlier_life(store.workers().get(worker_id))
+        self.slot = os.environ.get(SLOT_ENV) or None
+        self.prior_s, self.prior_usd = self._carry_over_earlier_life(
+            _earlier_life(store, worker_id)
+        )
         self.state = "starting"
         self.loading = True  # until the engine is loaded, a stop request ends the load
         self.lease: Lease | None = None
@@ -281,6 +300,7 @@ class Worker:
             "batch_size": self.batch_size,
             "error": self.error,
             "exit_code": self.exit_code,
+            **({"slot": self.slot} if self.slot else {}),
         }
 
     def beat(self) -> None:
@@ -621,7 +641,7 @@ def _record_start_failure(store: RunStore, worker_id: str, info: WorkerInfo, err
     run.json's recipe is invalid): exit 2 on record, so no one adds workers that would fail
     the same way. Earlier lives' billed time is carried over, as a worker's own would be."""
     with contextlib.suppress(Exception):  # best effort: the exit code tells the rest
-        prev = store.workers().get(worker_id)
+        prev = _earlier_life(store, worker_id)
         doc = {
             **{k: getattr(info, k) for k in ("accelerator", "cloud", "region", "spot")},
             "usd_per_hour": info.usd_per_hour,

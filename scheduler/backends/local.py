@@ -13,7 +13,8 @@ prepared once, then ``python -m scheduler.backends.local --store URL --run-id ID
 its workers in a session of its own, so the run goes on when the TUI quits.
 
 Each worker gets its own slice of this machine's GPUs (or, for vLLM on a CPU, its own
-cores); more workers than slices are capped with one line (:mod:`._slots` says why).
+cores), never one a live worker of the run holds, whichever process started it; more
+workers than free slices are capped with one line (:mod:`._slots` says why).
 
 Worker logs go to ``<store>/<run>/logs/<worker>.log`` for a local store (a temporary
 directory otherwise), and the error of a worker that could not start is read back from its
@@ -38,12 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scheduler.backends._slots import WorkerSlots
+from scheduler.backends._slots import WorkerSlots, live_slots
 from scheduler.backends._worker_log import WorkerLog
 from scheduler.errors import EngineError, SkybatchError, StoreUnavailable
 from scheduler.store import RunStatus, RunStore, clean_orphans, read_status
 from scheduler.units import duration_text
-from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, EXIT_STORE, default_worker_id
+from scheduler.worker import EXIT_ENGINE, EXIT_STOPPED, EXIT_STORE, SLOT_ENV, default_worker_id
 
 __all__ = ["LocalBackend", "LocalPool", "main", "run_local"]
 
@@ -116,6 +117,26 @@ class LocalPool:
             self._slots = WorkerSlots.detect(self.store.run_info().recipe, env, gpus=self.gpus)
         return self._slots
 
+    def held_elsewhere(self) -> list[str]:
+        """Slots of this run's live workers on this host that this pool did not start."""
+        beats = self.store.workers()
+        return live_slots(beats, skip=self.procs, host=socket.gethostname(), now=time.time())
+
+    def _claim_slot(self, proc: _Proc, slot: str) -> None:
+        """Write a new pinned worker's first heartbeat now, naming its slot: until the
+        worker has started and beats itself, another pool would see the slot as free."""
+        doc = {
+            "state": "starting", "pid": proc.popen.pid, "host": socket.gethostname(),
+            "started_at": proc.started_at, "usd_per_hour": proc.usd_per_hour,
+            "rows_done": 0, "slot": slot,
+        }  # fmt: skip
+        try:
+            self.store.heartbeat(proc.worker_id, doc)
+        except (OSError, SkybatchError) as e:  # the worker's own heartbeat will say it
+            print(
+                f"skybatch: could not record worker {proc.worker_id}'s slot: {e}", file=sys.stderr
+            )
+
     def worker_env(self, worker_id: str) -> dict[str, str]:
         """The environment worker ``worker_id`` starts with (the same on a restart)."""
         env = {**os.environ, **(self.env or {})}
@@ -160,7 +181,10 @@ class LocalPool:
 
         Fewer start when this machine's GPUs hold fewer (one line on stderr says so).
         """
-        k, capped = self.slots().room(k)
+        slots = self.slots()
+        if slots.pinned:  # another process's pool may hold slots of this run here
+            slots.elsewhere = self.held_elsewhere()
+        k, capped = slots.room(k)
         if capped is not None and capped != self._capped:
             self._capped = capped
             print(f"skybatch: {capped}", file=sys.stderr, flush=True)
@@ -171,7 +195,10 @@ class LocalPool:
             worker_id = default_worker_id(next(_WORKER_INDEX))
             price = self.usd_per_hour if usd_per_hour is None else usd_per_hour
             with _interrupt_after():  # a started process is always recorded, so stop() finds it
-                self.procs[worker_id] = self._spawn(worker_id, price)
+                self.procs[worker_id] = proc = self._spawn(worker_id, price)
+            slot = slots.given.get(worker_id, {}).get(SLOT_ENV)
+            if slot:
+                self._claim_slot(proc, slot)
             ids.append(worker_id)
         return ids
 

@@ -25,6 +25,7 @@ from scheduler.store._fs import (
 )
 from scheduler.store._repair import VerifyReport, clean_orphans, quarantine, verify_run
 from scheduler.store._status import (
+    WORKER_STALE_S,
     RunState,
     RunStatus,
     ShardState,
@@ -49,6 +50,7 @@ from scheduler.store._types import (
 from scheduler.store._verify import Problem, check_committed, raise_problems
 
 __all__ = [
+    "WORKER_STALE_S",
     "Claim",
     "DoneMarker",
     "Heartbeat",

@@ -339,6 +339,10 @@ class Heartbeat:
     error: str | None = None
     #: The exit code of the worker process, in its last heartbeat (None while it runs).
     exit_code: int | None = None
+    #: The local slot the worker is pinned to (``gpus=<CUDA_VISIBLE_DEVICES>`` or
+    #: ``cpus=<VLLM_CPU_OMP_THREADS_BIND>``), so another pool on this host leaves it be;
+    #: None when unpinned (a cloud worker, heartbeats written before it was kept).
+    slot: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -378,6 +382,7 @@ class Heartbeat:
             current_shard=_opt_str(d, "current_shard"),
             error=_opt_str(d, "error"),
             exit_code=None if d.get("exit_code") is None else _int(d, "exit_code", where),
+            slot=_opt_str(d, "slot"),
         )
 
 

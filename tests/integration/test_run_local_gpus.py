@@ -17,27 +17,35 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
+
+from scheduler.backends import open_backend
+from scheduler.backends.local import LocalPool
+from scheduler.recipe import load_recipe
+from scheduler.runs import prepare_run
 
 FN = """\
-import json, os
+import json, os, time
 from pathlib import Path
 
 SEEN = {k: os.environ.get(k) for k in
         ("CUDA_VISIBLE_DEVICES", "SKYBATCH_TENSOR_PARALLEL_SIZE", "VLLM_CPU_OMP_THREADS_BIND")}
 Path(os.environ["PROBE_DIR"], f"{os.getpid()}.json").write_text(json.dumps(SEEN))
 
-def probe(rows, tensor_parallel_size=1):
+def probe(rows, tensor_parallel_size=1, delay_s=0.0):
+    time.sleep(delay_s * len(rows))
     return [{"cuda": SEEN["CUDA_VISIBLE_DEVICES"] or "", "pid": os.getpid()} for _ in rows]
 """
 
 
-def _write_run(tmp: Path, *, tp: int | None) -> Path:
+def _write_run(tmp: Path, *, tp: int | None, rows: int = 60, delay_s: float = 0.0) -> Path:
     (tmp / "fn.py").write_text(FN)
     (tmp / "probes").mkdir()
     with (tmp / "rows.jsonl").open("w") as f:
-        for i in range(60):
-            f.write(json.dumps({"id": f"r{i:03d}", "text": f"row {i}"}) + "\n")
-    options = f"{{tensor_parallel_size: {tp}}}" if tp else "{}"
+        for i in range(rows):
+            f.write(json.dumps({"id": f"r{i:04d}", "text": f"row {i}"}) + "\n")
+    opts = [f"tensor_parallel_size: {tp}"] * bool(tp) + [f"delay_s: {delay_s}"] * bool(delay_s)
+    options = "{" + ", ".join(opts) + "}"
     recipe = tmp / "recipe.yaml"
     recipe.write_text(
         f"""\
@@ -128,6 +136,53 @@ def test_a_slice_larger_than_the_gpus_shown_is_one_line_and_exit_2(tmp_path: Pat
     ]
     assert json.loads(proc.stdout)["exit_code"] == 2
     assert _probes(tmp_path) == []
+
+
+def _cuda_of(pid: int) -> str | None:
+    """The CUDA_VISIBLE_DEVICES process ``pid`` was started with (Linux's /proc)."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    found = [v for v in raw if v.startswith(b"CUDA_VISIBLE_DEVICES=")]
+    return found[0].split(b"=", 1)[1].decode() if found else None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc/PID/environ")
+def test_a_second_pool_of_the_run_takes_only_the_slices_no_live_worker_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Slow rows: the workers stay busy (and their slices held) for the whole test.
+    recipe = _write_run(tmp_path, tp=None, rows=2000, delay_s=0.1)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    monkeypatch.setenv("PROBE_DIR", str(tmp_path / "probes"))
+    store = prepare_run(load_recipe(recipe))
+    first = LocalPool(store)  # the driver: `launch --backend local` or `run`
+    try:
+        first.start(2)
+        # Recorded the moment they spawned, before either worker could say so itself.
+        assert sorted(str(b.slot) for b in store.workers().values()) == ["gpus=0", "gpus=1"]
+        # What `watch` opens for its deadline guard: a pool of its own, in another process.
+        with open_backend(store) as backend:
+            assert backend.add(2, spot=True) == 2
+            pool = backend.pool  # type: ignore[attr-defined]
+            seen = {w: _cuda_of(p.popen.pid) for w, p in {**first.procs, **pool.procs}.items()}
+            assert sorted(map(str, seen.values())) == ["0", "1", "2", "3"]
+            assert backend.add(1, spot=True) == 0
+            line = (
+                "1 more worker(s) asked for, but GPUs 0,1,2,3 hold 4 (one slice of "
+                "tensor_parallel_size 1 each, never shared) and 4 are in use by this run's "
+                "live workers; starting 0"
+            )
+            assert capsys.readouterr().err.splitlines() == [f"skybatch: {line}"]
+            capped = [e["message"] for e in store.events() if e["kind"] == "workers_capped"]
+            assert capped == [line]
+            # A worker whose process is gone holds nothing: its slice goes to the next add.
+            victim = next(p for p in first.procs.values() if _cuda_of(p.popen.pid) == "1")
+            victim.popen.kill()
+            victim.popen.wait()
+            (added,) = pool.add(1)
+            assert _cuda_of(pool.procs[added].popen.pid) == "1"
+    finally:
+        first.stop(timeout_s=10)
 
 
 def test_launch_records_the_workers_that_started_not_the_number_asked_for(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,8 @@ from scheduler.backends._slots import (
     WorkerSlots,
     core_bind,
     cpu_ranges,
+    live_slots,
+    parse_cpus,
     physical_cores,
 )
 from scheduler.backends.local import LocalPool
@@ -20,6 +26,8 @@ from scheduler.backends.replicas import TP_ENV, visible_gpus
 from scheduler.errors import RecipeError
 from scheduler.recipe import load_recipe
 from scheduler.runs import prepare_run
+from scheduler.store import Heartbeat
+from scheduler.worker import SLOT_ENV, Worker
 
 VLLM = {"model": {"engine": "vllm", "name": "m", "options": {}}}
 
@@ -59,8 +67,12 @@ def test_workers_get_consecutive_slices_and_a_restart_gets_the_same_one() -> Non
     )
     assert slots.capacity == 2
     assert slots.room(2) == (2, None)
-    assert slots.env_for("w0", planned=2) == {"CUDA_VISIBLE_DEVICES": "4,5", TP_ENV: "2"}
-    assert slots.env_for("w1", planned=2) == {"CUDA_VISIBLE_DEVICES": "6,7", TP_ENV: "2"}
+    assert slots.env_for("w0", planned=2) == {
+        "CUDA_VISIBLE_DEVICES": "4,5", TP_ENV: "2", SLOT_ENV: "gpus=4,5"
+    }  # fmt: skip
+    assert slots.env_for("w1", planned=2) == {
+        "CUDA_VISIBLE_DEVICES": "6,7", TP_ENV: "2", SLOT_ENV: "gpus=6,7"
+    }  # fmt: skip
     assert slots.env_for("w0", planned=2)["CUDA_VISIBLE_DEVICES"] == "4,5"
 
 
@@ -117,8 +129,9 @@ def test_cpu_lists_are_written_as_vllm_parses_them() -> None:
 
 def test_vllm_workers_on_a_cpu_each_bind_their_own_cores() -> None:
     slots = WorkerSlots.detect(VLLM, {}, gpus=[], cpus=range(8))
-    binds = [slots.env_for(w, planned=2) for w in ("w0", "w1")]
-    assert binds == [{VLLM_BIND_ENV: "0-3"}, {VLLM_BIND_ENV: "4-7"}]
+    binds = [slots.env_for(w, planned=2).get(VLLM_BIND_ENV) for w in ("w0", "w1")]
+    assert binds == ["0-3", "4-7"]
+    assert slots.given["w1"][SLOT_ENV] == "cpus=4-7"  # what its heartbeat will say
     # One worker: vLLM's own choice, as before.
     assert WorkerSlots.detect(VLLM, {}, gpus=[], cpus=range(8)).env_for("w", planned=1) == {}
     # A binding the user set is theirs.
@@ -144,6 +157,90 @@ def test_the_local_pool_hands_each_vllm_worker_its_cores(
     pool._planned = 2  # what start(2) sets before it spawns
     binds = [pool.worker_env(w).get(VLLM_BIND_ENV) for w in ("w0", "w1")]
     cores = physical_cores(os.sched_getaffinity(0))
-    assert binds == [core_bind(cores, index=i, parts=2, tp=1) for i in range(2)]
     if len(cores) >= 2:  # this machine: "0" and "1"
-        assert None not in binds and binds[0] != binds[1]
+        assert None not in binds
+        first, second = (parse_cpus(b or "") for b in binds)
+        assert first and second and not first & second and first | second <= set(cores)
+    else:
+        assert binds == [None, None]
+
+
+def test_slices_held_by_another_processs_workers_are_never_handed_out() -> None:
+    slots = WorkerSlots.detect({"model": {"engine": "vllm"}}, {}, gpus=["0", "1", "2", "3"])
+    slots.elsewhere = ["gpus=0", "gpus=1", "cpus=0-3"]  # a first pool's two workers
+    assert slots.free_slices() == ["2", "3"]
+    assert slots.room(2) == (2, None)
+    assert [slots.env_for(w, planned=2)["CUDA_VISIBLE_DEVICES"] for w in ("a", "b")] == ["2", "3"]
+    assert slots.room(1) == (
+        0,
+        "1 more worker(s) asked for, but GPUs 0,1,2,3 hold 4 (one slice of "
+        "tensor_parallel_size 1 each, never shared) and 4 are in use by this run's live "
+        "workers; starting 0",
+    )
+    # A slice of tensor_parallel_size 2 is free only when none of its GPUs is held.
+    wide = WorkerSlots.detect(
+        {"model": {"options": {"tensor_parallel_size": 2}}}, {}, gpus=["0", "1", "2", "3"]
+    )
+    wide.elsewhere = ["gpus=1"]
+    assert wide.free_slices() == ["2,3"]
+    assert wide.room(2)[0] == 1
+
+
+def test_vllm_cpu_workers_of_another_pool_keep_their_cores() -> None:
+    slots = WorkerSlots.detect(VLLM, {}, gpus=[], cpus=range(8))
+    slots.elsewhere = ["cpus=0-1|2-3"]  # one worker of tensor_parallel_size 2 elsewhere
+    # One worker added here binds the free cores, even alone.
+    assert slots.env_for("w", planned=1)[VLLM_BIND_ENV] == "4-7"
+    # None free: all the cores are split anew (shared, as an oversubscribed machine must).
+    full = WorkerSlots.detect(VLLM, {}, gpus=[], cpus=range(4))
+    full.elsewhere = ["cpus=0-3"]
+    assert full.env_for("w", planned=2)[VLLM_BIND_ENV] == "0-1"
+
+
+def test_cpu_bind_lists_parse_back_and_garbage_counts_for_nothing() -> None:
+    assert parse_cpus("0-3|8,9") == {0, 1, 2, 3, 8, 9}
+    assert parse_cpus("x,5") == {5}
+
+
+def test_only_live_workers_of_this_host_hold_a_slot() -> None:
+    now, me = 1000.0, os.getpid()
+
+    def beat(wid: str, **kw: object) -> Heartbeat:
+        doc = {"worker_id": wid, "host": "h", "pid": me, "last_seen": now - 1, "slot": "gpus=0"}
+        return Heartbeat(**{**doc, **kw})  # type: ignore[arg-type]
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    beats = {
+        "live": beat("live"),
+        "mine": beat("mine", slot="gpus=9"),  # this pool's own: it knows its slots
+        "ended": beat("ended", state="stopped", slot="gpus=1"),
+        "stale": beat("stale", last_seen=now - 91, slot="gpus=2"),
+        "killed": beat("killed", pid=gone.pid, slot="gpus=3"),
+        "other-host": beat("other-host", host="elsewhere", slot="gpus=4"),
+        "unpinned": beat("unpinned", slot=None),
+    }
+    assert live_slots(beats, skip={"mine"}, host="h", now=now) == ["gpus=0"]
+
+
+def test_the_pools_first_heartbeat_is_no_earlier_life_of_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "in.jsonl").write_text('{"text": "a"}\n')
+    (tmp_path / "r.yaml").write_text(
+        "name: v\ninput: {path: in.jsonl}\ntask: generate\n"
+        "model: {engine: vllm, name: some/model}\nstore: ./runs\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    store = prepare_run(load_recipe(tmp_path / "r.yaml"))
+    # What LocalPool writes the moment it spawns a pinned worker: this very process.
+    placeholder = {"state": "starting", "pid": os.getpid(), "host": socket.gethostname(),
+                   "started_at": time.time() - 30, "slot": "gpus=0"}  # fmt: skip
+    store.heartbeat("w-new", placeholder)
+    monkeypatch.setenv(SLOT_ENV, "gpus=0")
+    worker = Worker(store, worker_id="w-new")
+    assert (worker.prior_s, worker.info.preemptions) == (0.0, 0)
+    assert worker._heartbeat_doc()["slot"] == "gpus=0"  # the slot stays on record
+    # Another process's heartbeat under that id is an earlier life that did not end.
+    store.heartbeat("w-old", {**placeholder, "pid": os.getpid() + 100_000})
+    assert Worker(store, worker_id="w-old").info.preemptions == 1
