@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pricing
 from pricing import Figure
-from pricing import _throughput as shipped
+from pricing import _bands as shipped
 from pricing._figures import engine_family
 from pricing._models import is_encoder, model_info
 from pricing._scaling import roofline_ratio, rows_of, scaled_from, shape_of

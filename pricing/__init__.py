@@ -12,7 +12,9 @@ internals live in ``_name`` modules:
 * :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models,
   :mod:`pricing._configs` - their ``config.json`` (local, cached, or the Hub over httpx);
 * :mod:`pricing._figures` - throughput figures (published, measured);
-  :mod:`pricing._roofline` and :mod:`pricing._throughput` - memory fit and the estimator;
+  :mod:`pricing._roofline`, :mod:`pricing._memory` and :mod:`pricing._throughput` - memory
+  fit and the estimator (:mod:`pricing._bands` its fitted constants,
+  :mod:`pricing._published` its published path);
 * :mod:`pricing._history` - run history, preemption rates, start-up times, launcher jobs;
   :mod:`pricing._terms` - each cloud's billing granularity, egress $/GB and spot risk.
 
@@ -21,6 +23,7 @@ Importing this package is cheap: DuckDB, pyarrow and SkyPilot load only when use
 
 from __future__ import annotations
 
+from pricing._bands import PUBLISHED_BAND, PUBLISHED_DERATE, ThroughputEstimate
 from pricing._catalog import (
     SPOT_ONLY_FLAGS,
     CatalogDiff,
@@ -41,6 +44,7 @@ from pricing._history import (
     record_run,
     startup_s,
 )
+from pricing._memory import gpus_needed, memory_fit
 from pricing._models import ModelInfo, model_info, model_key, name_precision, precision_of
 from pricing._refresh import from_fetched, from_vms_dir
 from pricing._roofline import bytes_per_param
@@ -52,14 +56,7 @@ from pricing._specs import (
     sky_accelerator_name,
 )
 from pricing._terms import CloudTerms, SpotRisk, cloud_terms, gpu_class, spot_risk
-from pricing._throughput import (
-    PUBLISHED_BAND,
-    PUBLISHED_DERATE,
-    ThroughputEstimate,
-    estimate_throughput,
-    gpus_needed,
-    memory_fit,
-)
+from pricing._throughput import estimate_throughput
 
 __all__ = [
     "PUBLISHED_BAND",

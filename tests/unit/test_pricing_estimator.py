@@ -10,8 +10,8 @@ import pytest
 
 import pricing
 from pricing import estimate_throughput
+from pricing._bands import RESCALED_BAND, SCALED_BAND
 from pricing._figures import published_figures
-from pricing._throughput import RESCALED_BAND, SCALED_BAND
 from scheduler.errors import PlanError
 
 
@@ -344,7 +344,7 @@ def test_shipped_scaled_and_first_principles_bands_are_the_held_out_fit() -> Non
 
 
 def test_first_principles_band_is_the_fitted_one() -> None:
-    from pricing._throughput import (
+    from pricing._bands import (
         ENCODER_BAND,
         ENCODER_EFFICIENCY,
         FIRST_PRINCIPLES_BAND,
