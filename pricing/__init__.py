@@ -6,8 +6,8 @@ internals live in ``_name`` modules:
 * :mod:`pricing._db` - the file, short-lived retried connections, migrations applied
   (:mod:`pricing._schema`); :mod:`pricing._readcache` - what a new process reads, without
   DuckDB;
-* :mod:`pricing._catalog` - offerings, sanitising (flagged prices are never returned as
-  trusted), snapshot, refresh diff; :mod:`pricing._refresh` - ``vms.csv`` files;
+* :mod:`pricing._offering` - offerings, sanitising (flagged prices are never returned as
+  trusted), snapshot; :mod:`pricing._catalog` - the offerings table, refresh diff; :mod:`pricing._refresh` - ``vms.csv`` files;
   :mod:`pricing._fetch` - SkyPilot's public catalog over HTTP (httpx);
 * :mod:`pricing._specs` - accelerator names and specs; :mod:`pricing._models` - models,
   :mod:`pricing._configs` - their ``config.json`` (local, cached, or the Hub over httpx);
@@ -25,14 +25,11 @@ from __future__ import annotations
 
 from pricing._bands import PUBLISHED_BAND, PUBLISHED_DERATE, ThroughputEstimate
 from pricing._catalog import (
-    SPOT_ONLY_FLAGS,
     CatalogDiff,
-    Offering,
     list_offerings,
     max_price_age_days,
     prices_age_days,
     replace_offerings,
-    sanitise,
 )
 from pricing._db import connect, db_path, db_signature, register_seeder, session, skybatch_home
 from pricing._fetch import Fetched, catalog_cache_dir, fetch_catalogs
@@ -46,6 +43,7 @@ from pricing._history import (
 )
 from pricing._memory import gpus_needed, memory_fit
 from pricing._models import ModelInfo, model_info, model_key, name_precision, precision_of
+from pricing._offering import SPOT_ONLY_FLAGS, Offering, sanitise
 from pricing._refresh import from_fetched, from_vms_dir
 from pricing._roofline import bytes_per_param
 from pricing._specs import (

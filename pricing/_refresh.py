@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pricing._catalog import Offering, make_offering, sanitise
+from pricing._offering import Offering, make_offering, sanitise
 from scheduler.errors import UsageError
 
 __all__ = ["CATALOG_VERSION", "from_fetched", "from_vms_dir", "read_vms_csv"]

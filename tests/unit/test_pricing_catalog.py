@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import pricing
-from pricing._catalog import load_snapshot, make_offering, sanitise
+from pricing._offering import load_snapshot, make_offering, sanitise
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 
