@@ -3,8 +3,8 @@
 The contract (layout, exclusive commit markers, advisory leases, reconciliation) is in
 ``README.md`` beside this file. Modules: ``_store`` (the operations: create, claim, commit,
 release, heartbeats, resume), ``_types`` (value types and ids: leases, markers, run ids),
-``_documents`` (run.json, heartbeats, claims, the jobs document and the launch option as
-typed values, each parsed in one place), ``_fs`` (fsspec resolution and raw, safe I/O) and
+``_documents`` (run.json, heartbeats, claims and the jobs document as typed values, each
+parsed in one place, through ``_fields``), ``_option`` (the launch option), ``_fs`` (fsspec resolution and raw, safe I/O) and
 ``_status`` (progress, rates, ETA and spend derived from the store). Import from here, never from the private modules.
 """
 
@@ -16,13 +16,12 @@ from scheduler.store._documents import (
     Heartbeat,
     JobRecord,
     JobsDoc,
-    LaunchOption,
-    Offering,
     RunInfo,
 )
 from scheduler.store._fs import (
     open_store_root,
 )
+from scheduler.store._option import LaunchOption, Offering
 from scheduler.store._repair import VerifyReport, clean_orphans, quarantine, verify_run
 from scheduler.store._status import (
     WORKER_STALE_S,

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.store._documents import Heartbeat, parse_time
+from scheduler.store._documents import Heartbeat
+from scheduler.store._fields import parse_time
 from scheduler.store._session import Life, current_session, last_error_line
 from scheduler.store._store import RunStore
 
