@@ -1,11 +1,14 @@
 """The run store: where a run lives, and the single source of truth for its progress.
 
 The contract (layout, exclusive commit markers, advisory leases, reconciliation) is in
-``README.md`` beside this file. Modules: ``_store`` (the operations: create, claim, commit,
-release, heartbeats, resume), ``_types`` (value types and ids: leases, markers, run ids),
-``_documents`` (run.json, heartbeats, claims and the jobs document as typed values, each
-parsed in one place, through ``_fields``), ``_option`` (the launch option), ``_fs`` (fsspec resolution and raw, safe I/O) and
-``_status`` (progress, rates, ETA and spend derived from the store). Import from here, never from the private modules.
+``README.md`` beside this file. Modules: ``_store`` (``RunStore``: claim, renew, release,
+heartbeats, events), ``_creation`` (its create and resume checks, run.json, the manifest),
+``_commits`` (its outputs and the exclusive commit), ``_types`` (value types and ids:
+leases, markers, run ids), ``_documents`` (run.json, heartbeats, claims and the jobs
+document as typed values, each parsed in one place, through ``_fields``), ``_option`` (the
+launch option), ``_fs`` (fsspec resolution and raw, safe I/O) and ``_status`` (progress,
+rates, ETA and spend derived from the store). Import from here, never from the private
+modules.
 """
 
 from __future__ import annotations

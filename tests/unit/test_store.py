@@ -35,7 +35,7 @@ from scheduler.store import (
     make_run_id,
     validate_run_id,
 )
-from scheduler.store._store import _parquet_table as parquet_table
+from scheduler.store._commits import _parquet_table as parquet_table
 
 T0 = 1_700_000_000.0
 TTL = 60.0
