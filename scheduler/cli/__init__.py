@@ -1,7 +1,7 @@
 """The ``skybatch`` command line.
 
 Each command group lives in its own module (``_run``, ``_plan``, ``_launch``, ``_tui``,
-``_pricing``, ``_verify``), imported only when its command is looked up (``COMMAND_MODULES``
+``_pricing``, ``_bench``, ``_verify``), imported only when its command is looked up (``COMMAND_MODULES``
 in ``_common``), and imports heavy dependencies (torch, sky, duckdb, textual) inside the
 command that needs them, so ``skybatch --help`` loads none of them.
 

@@ -41,7 +41,7 @@ _json_count = 0
 COMMAND_MODULES = {
     "validate": "_run", "run": "_run", "status": "_run", "results": "_run",
     "verify": "_verify", "plan": "_plan", "launch": "_launch", "watch": "_launch",
-    "cancel": "_launch", "tui": "_tui", "pricing": "_pricing", "bench": "_pricing",
+    "cancel": "_launch", "tui": "_tui", "pricing": "_pricing", "bench": "_bench",
 }  # fmt: skip
 
 
