@@ -36,7 +36,7 @@ threads and pools, and the driver waits for its workers to exit (raw vLLM pays b
 exit too: its finish column). With the grace cut to 0.5 s (``VllmEngine.close``) but the
 normal exit, finish was still 10.1-10.5 s (a run at load 8-10: ratios 1.50 and 1.05, the
 first raw load an outlier); with the worker leaving by ``os._exit`` once everything is
-committed (``scheduler/worker.py``) it is 3.4-5.8 s, above. What is left is start-up
+committed (``scheduler/worker/__main__.py``) it is 3.4-5.8 s, above. What is left is start-up
 (prepare 1.3-2.4 s, worker start 2-3.6 s); generation itself is on par (shards vs
 generate). On a busy shared machine the load phase swings by tens of seconds between
 processes: run more rounds on a quiet one for a tighter figure.

@@ -20,9 +20,9 @@ CLI_ONLY = ("skypilot", "textual", "duckdb", "fastapi", "uvicorn", "plotext", "r
 def test_the_wheel_holds_exactly_the_running_code_and_is_reused() -> None:
     wheel = sp.shipped_wheel()
     with zipfile.ZipFile(wheel.path) as zf:
-        shipped = zf.read("scheduler/worker.py")
+        shipped = zf.read("scheduler/worker/_worker.py")
         names = set(zf.namelist())
-    assert shipped == (REPO / "scheduler" / "worker.py").read_bytes()
+    assert shipped == (REPO / "scheduler" / "worker" / "_worker.py").read_bytes()
     assert "pricing/data/offerings.csv" in names or any(n.startswith("pricing/") for n in names)
     assert sp.shipped_wheel() == wheel  # same content: the cached wheel, not a rebuild
     assert wheel.remote_path.startswith("~/.skybatch/wheels/" + wheel.digest[:16] + "/")
