@@ -337,8 +337,8 @@ def _stderr_console() -> Any:
 def _phase(status: RunStatus, model: str) -> str | None:
     """What the run is waiting on before its first rows, in words (None once it runs)."""
     alive = [w for w in status.workers if w.alive]
-    if any(w.state == "running" for w in alive):
-        return None
+    if status.shards_done == status.shards_total or any(w.state == "running" for w in alive):
+        return None  # (a worker can load, finish and exit between two polls)
     if any(w.state == "starting" for w in alive):
         return f"loading {model}"
     return "starting workers"
@@ -415,6 +415,8 @@ def run_local(
             status = read_status(store)
             # Phases describe the start only: once a worker ran, the bar says the rest.
             phase = None if said is None else _phase(status, model)
+            if phase == "starting workers" and said and said != phase:
+                phase = said  # phases only go forward: a restart while loading still loads
             if bar is not None and task is not None:
                 bar.update(
                     task,

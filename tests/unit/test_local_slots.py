@@ -244,3 +244,21 @@ def test_the_pools_first_heartbeat_is_no_earlier_life_of_the_worker(
     # Another process's heartbeat under that id is an earlier life that did not end.
     store.heartbeat("w-old", {**placeholder, "pid": os.getpid() + 100_000})
     assert Worker(store, worker_id="w-old").info.preemptions == 1
+
+
+def test_the_start_phase_is_over_once_the_shards_are_done() -> None:
+    """A worker can load, finish every shard and exit between two polls: no 'starting'."""
+    import dataclasses
+
+    from scheduler.backends.local import _phase
+    from scheduler.store import RunStatus
+
+    fields = {f.name: f for f in dataclasses.fields(RunStatus)}
+    base = {n: 0 for n, f in fields.items() if f.type in ("int", "float")}
+    status = RunStatus(
+        **{**base, "run_id": "r", "recipe_name": "r", "store": "s", "backend": "local",
+           "state": "running", "created_at": None, "eta_s": None, "deadline_at": None,
+           "budget_usd": None, "shards_total": 2, "shards_done": 1},
+    )  # fmt: skip
+    assert _phase(status, "m") == "starting workers"  # nobody alive, shards left
+    assert _phase(dataclasses.replace(status, shards_done=2), "m") is None
