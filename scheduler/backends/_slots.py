@@ -1,6 +1,6 @@
 """Where each local worker runs: its own slice of this machine's GPUs, or its own cores.
 
-:class:`~scheduler.backends.local.LocalPool` asks :class:`WorkerSlots` for the environment
+:class:`~scheduler.backends._pool.LocalPool` asks :class:`WorkerSlots` for the environment
 of every worker it starts; a restarted worker gets its first one again.
 
 - **GPUs.** The machine's GPUs (:func:`~scheduler.backends.replicas.visible_gpus`: the
