@@ -57,6 +57,26 @@ def same_row(a: Figure, b: Figure) -> bool:
     return a is b
 
 
+def _estimate(
+    fig: Figure, input_tokens: float, output_tokens: float, figures: Sequence[Figure]
+) -> pricing.ThroughputEstimate | None:
+    """The estimator's answer for ``fig``'s model, GPU and shape, knowing only ``figures``."""
+    try:
+        return pricing.estimate_throughput(
+            model=fig.model,
+            engine=fig.engine,
+            task=fig.task,
+            accelerator=fig.accelerator,
+            count=fig.count,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            precision=fig.precision,
+            figures=figures,
+        )
+    except SkybatchError:
+        return None
+
+
 def same_gpu(a: Figure, b: Figure) -> bool:
     return a.model_key == b.model_key and a.accelerator == b.accelerator
 
@@ -70,21 +90,8 @@ def held_out(figures: Sequence[Figure], hold: Callable[[Figure, Figure], bool]) 
             continue
         rows, i_tok, o_tok = got
         rest = [f for f in figures if f.model_key == fig.model_key and not hold(fig, f)]
-        try:
-            est = pricing.estimate_throughput(
-                model=fig.model,
-                engine=fig.engine,
-                task=fig.task,
-                accelerator=fig.accelerator,
-                count=fig.count,
-                input_tokens=i_tok,
-                output_tokens=o_tok,
-                precision=fig.precision,
-                figures=rest,
-            )
-        except SkybatchError:
-            continue
-        if est.kind == "estimated" or est.rows_per_s <= 0:
+        est = _estimate(fig, i_tok, o_tok, rest)
+        if est is None or est.kind == "estimated" or est.rows_per_s <= 0:
             continue  # nothing published to scale from: the first-principles path
         out.append(HeldOut(fig, rows, est.rows_per_s / pricing.PUBLISHED_DERATE, est.kind))
     return out
@@ -259,21 +266,8 @@ def first_principles(figures: Sequence[Figure]) -> list[HeldOut]:
         if got is None:
             continue
         rows, i_tok, o_tok = got
-        try:
-            est = pricing.estimate_throughput(
-                model=fig.model,
-                engine=fig.engine,
-                task=fig.task,
-                accelerator=fig.accelerator,
-                count=fig.count,
-                input_tokens=i_tok,
-                output_tokens=o_tok,
-                precision=fig.precision,
-                figures=[],
-            )
-        except SkybatchError:
-            continue
-        if est.kind != "estimated" or est.rows_per_s <= 0:
+        est = _estimate(fig, i_tok, o_tok, [])
+        if est is None or est.kind != "estimated" or est.rows_per_s <= 0:
             continue
         enc = is_encoder(fig.model, fig.task)
         efficiency, _ = shipped.first_principles_fit(encoder=enc, engine=fig.engine)
