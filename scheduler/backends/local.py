@@ -146,8 +146,6 @@ def run_local(
             status = read_status(store)
             # Phases describe the start only: once a worker ran, the bar says the rest.
             phase = None if said is None else _phase(status, model)
-            if phase == "starting workers" and said and said != phase:
-                phase = said  # phases only go forward: a restart while loading still loads
             if bar is not None and task is not None:
                 bar.update(
                     task,
